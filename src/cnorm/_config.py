@@ -1,0 +1,53 @@
+"""Library-wide settings and build facts: threads, configuration, headers."""
+import os
+import platform
+import sysconfig
+
+import numpy as np
+
+from cnorm import _kernels
+from cnorm._validate import check_positive_int
+
+__all__ = ["get_include", "get_num_threads", "set_num_threads", "show_config"]
+
+
+def set_num_threads(n):
+    """Threads the kernels use (a positive int); None restores the default,
+    which follows OpenMP's own setting (OMP_NUM_THREADS, threadpoolctl)."""
+    _kernels.set_num_threads(0 if n is None else check_positive_int(n, "n"))
+
+
+def get_num_threads():
+    """Threads the kernels use for large inputs (small inputs stay on one)."""
+    return _kernels.get_num_threads()
+
+
+def get_include():
+    """Directory holding cnorm.h, for C/Cython extensions built against cnorm."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "include")
+
+
+def config():
+    """The facts show_config prints, as a dict."""
+    from cnorm import __version__
+
+    return {
+        "version": __version__,
+        "openmp": _kernels.openmp_enabled(),
+        "threads": get_num_threads(),
+        "simd": _kernels.simd_path(),
+        "compiler": sysconfig.get_config_var("CC") or "unknown",
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def show_config():
+    """Print version, OpenMP, threads, SIMD path in use and compiler."""
+    c = config()
+    print(f"cnorm {c['version']}")
+    print(f"  OpenMP:   {'yes' if c['openmp'] else 'no (kernels run serially)'}")
+    print(f"  threads:  {c['threads']}")
+    print(f"  SIMD:     {c['simd']}")
+    print(f"  compiler: {c['compiler']}")
+    print(f"  numpy:    {c['numpy']}, python {c['python']}")

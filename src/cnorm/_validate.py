@@ -1,0 +1,136 @@
+"""Argument checks shared by the functional API.
+
+Every check runs before any kernel writes, so a failing call leaves out= and
+running statistics untouched.  Messages name the argument, what was expected
+and what was given.
+"""
+import math
+import operator
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_float_array(a, name):
+    """a as an ndarray of float32/float64 (no copy when it already is one)."""
+    arr = np.asarray(a)
+    if arr.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {arr.dtype}")
+    return arr
+
+
+def as_contiguous(a):
+    """C-contiguous version of a, copying only when it is not already."""
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def check_eps(eps, name="eps"):
+    try:
+        value = float(eps)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {eps!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be finite and >= 0, got {eps!r}")
+    return value
+
+
+def check_momentum(momentum):
+    if momentum is None:
+        return None
+    try:
+        value = float(momentum)
+    except (TypeError, ValueError):
+        raise TypeError(f"momentum must be a number in [0, 1] or None, got {momentum!r}") from None
+    if not (0.0 <= value <= 1.0):
+        raise ValueError(f"momentum must be in [0, 1] or None, got {momentum!r}")
+    return value
+
+
+def check_positive_int(value, name):
+    try:
+        n = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {value!r}") from None
+    if n < 1:
+        raise ValueError(f"{name} must be >= 1, got {n}")
+    return n
+
+
+def check_ndim(x, minimum, name="x"):
+    if x.ndim < minimum:
+        raise ValueError(f"{name} must have at least {minimum} dimensions, got shape {x.shape}")
+
+
+def normalize_axis(axis, ndim):
+    try:
+        a = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"axis must be an integer, got {axis!r}") from None
+    if not -ndim <= a < ndim:
+        raise ValueError(f"axis {axis} is out of range for an input with {ndim} dimensions")
+    return a % ndim
+
+
+def param(p, name, shape, dtype, *, optional=True):
+    """Parameter array of exactly `shape`, C-contiguous, converted to dtype."""
+    if p is None:
+        if optional:
+            return None
+        raise ValueError(f"{name} is required")
+    arr = np.asarray(p)
+    if arr.dtype.kind != "f":
+        raise TypeError(f"{name} must be a floating-point array, got dtype {arr.dtype}")
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def same_shape(a, x, name):
+    if a.shape != x.shape:
+        raise ValueError(f"{name} must have the shape of x {x.shape}, got {a.shape}")
+    if a.dtype != x.dtype:
+        raise TypeError(f"{name} must have the dtype of x ({x.dtype}), got {a.dtype}")
+
+
+def check_out(out, x):
+    """Validate out= against x (shape, dtype, writable); None passes."""
+    if out is None:
+        return
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != x.shape or out.dtype != x.dtype:
+        raise ValueError(
+            f"out must have shape {x.shape} and dtype {x.dtype}, "
+            f"got shape {out.shape} and dtype {out.dtype}"
+        )
+    if not out.flags.writeable:
+        raise ValueError("out must be writable, got a read-only array")
+
+
+def kernel_output(out, *inputs):
+    """Array the kernel writes into: out itself when the kernel can write it
+    directly (C-contiguous, and either exactly one of the inputs or sharing no
+    memory with them), else a fresh array that finish_output copies into out."""
+    like = inputs[0]
+    if out is None:
+        return np.empty(like.shape, like.dtype)
+    if out.flags.c_contiguous and all(
+        _same_buffer(out, a) or not np.may_share_memory(out, a) for a in inputs
+    ):
+        return out
+    return np.empty(like.shape, like.dtype)
+
+
+def finish_output(result, out):
+    if out is None or result is out:
+        return result
+    np.copyto(out, result)
+    return out
+
+
+def _same_buffer(a, b):
+    return (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.strides == b.strides
+    )

@@ -1,0 +1,299 @@
+"""Stateless normalization functions on NumPy arrays.
+
+Each function validates its arguments (see _validate.py), views x without
+copying as the channel view (N, C, S) or the row view (M, K) of DESIGN.md,
+and hands C-contiguous buffers to one of the kernel families.
+"""
+import math
+
+import numpy as np
+
+from cnorm import _kernels
+from cnorm._validate import (
+    as_contiguous,
+    as_float_array,
+    check_eps,
+    check_ndim,
+    check_out,
+    check_positive_int,
+    finish_output,
+    kernel_output,
+    normalize_axis,
+    param,
+    same_shape,
+)
+
+__all__ = [
+    "batch_norm_backward",
+    "batch_norm_infer",
+    "batch_norm_train",
+    "group_norm",
+    "group_norm_backward",
+    "instance_norm",
+    "instance_norm_backward",
+    "layer_norm",
+    "layer_norm_backward",
+    "rms_norm",
+    "rms_norm_backward",
+]
+
+
+# ---- channel family: batch norm -------------------------------------------
+
+
+def channel_view(x, axis):
+    """(N, C, S) of x for channel axis `axis` (x C-contiguous)."""
+    check_ndim(x, 2)
+    a = normalize_axis(axis, x.ndim)
+    return math.prod(x.shape[:a]), x.shape[a], math.prod(x.shape[a + 1 :])
+
+
+def batch_statistics(x, weight, bias, eps, axis, out, renorm=None):
+    """Training forward: (y, mean, var) with float64 batch mean and biased var.
+
+    renorm: None, or (running_mean, running_var, rmax, dmax) for batch
+    renormalization; then (y, mean, var, r, d) is returned."""
+    x = as_float_array(x, "x")
+    N, C, S = channel_view(x, axis)
+    if N * S < 2:
+        raise ValueError(
+            f"training needs more than one value per channel, got input of shape {x.shape} "
+            f"with channel axis {axis}"
+        )
+    weight = param(weight, "weight", (C,), x.dtype)
+    bias = param(bias, "bias", (C,), x.dtype)
+    eps = check_eps(eps)
+    check_out(out, x)
+    xc = as_contiguous(x)
+    y = kernel_output(out, xc)
+    mean = np.empty(C, np.float64)
+    var = np.empty(C, np.float64)
+    if renorm is None:
+        _kernels.bn_forward_train(xc, N, C, S, weight, bias, eps, y, mean, var)
+        return finish_output(y, out), mean, var
+    running_mean, running_var, rmax, dmax = renorm
+    r = np.empty(C, np.float64)
+    d = np.empty(C, np.float64)
+    args = (running_mean, running_var, rmax, dmax, r, d)
+    _kernels.bn_forward_train(xc, N, C, S, weight, bias, eps, y, mean, var, args)
+    return finish_output(y, out), mean, var, r, d
+
+
+def batch_norm_train(x, weight=None, bias=None, *, eps=1e-5, axis=1, out=None):
+    """Batch-norm training forward with the batch's own statistics.
+
+    Returns (y, mean, invstd): mean and invstd = 1/sqrt(biased_var + eps) per
+    channel, shape (C,), in x's dtype (what batch_norm_backward needs)."""
+    y, mean, var = batch_statistics(x, weight, bias, eps, axis, out)
+    eps = float(eps)
+    return y, mean.astype(y.dtype), (1.0 / np.sqrt(var + eps)).astype(y.dtype)
+
+
+def batch_norm_infer(x, running_mean, running_var, weight=None, bias=None, *, eps=1e-5,
+                     axis=1, out=None):
+    """Batch-norm inference: y = (x - running_mean) / sqrt(running_var + eps) * weight + bias."""
+    x = as_float_array(x, "x")
+    N, C, S = channel_view(x, axis)
+    running_mean = param(running_mean, "running_mean", (C,), x.dtype, optional=False)
+    running_var = param(running_var, "running_var", (C,), x.dtype, optional=False)
+    weight = param(weight, "weight", (C,), x.dtype)
+    bias = param(bias, "bias", (C,), x.dtype)
+    eps = check_eps(eps)
+    check_out(out, x)
+    xc = as_contiguous(x)
+    y = kernel_output(out, xc)
+    _kernels.bn_forward_infer(xc, N, C, S, running_mean, running_var, weight, bias, eps, y)
+    return finish_output(y, out)
+
+
+def batch_norm_backward(dy, x, mean, invstd, weight=None, *, axis=1, out=None):
+    """Gradients of batch_norm_train: (dx, dweight, dbias).
+
+    dweight = sum(dy * x_hat) is None when weight is None; dbias = sum(dy) is
+    always returned.  out= receives dx and may be dy or x."""
+    x = as_float_array(x, "x")
+    dy = as_float_array(dy, "dy")
+    same_shape(dy, x, "dy")
+    N, C, S = channel_view(x, axis)
+    mean = param(mean, "mean", (C,), x.dtype, optional=False)
+    invstd = param(invstd, "invstd", (C,), x.dtype, optional=False)
+    weight = param(weight, "weight", (C,), x.dtype)
+    check_out(out, x)
+    xc, dyc = as_contiguous(x), as_contiguous(dy)
+    dx = kernel_output(out, dyc, xc)
+    sum_dy = np.empty(C, np.float64)
+    sum_dy_xhat = np.empty(C, np.float64)
+    _kernels.bn_backward(dyc, xc, N, C, S, mean, invstd, weight, dx, sum_dy, sum_dy_xhat)
+    dweight = None if weight is None else sum_dy_xhat.astype(x.dtype)
+    return finish_output(dx, out), dweight, sum_dy.astype(x.dtype)
+
+
+# ---- row family: layer, group, instance and RMS norm ----------------------
+
+
+def _normalized_shape(normalized_shape, x):
+    """(leading shape, normalized shape) of x; the trailing dims must match."""
+    shape = (normalized_shape,) if np.ndim(normalized_shape) == 0 else tuple(normalized_shape)
+    try:
+        shape = tuple(int(d) for d in shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"normalized_shape must be an int or a tuple of ints, got "
+                        f"{normalized_shape!r}") from None
+    D = len(shape)
+    if D == 0 or x.ndim < D or x.shape[x.ndim - D:] != shape:
+        raise ValueError(f"normalized_shape {shape} does not match the trailing dimensions of x "
+                         f"with shape {x.shape}")
+    if math.prod(shape) == 0:
+        raise ValueError(f"normalized_shape must contain at least one element, got {shape}")
+    return x.shape[: x.ndim - D], shape
+
+
+def _group_view(x, num_groups, name="num_groups"):
+    """(N, C, S, G) for x of shape (N, C, *) normalized per group of channels."""
+    check_ndim(x, 2)
+    G = check_positive_int(num_groups, name)
+    N, C = x.shape[:2]
+    if C % G:
+        raise ValueError(f"{name} must divide the number of channels {C}, got {G}")
+    return N, C, math.prod(x.shape[2:]), G
+
+
+def _check_row_sizes(M, K):
+    if K == 0 and M > 0:
+        raise ValueError("normalization needs at least one value per row, got an empty row")
+
+
+def _row_forward(x, M, K, G, S, stat_shape, weight, bias, eps, out, center):
+    _check_row_sizes(M, K)
+    check_out(out, x)
+    xc = as_contiguous(x)
+    y = kernel_output(out, xc)
+    mean = np.empty(stat_shape, x.dtype) if center else None
+    rstd = np.empty(stat_shape, x.dtype)
+    if M > 0:
+        _kernels.row_forward(xc, M, K, G, S, center, eps, weight, bias, y, mean, rstd)
+    return finish_output(y, out), mean, rstd
+
+
+def _row_backward(dy, x, M, K, G, S, stat_shape, param_shape, mean, rstd, weight, out,
+                  center, want_dbias=True):
+    mean = param(mean, "mean", stat_shape, x.dtype, optional=not center)
+    rstd = param(rstd, "rstd", stat_shape, x.dtype, optional=False)
+    _check_row_sizes(M, K)
+    check_out(out, x)
+    xc, dyc = as_contiguous(x), as_contiguous(dy)
+    dx = kernel_output(out, dyc, xc)
+    dweight = None if weight is None else np.zeros(param_shape, np.float64)
+    dbias = np.zeros(param_shape, np.float64) if want_dbias else None
+    if M > 0:
+        _kernels.row_backward(dyc, xc, M, K, G, S, center, mean, rstd, weight, dx, dweight,
+                              dbias)
+    cast = (lambda a: None if a is None else a.astype(x.dtype))
+    return finish_output(dx, out), cast(dweight), cast(dbias)
+
+
+def _dy_like(dy, x):
+    dy = as_float_array(dy, "dy")
+    same_shape(dy, x, "dy")
+    return dy
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, *, eps=1e-5, out=None):
+    """Layer norm over the trailing dims given by normalized_shape.
+
+    Returns (y, mean, rstd); mean and rstd have x's leading shape."""
+    x = as_float_array(x, "x")
+    lead, norm = _normalized_shape(normalized_shape, x)
+    weight = param(weight, "weight", norm, x.dtype)
+    bias = param(bias, "bias", norm, x.dtype)
+    eps = check_eps(eps)
+    return _row_forward(x, math.prod(lead), math.prod(norm), 1, 1, lead, weight, bias, eps, out,
+                        True)
+
+
+def layer_norm_backward(dy, x, mean, rstd, normalized_shape, weight=None, *, out=None):
+    """Gradients of layer_norm: (dx, dweight, dbias); dweight is None when weight is."""
+    x = as_float_array(x, "x")
+    dy = _dy_like(dy, x)
+    lead, norm = _normalized_shape(normalized_shape, x)
+    weight = param(weight, "weight", norm, x.dtype)
+    return _row_backward(dy, x, math.prod(lead), math.prod(norm), 1, 1, lead, norm, mean, rstd,
+                         weight, out, True)
+
+
+def group_norm(x, num_groups, weight=None, bias=None, *, eps=1e-5, out=None):
+    """Group norm of x (N, C, *) over groups of C/num_groups channels.
+
+    Returns (y, mean, rstd) with mean and rstd of shape (N, num_groups)."""
+    x = as_float_array(x, "x")
+    N, C, S, G = _group_view(x, num_groups)
+    weight = param(weight, "weight", (C,), x.dtype)
+    bias = param(bias, "bias", (C,), x.dtype)
+    eps = check_eps(eps)
+    return _row_forward(x, N * G, C // G * S, G, S, (N, G), weight, bias, eps, out, True)
+
+
+def group_norm_backward(dy, x, mean, rstd, num_groups, weight=None, *, out=None):
+    """Gradients of group_norm: (dx, dweight, dbias); dweight is None when weight is."""
+    x = as_float_array(x, "x")
+    dy = _dy_like(dy, x)
+    N, C, S, G = _group_view(x, num_groups)
+    weight = param(weight, "weight", (C,), x.dtype)
+    return _row_backward(dy, x, N * G, C // G * S, G, S, (N, G), (C,), mean, rstd, weight, out,
+                         True)
+
+
+def _instance_view(x):
+    check_ndim(x, 3)
+    N, C, S, _ = _group_view(x, x.shape[1] or 1)
+    if S < 2:
+        raise ValueError(f"instance norm needs more than one spatial element per channel, "
+                         f"got input of shape {x.shape}")
+    return N, C, S
+
+
+def instance_norm(x, weight=None, bias=None, *, eps=1e-5, out=None):
+    """Instance norm of x (N, C, *): each (n, c) plane normalized on its own.
+
+    Returns (y, mean, rstd) with mean and rstd of shape (N, C)."""
+    x = as_float_array(x, "x")
+    N, C, S = _instance_view(x)
+    weight = param(weight, "weight", (C,), x.dtype)
+    bias = param(bias, "bias", (C,), x.dtype)
+    eps = check_eps(eps)
+    return _row_forward(x, N * C, S, max(C, 1), S, (N, C), weight, bias, eps, out, True)
+
+
+def instance_norm_backward(dy, x, mean, rstd, weight=None, *, out=None):
+    """Gradients of instance_norm: (dx, dweight, dbias); dweight is None when weight is."""
+    x = as_float_array(x, "x")
+    dy = _dy_like(dy, x)
+    N, C, S = _instance_view(x)
+    weight = param(weight, "weight", (C,), x.dtype)
+    return _row_backward(dy, x, N * C, S, max(C, 1), S, (N, C), (C,), mean, rstd, weight, out,
+                         True)
+
+
+def rms_norm(x, normalized_shape, weight=None, *, eps=None, out=None):
+    """RMS norm over the trailing dims: y = x / sqrt(mean(x**2) + eps) * weight.
+
+    eps=None uses the machine epsilon of x's dtype (as PyTorch).  Returns
+    (y, rstd) with rstd of x's leading shape."""
+    x = as_float_array(x, "x")
+    lead, norm = _normalized_shape(normalized_shape, x)
+    weight = param(weight, "weight", norm, x.dtype)
+    eps = float(np.finfo(x.dtype).eps) if eps is None else check_eps(eps)
+    y, _, rstd = _row_forward(x, math.prod(lead), math.prod(norm), 1, 1, lead, weight, None, eps,
+                              out, False)
+    return y, rstd
+
+
+def rms_norm_backward(dy, x, rstd, normalized_shape, weight=None, *, out=None):
+    """Gradients of rms_norm: (dx, dweight); dweight is None when weight is."""
+    x = as_float_array(x, "x")
+    dy = _dy_like(dy, x)
+    lead, norm = _normalized_shape(normalized_shape, x)
+    weight = param(weight, "weight", norm, x.dtype)
+    dx, dweight, _ = _row_backward(dy, x, math.prod(lead), math.prod(norm), 1, 1, lead, norm,
+                                   None, rstd, weight, out, False, want_dbias=False)
+    return dx, dweight

@@ -1,0 +1,362 @@
+"""State objects: parameters, running statistics and the train/eval protocol.
+
+Every layer follows one protocol (DESIGN.md section 7): created in training
+mode; ``layer(x)`` runs the forward for the current mode; ``train()`` /
+``eval()``; ``layer.backward(dy)`` after a training-mode forward sets
+``grad_weight`` / ``grad_bias``; parameters and buffers are NumPy arrays under
+PyTorch's names, and ``state_dict()`` / ``load_state_dict()`` use PyTorch's
+keys.
+
+Concurrency: eval-mode calls only read the object.  A training step (kernel,
+running-statistics update, saved tensors for backward) runs under a
+per-object lock, so concurrent training calls never interleave half-updates.
+"""
+import math
+import threading
+
+import numpy as np
+
+from cnorm import functional as F
+from cnorm._validate import (
+    as_float_array,
+    check_eps,
+    check_momentum,
+    check_positive_int,
+    normalize_axis,
+)
+
+__all__ = ["BatchNorm", "BatchRenorm", "GroupNorm", "InstanceNorm", "LayerNorm", "RMSNorm"]
+
+
+class _Layer:
+    """Shared protocol; subclasses define _forward_train/_forward_eval/_backward."""
+
+    _state_names = ("weight", "bias")
+
+    def __init__(self, dtype):
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
+        self.training = True
+        self.grad_weight = None
+        self.grad_bias = None
+        self._saved = None
+        self._lock = threading.Lock()
+
+    def train(self, mode=True):
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def __call__(self, x):
+        x = as_float_array(x, "x")
+        if self.training:
+            with self._lock:
+                y, saved = self._forward_train(x)
+                self._saved = saved
+            return y
+        return self._forward_eval(x)
+
+    def backward(self, dy):
+        """dx for the most recent training-mode forward; sets grad_weight/grad_bias."""
+        with self._lock:
+            saved = self._saved
+        if saved is None:
+            raise RuntimeError("backward() needs a training-mode forward call first")
+        dx, self.grad_weight, self.grad_bias = self._backward(dy, saved)
+        return dx
+
+    # ---- state ----------------------------------------------------------
+
+    def _ones_zeros(self, shape, affine, with_bias=True):
+        self.weight = np.ones(shape, self.dtype) if affine else None
+        self.bias = np.zeros(shape, self.dtype) if affine and with_bias else None
+
+    def state_dict(self):
+        """Copies of the parameters and buffers under PyTorch's keys."""
+        state = {}
+        for name in self._state_names:
+            value = getattr(self, name)
+            if value is not None:
+                state[name] = np.array(value, copy=True)
+        return state
+
+    def load_state_dict(self, state_dict):
+        """Load parameters and buffers (anything numpy.asarray takes, e.g. a
+        torch state dict).  All entries are checked before any is assigned."""
+        expected = self.state_dict()
+        missing = sorted(set(expected) - set(state_dict))
+        unexpected = sorted(set(state_dict) - set(expected))
+        if missing or unexpected:
+            raise ValueError(f"state_dict keys do not match: missing {missing}, "
+                             f"unexpected {unexpected}")
+        converted = {}
+        for name, current in expected.items():
+            value = np.asarray(state_dict[name])
+            if value.shape != current.shape:
+                raise ValueError(f"state_dict[{name!r}] must have shape {current.shape}, "
+                                 f"got {value.shape}")
+            if value.dtype.kind not in "fiu":
+                raise TypeError(f"state_dict[{name!r}] must be numeric, got {value.dtype}")
+            converted[name] = value.astype(current.dtype)
+        with self._lock:
+            for name, value in converted.items():
+                if name == "num_batches_tracked":
+                    self.num_batches_tracked = int(value)
+                else:
+                    getattr(self, name)[...] = value
+
+
+class _RunningStats:
+    """Mixin: PyTorch's running_mean / running_var / num_batches_tracked."""
+
+    _state_names = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+    def _init_running(self, num_features, momentum, track):
+        self.momentum = check_momentum(momentum)
+        self.track_running_stats = bool(track)
+        self.running_mean = np.zeros(num_features, self.dtype) if track else None
+        self.running_var = np.ones(num_features, self.dtype) if track else None
+        self.num_batches_tracked = 0 if track else None
+
+    def state_dict(self):
+        state = super().state_dict()
+        if self.track_running_stats:
+            state["num_batches_tracked"] = np.array(self.num_batches_tracked, np.int64)
+        return state
+
+    def _update_running(self, mean, unbiased_var):
+        """One step of the running averages (float64 arithmetic); caller holds the lock."""
+        if not self.track_running_stats:
+            return
+        self.num_batches_tracked += 1
+        f = 1.0 / self.num_batches_tracked if self.momentum is None else self.momentum
+        self.running_mean[...] = (1.0 - f) * self.running_mean.astype(np.float64) + f * mean
+        self.running_var[...] = (1.0 - f) * self.running_var.astype(np.float64) + f * unbiased_var
+
+
+def _unbiased(var, count):
+    return var * (count / (count - 1))
+
+
+class BatchNorm(_RunningStats, _Layer):
+    """Batch normalization over channel axis ``axis`` (1: NCHW, -1: channels-last)."""
+
+    def __init__(self, num_features, *, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, axis=1, dtype=np.float32):
+        super().__init__(dtype)
+        self.num_features = check_positive_int(num_features, "num_features")
+        self.eps = check_eps(eps)
+        self.affine = bool(affine)
+        self.axis = axis
+        self._ones_zeros(self.num_features, self.affine)
+        self._init_running(self.num_features, momentum, track_running_stats)
+
+    def _channels(self, x):
+        axis = normalize_axis(self.axis, max(x.ndim, 1))
+        if x.ndim < 2 or x.shape[axis] != self.num_features:
+            raise ValueError(f"x must have {self.num_features} channels on axis {self.axis}, "
+                             f"got shape {x.shape}")
+        return x.size // self.num_features
+
+    def _forward_train(self, x):
+        count = self._channels(x)
+        y, mean, var = F.batch_statistics(x, self.weight, self.bias, self.eps, self.axis, None)
+        self._update_running(mean, _unbiased(var, count))
+        return y, (x, mean.astype(x.dtype), (1.0 / np.sqrt(var + self.eps)).astype(x.dtype))
+
+    def _forward_eval(self, x):
+        self._channels(x)
+        if not self.track_running_stats:
+            return F.batch_norm_train(x, self.weight, self.bias, eps=self.eps, axis=self.axis)[0]
+        return F.batch_norm_infer(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                  eps=self.eps, axis=self.axis)
+
+    def _backward(self, dy, saved):
+        x, mean, invstd = saved
+        dx, dweight, dbias = F.batch_norm_backward(dy, x, mean, invstd, self.weight,
+                                                   axis=self.axis)
+        return dx, dweight, dbias if self.affine else None
+
+
+class BatchRenorm(BatchNorm):
+    """Batch renormalization (Ioffe 2017, arXiv:1702.03275).
+
+    Training: x_hat = (x - mean_B) / sigma_B * r + d with r = clip(sigma_B /
+    sigma, 1/rmax, rmax), d = clip((mean_B - running_mean) / sigma, -dmax,
+    dmax), from the running statistics before this step's update; r and d
+    are constants for the gradient.  ``rmax`` and ``dmax`` are plain
+    attributes a training loop may ramp.  Inference is batch norm with the
+    running statistics."""
+
+    def __init__(self, num_features, *, eps=1e-5, momentum=0.1, rmax=3.0, dmax=5.0,
+                 affine=True, axis=1, dtype=np.float32):
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine,
+                         track_running_stats=True, axis=axis, dtype=dtype)
+        self.rmax = rmax
+        self.dmax = dmax
+
+    def _clip_limits(self):
+        rmax, dmax = float(self.rmax), float(self.dmax)
+        if not (math.isfinite(rmax) and rmax >= 1.0):
+            raise ValueError(f"rmax must be finite and >= 1, got {self.rmax!r}")
+        if not (math.isfinite(dmax) and dmax >= 0.0):
+            raise ValueError(f"dmax must be finite and >= 0, got {self.dmax!r}")
+        return rmax, dmax
+
+    def _forward_train(self, x):
+        count = self._channels(x)
+        rmax, dmax = self._clip_limits()
+        renorm = (self.running_mean.astype(np.float64), self.running_var.astype(np.float64),
+                  rmax, dmax)
+        y, mean, var, r, d = F.batch_statistics(x, self.weight, self.bias, self.eps, self.axis,
+                                                None, renorm)
+        self._update_running(mean, _unbiased(var, count))
+        invstd = 1.0 / np.sqrt(var + self.eps)
+        return y, (x, mean.astype(x.dtype), invstd.astype(x.dtype), r, d)
+
+    def _backward(self, dy, saved):
+        # dx is batch norm's dx with weight * r; dweight = sum(dy * x_hat) with
+        # x_hat = x_hat_bn * r + d.
+        x, mean, invstd, r, d = saved
+        weight = np.ones_like(mean) if self.weight is None else self.weight
+        dx, dweight_bn, dbias = F.batch_norm_backward(dy, x, mean, invstd,
+                                                      (weight * r).astype(x.dtype),
+                                                      axis=self.axis)
+        if not self.affine:
+            return dx, None, None
+        grad_weight = (r * dweight_bn + d * dbias).astype(x.dtype)
+        return dx, grad_weight, dbias
+
+
+class LayerNorm(_Layer):
+    """Layer normalization over the trailing ``normalized_shape`` dims."""
+
+    def __init__(self, normalized_shape, *, eps=1e-5, elementwise_affine=True, bias=True,
+                 dtype=np.float32):
+        super().__init__(dtype)
+        self.normalized_shape = _shape_tuple(normalized_shape)
+        self.eps = check_eps(eps)
+        self.elementwise_affine = bool(elementwise_affine)
+        self._ones_zeros(self.normalized_shape, self.elementwise_affine, bias)
+
+    def _forward_eval(self, x):
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, eps=self.eps)[0]
+
+    def _forward_train(self, x):
+        y, mean, rstd = F.layer_norm(x, self.normalized_shape, self.weight, self.bias,
+                                     eps=self.eps)
+        return y, (x, mean, rstd)
+
+    def _backward(self, dy, saved):
+        x, mean, rstd = saved
+        dx, dweight, dbias = F.layer_norm_backward(dy, x, mean, rstd, self.normalized_shape,
+                                                   self.weight)
+        return dx, dweight, dbias if self.bias is not None else None
+
+
+class GroupNorm(_Layer):
+    """Group normalization of (N, C, *) inputs over groups of channels."""
+
+    def __init__(self, num_groups, num_channels, *, eps=1e-5, affine=True, dtype=np.float32):
+        super().__init__(dtype)
+        self.num_groups = check_positive_int(num_groups, "num_groups")
+        self.num_channels = check_positive_int(num_channels, "num_channels")
+        if self.num_channels % self.num_groups:
+            raise ValueError(f"num_groups must divide num_channels {self.num_channels}, "
+                             f"got {self.num_groups}")
+        self.eps = check_eps(eps)
+        self.affine = bool(affine)
+        self._ones_zeros(self.num_channels, self.affine)
+
+    def _check_channels(self, x):
+        if x.ndim < 2 or x.shape[1] != self.num_channels:
+            raise ValueError(f"x must have shape (N, {self.num_channels}, ...), got {x.shape}")
+
+    def _forward_eval(self, x):
+        return self._forward_train(x)[0]
+
+    def _forward_train(self, x):
+        self._check_channels(x)
+        y, mean, rstd = F.group_norm(x, self.num_groups, self.weight, self.bias, eps=self.eps)
+        return y, (x, mean, rstd)
+
+    def _backward(self, dy, saved):
+        x, mean, rstd = saved
+        dx, dweight, dbias = F.group_norm_backward(dy, x, mean, rstd, self.num_groups,
+                                                   self.weight)
+        return dx, dweight, dbias if self.affine else None
+
+
+class InstanceNorm(_RunningStats, _Layer):
+    """Instance normalization of (N, C, *) inputs; optional running statistics
+    are averaged over the batch, as PyTorch's InstanceNorm does."""
+
+    def __init__(self, num_features, *, eps=1e-5, momentum=0.1, affine=False,
+                 track_running_stats=False, dtype=np.float32):
+        super().__init__(dtype)
+        self.num_features = check_positive_int(num_features, "num_features")
+        self.eps = check_eps(eps)
+        self.affine = bool(affine)
+        self._ones_zeros(self.num_features, self.affine)
+        self._init_running(self.num_features, momentum, track_running_stats)
+
+    def _check_channels(self, x):
+        if x.ndim < 3 or x.shape[1] != self.num_features:
+            raise ValueError(f"x must have shape (N, {self.num_features}, ...), got {x.shape}")
+
+    def _forward_train(self, x):
+        self._check_channels(x)
+        y, mean, rstd = F.instance_norm(x, self.weight, self.bias, eps=self.eps)
+        if self.track_running_stats:
+            count = x.size // (x.shape[0] * x.shape[1])
+            var = 1.0 / np.square(rstd.astype(np.float64)) - self.eps
+            self._update_running(mean.mean(axis=0, dtype=np.float64),
+                                 _unbiased(var, count).mean(axis=0))
+        return y, (x, mean, rstd)
+
+    def _forward_eval(self, x):
+        if not self.track_running_stats:
+            return self._forward_train(x)[0]
+        self._check_channels(x)
+        return F.batch_norm_infer(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                  eps=self.eps, axis=1)
+
+    def _backward(self, dy, saved):
+        x, mean, rstd = saved
+        dx, dweight, dbias = F.instance_norm_backward(dy, x, mean, rstd, self.weight)
+        return dx, dweight, dbias if self.affine else None
+
+
+class RMSNorm(_Layer):
+    """RMS normalization over the trailing ``normalized_shape`` dims
+    (eps=None: machine epsilon of the input's dtype)."""
+
+    _state_names = ("weight",)
+
+    def __init__(self, normalized_shape, *, eps=None, elementwise_affine=True,
+                 dtype=np.float32):
+        super().__init__(dtype)
+        self.normalized_shape = _shape_tuple(normalized_shape)
+        self.eps = None if eps is None else check_eps(eps)
+        self.elementwise_affine = bool(elementwise_affine)
+        self._ones_zeros(self.normalized_shape, self.elementwise_affine, with_bias=False)
+
+    def _forward_eval(self, x):
+        return F.rms_norm(x, self.normalized_shape, self.weight, eps=self.eps)[0]
+
+    def _forward_train(self, x):
+        y, rstd = F.rms_norm(x, self.normalized_shape, self.weight, eps=self.eps)
+        return y, (x, rstd)
+
+    def _backward(self, dy, saved):
+        x, rstd = saved
+        dx, dweight = F.rms_norm_backward(dy, x, rstd, self.normalized_shape, self.weight)
+        return dx, dweight, None
+
+
+def _shape_tuple(normalized_shape):
+    shape = (normalized_shape,) if np.ndim(normalized_shape) == 0 else tuple(normalized_shape)
+    return tuple(check_positive_int(d, "normalized_shape") for d in shape)
