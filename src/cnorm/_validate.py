@@ -26,6 +26,8 @@ def as_contiguous(a):
 
 
 def check_eps(eps, name="eps"):
+    if isinstance(eps, (str, bytes, bool, np.bool_)):
+        raise TypeError(f"{name} must be a real number, got {eps!r}")
     try:
         value = float(eps)
     except (TypeError, ValueError):
@@ -38,6 +40,8 @@ def check_eps(eps, name="eps"):
 def check_momentum(momentum):
     if momentum is None:
         return None
+    if isinstance(momentum, (str, bytes, bool, np.bool_)):
+        raise TypeError(f"momentum must be a number in [0, 1] or None, got {momentum!r}")
     try:
         value = float(momentum)
     except (TypeError, ValueError):

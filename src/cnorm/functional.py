@@ -188,8 +188,11 @@ def _row_backward(dy, x, M, K, G, S, stat_shape, param_shape, mean, rstd, weight
     if M > 0:
         _kernels.row_backward(dyc, xc, M, K, G, S, center, mean, rstd, weight, dx, dweight,
                               dbias)
-    cast = (lambda a: None if a is None else a.astype(x.dtype))
-    return finish_output(dx, out), cast(dweight), cast(dbias)
+    return finish_output(dx, out), _cast(dweight, x.dtype), _cast(dbias, x.dtype)
+
+
+def _cast(a, dtype):
+    return None if a is None else a.astype(dtype)
 
 
 def _dy_like(dy, x):

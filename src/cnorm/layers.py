@@ -53,6 +53,10 @@ class _Layer:
     def __call__(self, x):
         x = as_float_array(x, "x")
         if self.training:
+            # backward() must see this batch even if the caller refills its
+            # buffer in between: keep a private copy (the functional API is
+            # the zero-copy path).
+            x = np.array(x, copy=True)
             with self._lock:
                 y, saved = self._forward_train(x)
                 self._saved = saved
@@ -100,6 +104,9 @@ class _Layer:
                                  f"got {value.shape}")
             if value.dtype.kind not in "fiu":
                 raise TypeError(f"state_dict[{name!r}] must be numeric, got {value.dtype}")
+            if name == "num_batches_tracked" and not (value >= 0 and value == np.floor(value)):
+                raise ValueError(f"state_dict['num_batches_tracked'] must be a non-negative "
+                                 f"integer, got {value}")
             converted[name] = value.astype(current.dtype)
         with self._lock:
             for name, value in converted.items():

@@ -1,8 +1,27 @@
 /* Library configuration: thread count, fork safety, build facts. */
+#include <string.h>
+
 #include "common.h"
+#include "simd.h"
+
+#if defined(_OPENMP) && defined(__unix__)
+#include <pthread.h>
+#endif
 
 static int threads_override = 0;   /* 0: follow OpenMP's own setting */
 static volatile int serial_only = 0;
+
+#if defined(_OPENMP) && defined(__unix__)
+/* GNU libgomp cannot start a thread team in a child forked after the parent
+ * used one: the child hangs.  A team of one thread is safe, so a forked child
+ * runs every kernel serially (prefork servers fork one worker per core). */
+static void run_serially_after_fork(void) { serial_only = 1; }
+
+__attribute__((constructor)) static void register_fork_handler(void)
+{
+    pthread_atfork(NULL, NULL, run_serially_after_fork);
+}
+#endif
 
 void cnorm_set_num_threads(int n) { threads_override = n > 0 ? n : 0; }
 
@@ -44,4 +63,41 @@ void cnorm_moments_merge(double *na, double *mean_a, double *m2_a,
     cnorm_merge(na, mean_a, m2_a, nb, mean_b, m2_b);
 }
 
-const char *cnorm_simd_path(void) { return "baseline"; }
+/* The SIMD path: the best the CPU supports, capped by CNORM_SIMD
+ * ("baseline", "avx2" or "avx512") so a lower path can be forced. */
+static int detect_simd_level(void)
+{
+    int level = CNORM_SIMD_BASELINE;
+#if CNORM_HAVE_X86_PATHS
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        level = CNORM_SIMD_AVX2;
+    if (level == CNORM_SIMD_AVX2 && __builtin_cpu_supports("avx512f")
+        && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")
+        && __builtin_cpu_supports("avx512dq"))
+        level = CNORM_SIMD_AVX512;
+#endif
+    const char *cap = getenv("CNORM_SIMD");
+    if (cap != NULL) {
+        int wanted = strcmp(cap, "baseline") == 0 ? CNORM_SIMD_BASELINE
+                     : strcmp(cap, "avx2") == 0   ? CNORM_SIMD_AVX2
+                                                  : CNORM_SIMD_AVX512;
+        if (wanted < level)
+            level = wanted;
+    }
+    return level;
+}
+
+int cnorm_simd_level(void)
+{
+    static volatile int level = -1;   /* detection is idempotent: a race is benign */
+    if (level < 0)
+        level = detect_simd_level();
+    return level;
+}
+
+const char *cnorm_simd_path(void)
+{
+    static const char *const names[] = {"baseline", "avx2", "avx512"};
+    return names[cnorm_simd_level()];
+}

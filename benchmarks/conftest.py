@@ -1,0 +1,40 @@
+"""Options and fixtures of the pytest-benchmark suite (see README.md here).
+
+The cases and contenders come from cnorm._bench, the engine behind
+`python -m cnorm bench`, so both measure exactly the same calls.
+"""
+import pytest
+
+import cnorm
+from cnorm import _bench
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("cnorm benchmarks")
+    group.addoption("--bench-threads", type=int, default=1,
+                    help="threads for cnorm and the peers (default: 1)")
+    group.addoption("--bench-dtype", choices=("float32", "float64"), default="float32",
+                    help="dtype of the inputs (default: float32)")
+
+
+@pytest.fixture(scope="session")
+def bench_threads(request):
+    threads = request.config.getoption("--bench-threads")
+    yield threads
+    cnorm.set_num_threads(None)
+
+
+@pytest.fixture(scope="session")
+def case_data(request):
+    """case -> its inputs.  Tests run case by case, so only the current
+    case's arrays are kept (the largest is hundreds of MB)."""
+    dtype = request.config.getoption("--bench-dtype")
+    current = {}
+
+    def get(case):
+        if case not in current:
+            current.clear()
+            current[case] = _bench.make_data(case, dtype)
+        return current[case]
+
+    return get

@@ -1,0 +1,337 @@
+/* Channel family: per-channel statistics and affine maps over the (N, C, S)
+ * view (batch norm, batch renorm).  See DESIGN.md sections 1-3.
+ *
+ * Layouts.  Planar (S >= CHAN_PLANAR_MIN): a channel is N runs of S
+ * contiguous values; we vectorize along s with CNORM_LANES accumulators.
+ * Interleaved (small S, e.g. channels-last): x is N rows of K = C*S columns;
+ * each column gets its own accumulator, so we vectorize across columns and
+ * merge the S columns of a channel at the end.  Both are one code path: a
+ * block is `runs` runs of `len` contiguous values, cut into "super-rows" of
+ * P positions; position j belongs to column j % kw.  Planar: kw = 1 and
+ * P = LANES.  Interleaved: P = lcm(K, LANES) whole rows fused into one
+ * super-row (so K = 3 still fills the vector lanes), or a column tile.
+ *
+ * Determinism.  Each group (a channel, or a tile of interleaved columns) is
+ * cut into blocks and chunks of blocks whose bounds depend only on the
+ * shape.  A chunk ("piece") is reduced by one thread; pieces are merged in
+ * chunk order, so the result is the same bits for any thread count.
+ *
+ * Tiles (tile_*) hold the vectorizable loops and no OpenMP, so they can be
+ * compiled per ISA later; drivers own the parallel loops. */
+#include <string.h>
+#include "common.h"
+
+#define LANES CNORM_LANES
+/* S at or above which a channel's runs are long enough to vectorize along. */
+#define CHAN_PLANAR_MIN 16
+/* Interleaved: widest column tile; wider rows are split into tiles. */
+#define CHAN_TILE 256
+/* Widest super-row (accumulator positions); lcm(K, LANES) above this falls
+ * back to P = K. */
+#define CHAN_PMAX 1024
+/* Elements per parallel piece: enough work to amortize a task, small
+ * enough that C = 1 still splits across cores. */
+#define CHAN_CHUNK ((int64_t)16 * CNORM_BLOCK)
+/* A planar channel whose data (x, or dy and x) is at most this size is
+ * still in L2, or the L3 next to it, when its elementwise pass follows its
+ * reduction, so the two are fused per channel.  Measured here (512 KiB L2,
+ * 32 MiB L3): 1 MiB beats 256 and 512 KiB, notably for the backward. */
+#define CHAN_FUSE_BYTES ((int64_t)1 << 20)
+
+enum { CHAN_SUM, CHAN_SQDEV, CHAN_WDEV, CHAN_AFFINE, CHAN_BWD };
+
+typedef struct {
+    int64_t N, C, S, K, total;
+    int planar;
+    int64_t ncol;     /* columns with their own statistics: C or K */
+    int64_t ngrp;     /* groups: channels (planar) or column tiles */
+    int64_t tw;       /* columns per group (interleaved), 1 (planar) */
+    int64_t P;        /* super-row width */
+    int64_t brows;    /* runs (planar) or rows (interleaved) per block */
+    int64_t seg, nseg;  /* planar: segment of a run in one block, count */
+    int64_t nblk;     /* blocks per group */
+    int64_t cblk;     /* blocks per chunk */
+    int64_t nchunk;   /* chunks per group */
+} chan_geom;
+
+/* A block: `runs` runs of `len` contiguous values, run i at off + i*ld. */
+typedef struct { int64_t off, runs, ld, len; } chan_block;
+
+/* The rows a tile works on: n1 x n2 rows of w values, row (i, j) at
+ * i*s1 + j*s2. */
+typedef struct { int64_t n1, s1, n2, s2, w; } chan_rect;
+
+static int64_t chan_gcd(int64_t a, int64_t b)
+{
+    while (b) {
+        int64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* Requires N, C, S >= 1. */
+static void chan_geom_init(chan_geom *G, int64_t N, int64_t C, int64_t S)
+{
+    int64_t nominal;
+    G->N = N;
+    G->C = C;
+    G->S = S;
+    G->K = C * S;
+    G->total = N * C * S;
+    G->planar = S >= CHAN_PLANAR_MIN;
+    if (G->planar) {
+        int64_t nseg = cnorm_cdiv64(S, CNORM_BLOCK);
+        G->ncol = C;
+        G->ngrp = C;
+        G->tw = 1;
+        G->P = LANES;
+        G->seg = cnorm_cdiv64(cnorm_cdiv64(S, nseg), LANES) * LANES;
+        G->nseg = cnorm_cdiv64(S, G->seg);
+        G->brows = cnorm_max64(1, CNORM_BLOCK / S);
+        G->nblk = cnorm_cdiv64(N, G->brows) * G->nseg;
+        nominal = G->brows * G->seg;
+    } else {
+        int64_t K = G->K;
+        G->ncol = K;
+        if (K <= CHAN_TILE) {
+            int64_t lcm = K / chan_gcd(K, LANES) * LANES;
+            G->tw = K;
+            G->P = lcm <= CHAN_PMAX ? lcm : K;
+        } else {
+            G->tw = CHAN_TILE;
+            G->P = CHAN_TILE;
+        }
+        G->ngrp = cnorm_cdiv64(K, G->tw);
+        /* at least 4 super-rows so the per-block fold stays cheap */
+        G->brows = cnorm_max64(4, CNORM_BLOCK / G->P) * (G->P / G->tw);
+        G->nblk = cnorm_cdiv64(N, G->brows);
+        nominal = G->brows * G->tw;
+    }
+    G->cblk = cnorm_max64(1, CHAN_CHUNK / nominal);
+    G->nchunk = cnorm_cdiv64(G->nblk, G->cblk);
+}
+
+/* Columns [k0, k0+kw) of group g and its super-row width pg (narrower than
+ * P only for a last, partial column tile). */
+static void chan_group(const chan_geom *G, int64_t g, int64_t *k0, int64_t *kw,
+                       int64_t *pg)
+{
+    if (G->planar) {
+        *k0 = g;
+        *kw = 1;
+        *pg = G->P;
+    } else {
+        *k0 = g * G->tw;
+        *kw = cnorm_min64(G->tw, G->K - *k0);
+        *pg = *kw == G->tw ? G->P : *kw;
+    }
+}
+
+static chan_block chan_block_at(const chan_geom *G, int64_t g, int64_t b)
+{
+    chan_block B;
+    if (G->planar) {
+        int64_t n0 = b / G->nseg * G->brows, s0 = b % G->nseg * G->seg;
+        B.runs = cnorm_min64(G->brows, G->N - n0);
+        B.len = cnorm_min64(G->seg, G->S - s0);
+        B.off = (n0 * G->C + g) * G->S + s0;
+        B.ld = G->K;
+    } else {
+        int64_t r0 = b * G->brows, k0 = g * G->tw;
+        B.runs = cnorm_min64(G->brows, G->N - r0);
+        B.len = cnorm_min64(G->tw, G->K - k0);
+        B.off = r0 * G->K + k0;
+        B.ld = G->K;
+        if (B.len == G->K) {   /* whole rows are one contiguous run */
+            B.len *= B.runs;
+            B.runs = 1;
+        }
+    }
+    return B;
+}
+
+/* Pass 2 of a block runs from L1 and misses nothing, so the hardware
+ * prefetcher idles; asking for the start of the next block meanwhile keeps
+ * memory busy (measured: statistics 25-30% faster from DRAM). */
+#define CHAN_PREFETCH_BYTES 4096
+
+/* Block b, with its first CHAN_PREFETCH_BYTES requested in array u and,
+ * unless NULL, in v.  It returns the block for the caller's next
+ * iteration: a prefetch-only void function is "pure" to GCC, and its calls
+ * are deleted. */
+static chan_block chan_prefetch_block(const chan_geom *G, int64_t g, int64_t b,
+                                      const void *u, const void *v, size_t elsize)
+{
+    chan_block B = chan_block_at(G, g, b);
+#if defined(__GNUC__)
+    int64_t left = CHAN_PREFETCH_BYTES, i, o;
+    for (i = 0; i < B.runs && left > 0; i++) {
+        int64_t start = (B.off + i * B.ld) * (int64_t)elsize;
+        int64_t n = cnorm_min64(B.len * (int64_t)elsize, left);
+        for (o = 0; o < n; o += 64) {
+            __builtin_prefetch((const char *)u + start + o);
+            if (v)
+                __builtin_prefetch((const char *)v + start + o);
+        }
+        left -= n;
+    }
+#else
+    (void)u, (void)v, (void)elsize;
+#endif
+    return B;
+}
+
+/* Chan merge of kw columns that share the counts na and nb: the per-column
+ * work has no division, so it vectorizes.  Same arithmetic as cnorm_merge. */
+static void chan_merge_cols(double na, double *ma, double *m2a, double nb,
+                            const double *mb, const double *m2b, int64_t kw)
+{
+    int64_t k;
+    if (nb == 0.0)
+        return;
+    if (na == 0.0) {
+        memcpy(ma, mb, (size_t)kw * sizeof(double));
+        memcpy(m2a, m2b, (size_t)kw * sizeof(double));
+        return;
+    }
+    double n = na + nb, w = nb / n, f = na * nb / n;
+    for (k = 0; k < kw; k++) {
+        double d = mb[k] - ma[k];
+        ma[k] += d * w;
+        m2a[k] += m2b[k] + d * d * f;
+    }
+}
+
+/* Piece partials live in arrays [nchunk][ncol]; counts in [ngrp][nchunk].
+ * Merge group g's chunks, in chunk order, into chunk 0's slot. */
+static void chan_merge_group(const chan_geom *G, int64_t g, const double *pcnt,
+                             double *pmean, double *pm2)
+{
+    int64_t k0, kw, pg, q;
+    chan_group(G, g, &k0, &kw, &pg);
+    double n = pcnt[g * G->nchunk];
+    for (q = 1; q < G->nchunk; q++) {
+        double nb = pcnt[g * G->nchunk + q];
+        int64_t o = q * G->ncol + k0;
+        chan_merge_cols(n, pmean + k0, pm2 + k0, nb, pmean + o, pm2 + o, kw);
+        n += nb;
+    }
+}
+
+static void chan_sum_group(const chan_geom *G, int64_t g, double *pa, double *pb)
+{
+    int64_t k0, kw, pg, q, k;
+    chan_group(G, g, &k0, &kw, &pg);
+    for (q = 1; q < G->nchunk; q++)
+        for (k = k0; k < k0 + kw; k++) {
+            pa[k] += pa[q * G->ncol + k];
+            pb[k] += pb[q * G->ncol + k];
+        }
+}
+
+/* Channel c's moments from its merged columns (interleaved: S columns of
+ * N values each, merged in s order). */
+static void chan_channel_moments(const chan_geom *G, int64_t c, const double *pmean,
+                                 const double *pm2, double *mean, double *m2)
+{
+    if (G->planar) {
+        *mean = pmean[c];
+        *m2 = pm2[c];
+    } else {
+        double n = 0.0, m = 0.0, s2 = 0.0;
+        int64_t s;
+        for (s = 0; s < G->S; s++)
+            cnorm_merge(&n, &m, &s2, (double)G->N, pmean[c * G->S + s], pm2[c * G->S + s]);
+        *mean = m;
+        *m2 = s2;
+    }
+}
+
+static void chan_channel_sums(const chan_geom *G, int64_t c, const double *pa,
+                              const double *pb, double *a, double *b)
+{
+    int64_t s, w = G->planar ? 1 : G->S, k0 = G->planar ? c : c * G->S;
+    *a = 0.0;
+    *b = 0.0;
+    for (s = 0; s < w; s++) {
+        *a += pa[k0 + s];
+        *b += pb[k0 + s];
+    }
+}
+
+/* Per-call scratch, one allocation: piece counts [ngrp][nchunk], piece
+ * partials a and b [nchunk][ncol], then ncoef coefficients of elsize. */
+typedef struct { double *cnt, *a, *b; void *coef; } chan_scratch;
+
+static int chan_scratch_alloc(const chan_geom *G, int64_t ncoef, size_t elsize,
+                              chan_scratch *s)
+{
+    int64_t np = G->ngrp * G->nchunk, nab = G->nchunk * G->ncol;
+    double *m = malloc((size_t)(np + 2 * nab) * sizeof(double) + (size_t)ncoef * elsize);
+    if (!m)
+        return CNORM_ENOMEM;
+    s->cnt = m;
+    s->a = m + np;
+    s->b = s->a + nab;
+    s->coef = s->b + nab;
+    return CNORM_OK;
+}
+
+static void chan_scratch_free(chan_scratch *s) { free(s->cnt); }
+
+/* Runs task(job, p) for p in [0, n) on nt threads.  Pieces and merge order
+ * never depend on nt, so any nt gives the same bits.  nt == 1 stays out of
+ * the OpenMP runtime: even a serial region costs a futex call there. */
+static void chan_parallel(int nt, int64_t n, void (*task)(const void *, int64_t),
+                          const void *job)
+{
+    int64_t p;
+#ifdef _OPENMP
+    if (nt > 1) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (p = 0; p < n; p++)
+            task(job, p);
+        return;
+    }
+#else
+    (void)nt;
+#endif
+    for (p = 0; p < n; p++)
+        task(job, p);
+}
+
+/* Batch-norm coefficients of one channel, in double (see cnorm.h). */
+static void chan_train_coefs(int64_t c, double count, double mean, double m2,
+                             double w, double b, double eps, const cnorm_renorm *rn,
+                             double *scale, double *shift)
+{
+    double var = m2 / count;
+    if (rn) {
+        double sb = sqrt(var + eps), sr = sqrt(rn->running_var[c] + eps);
+        double r = sb / sr, d = (mean - rn->running_mean[c]) / sr;
+        /* comparisons, not fmin/fmax, so a NaN stays NaN */
+        r = r < 1.0 / rn->rmax ? 1.0 / rn->rmax : r > rn->rmax ? rn->rmax : r;
+        d = d < -rn->dmax ? -rn->dmax : d > rn->dmax ? rn->dmax : d;
+        rn->r[c] = r;
+        rn->d[c] = d;
+        *scale = w * r / sb;
+        *shift = b + w * d - *scale * mean;
+    } else {
+        *scale = w / sqrt(var + eps);
+        *shift = b - mean * *scale;
+    }
+}
+
+#define T float
+#define SFX(name) name##_f32
+#include "channel_impl.h"
+#undef T
+#undef SFX
+
+#define T double
+#define SFX(name) name##_f64
+#include "channel_impl.h"
+#undef T
+#undef SFX

@@ -1,0 +1,93 @@
+"""Library configuration: threads, show_config, get_include, OpenMP build."""
+import os
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+import pytest
+
+import cnorm
+from cnorm import _kernels
+
+
+def test_get_num_threads_is_positive_int():
+    n = cnorm.get_num_threads()
+    assert isinstance(n, int) and n >= 1
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7])
+def test_set_get_round_trip(n, restore_threads):
+    cnorm.set_num_threads(n)
+    if _kernels.openmp_enabled():
+        assert cnorm.get_num_threads() == n
+    else:
+        assert cnorm.get_num_threads() == 1
+
+
+def test_none_restores_default(restore_threads):
+    cnorm.set_num_threads(None)
+    default = cnorm.get_num_threads()
+    cnorm.set_num_threads(default + 1)
+    if _kernels.openmp_enabled():
+        assert cnorm.get_num_threads() == default + 1
+    cnorm.set_num_threads(None)
+    assert cnorm.get_num_threads() == default
+
+
+@pytest.mark.parametrize("n", [0, -1, -8])
+def test_set_num_threads_rejects_non_positive(n, restore_threads):
+    before = cnorm.get_num_threads()
+    with pytest.raises(ValueError):
+        cnorm.set_num_threads(n)
+    assert cnorm.get_num_threads() == before
+
+
+@pytest.mark.parametrize("n", [1.5, "2", 2.0])
+def test_set_num_threads_rejects_non_integers(n, restore_threads):
+    with pytest.raises((TypeError, ValueError)):
+        cnorm.set_num_threads(n)
+
+
+def _run(code, **env):
+    full = {**os.environ, **env}
+    return subprocess.run([sys.executable, "-c", code], env=full, capture_output=True,
+                          text=True, timeout=120, check=True).stdout.strip()
+
+
+@pytest.mark.skipif(not _kernels.openmp_enabled(), reason="built without OpenMP")
+def test_default_honours_omp_num_threads():
+    out = _run("import cnorm; print(cnorm.get_num_threads())", OMP_NUM_THREADS="3")
+    assert out == "3"
+
+
+def test_show_config(capsys):
+    cnorm.show_config()
+    text = capsys.readouterr().out
+    assert "OpenMP" in text
+    assert cnorm.__version__ in text
+    try:
+        assert version("cnorm") == cnorm.__version__
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        pass
+    lower = text.lower()
+    assert any(p in lower for p in ("avx512", "avx2", "baseline", "neon", "sse")), text
+    assert str(cnorm.get_num_threads()) in text
+
+
+def test_get_include():
+    inc = cnorm.get_include()
+    assert isinstance(inc, str)
+    header = os.path.join(inc, "cnorm.h")
+    assert os.path.isfile(header)
+    with open(header) as f:
+        text = f.read()
+    assert "cnorm_bn_forward_infer_f32" in text
+
+
+def test_openmp_enabled_flag():
+    flag = _kernels.openmp_enabled()
+    assert isinstance(flag, bool)
+    if os.environ.get("CNORM_OPENMP", "").strip() == "0":
+        pytest.skip("CNORM_OPENMP=0: a serial build is expected")
+    # The build probes the compiler for OpenMP; on this toolchain it must succeed.
+    assert flag is True, "cnorm was built without OpenMP (set CNORM_OPENMP=0 to allow that)"
