@@ -113,10 +113,21 @@ def bn_forward_infer(cnp.ndarray x, int64_t N, int64_t C, int64_t S,
     _require(x, t, N * C * S, "x")
     _require(y, t, N * C * S, "out")
     _require_writable(y, "out")
-    cdef void *rm = _data(running_mean, t, C, "running_mean")
-    cdef void *rv = _data(running_var, t, C, "running_var")
-    cdef void *w = _data(weight, t, C, "weight")
-    cdef void *b = _data(bias, t, C, "bias")
+    _data(running_mean, t, C, "running_mean")
+    _data(running_var, t, C, "running_var")
+    _data(weight, t, C, "weight")
+    _data(bias, t, C, "bias")
+    _bn_infer(x, N, C, S, running_mean, running_var, weight, bias, eps, y, t)
+
+
+cdef int _bn_infer(cnp.ndarray x, int64_t N, int64_t C, int64_t S, cnp.ndarray running_mean,
+                   cnp.ndarray running_var, object weight, object bias, double eps,
+                   cnp.ndarray y, int t) except -1:
+    """The kernel call of bn_forward_infer, arguments already checked."""
+    cdef void *rm = cnp.PyArray_DATA(running_mean)
+    cdef void *rv = cnp.PyArray_DATA(running_var)
+    cdef void *w = NULL if weight is None else cnp.PyArray_DATA(<cnp.ndarray>weight)
+    cdef void *b = NULL if bias is None else cnp.PyArray_DATA(<cnp.ndarray>bias)
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef void *yp = cnp.PyArray_DATA(y)
     cdef int status
@@ -128,6 +139,7 @@ def bn_forward_infer(cnp.ndarray x, int64_t N, int64_t C, int64_t S,
             status = k.bn_forward_infer_f64(<double*>xp, N, C, S, <double*>rm, <double*>rv,
                                             <double*>w, <double*>b, eps, <double*>yp)
     _check(status)
+    return 0
 
 
 def bn_backward(cnp.ndarray dy, cnp.ndarray x, int64_t N, int64_t C, int64_t S,
@@ -170,10 +182,20 @@ def row_forward(cnp.ndarray x, int64_t M, int64_t K, int64_t G, int64_t S, bint 
     _require(x, t, M * K, "x")
     _require(y, t, M * K, "out")
     _require_writable(y, "out")
-    cdef void *w = _data(weight, t, nparam, "weight")
-    cdef void *b = _data(bias, t, nparam, "bias")
-    cdef void *mp = _data(mean, t, M, "mean")
+    _data(weight, t, nparam, "weight")
+    _data(bias, t, nparam, "bias")
+    _data(mean, t, M, "mean")
     _require(rstd, t, M, "rstd")
+    _row_forward(x, M, K, G, S, center, eps, weight, bias, y, mean, rstd, t)
+
+
+cdef int _row_forward(cnp.ndarray x, int64_t M, int64_t K, int64_t G, int64_t S, bint center,
+                      double eps, object weight, object bias, cnp.ndarray y, object mean,
+                      cnp.ndarray rstd, int t) except -1:
+    """The kernel call of row_forward, arguments already checked."""
+    cdef void *w = NULL if weight is None else cnp.PyArray_DATA(<cnp.ndarray>weight)
+    cdef void *b = NULL if bias is None else cnp.PyArray_DATA(<cnp.ndarray>bias)
+    cdef void *mp = NULL if mean is None else cnp.PyArray_DATA(<cnp.ndarray>mean)
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef void *yp = cnp.PyArray_DATA(y)
     cdef void *rp = cnp.PyArray_DATA(rstd)
@@ -186,6 +208,7 @@ def row_forward(cnp.ndarray x, int64_t M, int64_t K, int64_t G, int64_t S, bint 
             status = k.row_forward_f64(<double*>xp, M, K, G, S, center, eps, <double*>w,
                                        <double*>b, <double*>yp, <double*>mp, <double*>rp)
     _check(status)
+    return 0
 
 
 def row_backward(cnp.ndarray dy, cnp.ndarray x, int64_t M, int64_t K, int64_t G, int64_t S,
@@ -219,3 +242,118 @@ def row_backward(cnp.ndarray dy, cnp.ndarray x, int64_t M, int64_t K, int64_t G,
                                         <double*>mp, <double*>rp, <double*>w, <double*>dxp,
                                         dw, db)
     _check(status)
+
+
+# ---- lean entry points for small calls --------------------------------------
+# A call on a few kilobytes costs less than a microsecond in C, so argument
+# handling dominates.  These functions do the whole call for the common case
+# (exact ndarrays of x's dtype, C-contiguous, float eps, out None / x / a
+# non-overlapping array) with C-level checks only, and return None for
+# anything else, which functional.py then handles (conversion, copies,
+# error messages).  They never raise for bad input and never write before
+# every check has passed.
+
+cdef inline bint _plain(object a, int t):
+    """a is an exact, C-contiguous, aligned ndarray of type t."""
+    if type(a) is not cnp.ndarray:
+        return False
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    return (cnp.PyArray_TYPE(arr) == t and cnp.PyArray_IS_C_CONTIGUOUS(arr)
+            and cnp.PyArray_ISALIGNED(arr))
+
+
+cdef inline bint _vector(object a, int t, int64_t n, bint optional):
+    """a is None (when optional) or a plain 1-D array of n elements."""
+    if a is None:
+        return optional
+    return (_plain(a, t) and cnp.PyArray_NDIM(<cnp.ndarray>a) == 1
+            and cnp.PyArray_DIM(<cnp.ndarray>a, 0) == n)
+
+
+cdef inline bint _good_eps(object eps):
+    if type(eps) is not float:
+        return False
+    cdef double e = <double>eps
+    return e >= 0.0 and e < 1e308
+
+
+cdef object _output(object out, cnp.ndarray x, int t):
+    """Array for the result: a new one, x itself, or out when it is a plain
+    writable array of x's shape that does not overlap x; None otherwise."""
+    cdef int nd = cnp.PyArray_NDIM(x)
+    if out is None:
+        return cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(x), t, 0)
+    if not _plain(out, t) or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>out):
+        return None
+    if out is x:
+        return out
+    cdef cnp.ndarray o = <cnp.ndarray>out
+    if cnp.PyArray_NDIM(o) != nd:
+        return None
+    cdef int i
+    for i in range(nd):
+        if cnp.PyArray_DIM(o, i) != cnp.PyArray_DIM(x, i):
+            return None
+    cdef char *xs = <char*>cnp.PyArray_DATA(x)
+    cdef char *os = <char*>cnp.PyArray_DATA(o)
+    cdef cnp.npy_intp nbytes = cnp.PyArray_NBYTES(x)
+    if os < xs + nbytes and xs < os + nbytes:
+        return None
+    return out
+
+
+def bn_infer_fast(x, running_mean, running_var, weight, bias, eps, axis, out):
+    """batch_norm_infer for the common case, or None (see above)."""
+    if type(x) is not cnp.ndarray or type(axis) is not int or not _good_eps(eps):
+        return None
+    cdef cnp.ndarray xa = <cnp.ndarray>x
+    cdef int t = cnp.PyArray_TYPE(xa)
+    cdef int nd = cnp.PyArray_NDIM(xa)
+    cdef long a = axis
+    if (t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64) or not _plain(x, t) or nd < 2:
+        return None
+    if a < 0:
+        a += nd
+    if a < 0 or a >= nd:
+        return None
+    cdef int64_t N = 1, C = cnp.PyArray_DIM(xa, a), S = 1
+    cdef int i
+    for i in range(a):
+        N *= cnp.PyArray_DIM(xa, i)
+    for i in range(a + 1, nd):
+        S *= cnp.PyArray_DIM(xa, i)
+    if not (_vector(running_mean, t, C, False) and _vector(running_var, t, C, False)
+            and _vector(weight, t, C, True) and _vector(bias, t, C, True)):
+        return None
+    y = _output(out, xa, t)
+    if y is None:
+        return None
+    _bn_infer(xa, N, C, S, running_mean, running_var, weight, bias, eps, y, t)
+    return y
+
+
+def layer_norm_fast(x, normalized_shape, weight, bias, eps, out):
+    """layer_norm over the last dim for the common case, or None."""
+    if type(x) is not cnp.ndarray or type(normalized_shape) is not int or not _good_eps(eps):
+        return None
+    cdef cnp.ndarray xa = <cnp.ndarray>x
+    cdef int t = cnp.PyArray_TYPE(xa)
+    cdef int nd = cnp.PyArray_NDIM(xa)
+    if (t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64) or not _plain(x, t) or nd < 1:
+        return None
+    cdef int64_t K = cnp.PyArray_DIM(xa, nd - 1), M = 1
+    if K != <int64_t>normalized_shape or K < 1:
+        return None
+    cdef int i
+    for i in range(nd - 1):
+        M *= cnp.PyArray_DIM(xa, i)
+    if not (_vector(weight, t, K, True) and _vector(bias, t, K, True)):
+        return None
+    y = _output(out, xa, t)
+    if y is None:
+        return None
+    mean = cnp.PyArray_EMPTY(nd - 1, cnp.PyArray_DIMS(xa), t, 0)
+    rstd = cnp.PyArray_EMPTY(nd - 1, cnp.PyArray_DIMS(xa), t, 0)
+    if M > 0:
+        _row_forward(xa, M, K, 1, 1, True, eps, weight, bias, y, mean, rstd, t)
+    return y, mean, rstd

@@ -496,7 +496,7 @@ static void SFX(merge_tiles)(SFX(chan_job) *j, int moments)
     }
 }
 
-int SFX(cnorm_channel_moments)(const T *x, int64_t N, int64_t C, int64_t S,
+static int SFX(cnorm_channel_moments)(const T *x, int64_t N, int64_t C, int64_t S,
                                double *mean, double *m2)
 {
     chan_geom G;
@@ -541,7 +541,7 @@ static void SFX(affine)(const chan_geom *G, const T *x, const T *scale, const T 
     SFX(run_pieces)(&j, SFX(task_apply));
 }
 
-int SFX(cnorm_channel_affine)(const T *x, int64_t N, int64_t C, int64_t S,
+static int SFX(cnorm_channel_affine)(const T *x, int64_t N, int64_t C, int64_t S,
                               const T *scale, const T *shift, T *y)
 {
     chan_geom G;
@@ -554,7 +554,7 @@ int SFX(cnorm_channel_affine)(const T *x, int64_t N, int64_t C, int64_t S,
     return CNORM_OK;
 }
 
-int SFX(cnorm_bn_forward_infer)(const T *x, int64_t N, int64_t C, int64_t S,
+static int SFX(cnorm_bn_forward_infer)(const T *x, int64_t N, int64_t C, int64_t S,
                                 const T *running_mean, const T *running_var,
                                 const T *weight, const T *bias, double eps, T *y)
 {
@@ -581,7 +581,7 @@ int SFX(cnorm_bn_forward_infer)(const T *x, int64_t N, int64_t C, int64_t S,
     return CNORM_OK;
 }
 
-int SFX(cnorm_bn_forward_train)(const T *x, int64_t N, int64_t C, int64_t S,
+static int SFX(cnorm_bn_forward_train)(const T *x, int64_t N, int64_t C, int64_t S,
                                 const T *weight, const T *bias, double eps,
                                 const cnorm_renorm *renorm,
                                 T *y, double *mean, double *var)
@@ -628,7 +628,7 @@ int SFX(cnorm_bn_forward_train)(const T *x, int64_t N, int64_t C, int64_t S,
     return CNORM_OK;
 }
 
-int SFX(cnorm_bn_backward)(const T *dy, const T *x, int64_t N, int64_t C, int64_t S,
+static int SFX(cnorm_bn_backward)(const T *dy, const T *x, int64_t N, int64_t C, int64_t S,
                            const T *mean, const T *invstd, const T *weight, T *dx,
                            double *sum_dy, double *sum_dy_xhat)
 {
