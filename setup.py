@@ -73,7 +73,8 @@ class BuildExt(build_ext):
                 ext.extra_compile_args += flags[0]
                 ext.extra_link_args += flags[1]
             if sanitize:
-                san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g"]
+                san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+                       "-fno-omit-frame-pointer", "-g"]
                 ext.extra_compile_args += san
                 ext.extra_link_args += san
         super().build_extensions()

@@ -185,14 +185,20 @@ static void row_chunks_merge(row_chunks *ch, int64_t GP, double *dweight, double
     ch->scratch = NULL;
 }
 
-#define T float
-#define SFX(name) name##_f32
-#include "row_impl.h"
-#undef T
-#undef SFX
+#define CNORM_FAMILY_IMPL "row_impl.h"
+#include "instantiate.h"
 
-#define T double
-#define SFX(name) name##_f64
-#include "row_impl.h"
-#undef T
-#undef SFX
+#define CNORM_ROW_DISPATCH(T, SFX)                                                     \
+    CNORM_DISPATCH(cnorm_row_forward_##SFX,                                            \
+                   (const T *x, int64_t M, int64_t K, int64_t G, int64_t S, int center, \
+                    double eps, const T *weight, const T *bias, T *y, T *mean,          \
+                    T *rstd),                                                          \
+                   (x, M, K, G, S, center, eps, weight, bias, y, mean, rstd))          \
+    CNORM_DISPATCH(cnorm_row_backward_##SFX,                                           \
+                   (const T *dy, const T *x, int64_t M, int64_t K, int64_t G, int64_t S, \
+                    int center, const T *mean, const T *rstd, const T *weight, T *dx,  \
+                    double *dweight, double *dbias),                                   \
+                   (dy, x, M, K, G, S, center, mean, rstd, weight, dx, dweight, dbias))
+
+CNORM_ROW_DISPATCH(float, f32)
+CNORM_ROW_DISPATCH(double, f64)

@@ -6,6 +6,20 @@
  * own the threads.  Reductions are ROW_LANE_SUM over blocks of CNORM_BLOCK
  * values, merged across blocks in double. */
 
+/* Mean and m2 of one block in double, element by element: the slow path
+ * for float blocks whose sums overflow T (|x| above ~1e19).  Blocks with
+ * an Inf take it too and stay non-finite. */
+static void SFX(row_block_moments_wide)(const T *x, int64_t n, double *mean, double *m2)
+{
+    double s = 0.0, q = 0.0;
+    for (int64_t k = 0; k < n; k++)
+        s += (double)x[k] - (double)x[0];
+    *mean = x[0] + s / (double)n;
+    for (int64_t k = 0; k < n; k++)
+        q += ((double)x[k] - *mean) * ((double)x[k] - *mean);
+    *m2 = q;
+}
+
 /* Mean and m2 = sum((x - mean)**2) of x[0:n].  Per L1 block, two passes:
  * the sum of x - x[0] (the shift keeps float32 sums small) gives the block
  * mean; the sum of (x - c)**2 around c, that mean rounded to T, less
@@ -17,24 +31,33 @@ ROW_TILE void SFX(row_moments)(const T *x, int64_t n, double *mean, double *m2)
     for (int64_t i0 = 0; i0 < n; i0 += CNORM_BLOCK) {
         const T *xb = x + i0, x0 = xb[0];
         const int64_t nb = cnorm_min64(CNORM_BLOCK, n - i0);
-        double shifted, squares;
+        double shifted, squares, bmean, bm2;
         ROW_LANE_SUM(shifted, nb, k, xb[k] - x0);
-        const double bmean = x0 + shifted / (double)nb;
+        bmean = x0 + shifted / (double)nb;
         const T c = (T)bmean;
         ROW_LANE_SUM(squares, nb, k, (xb[k] - c) * (xb[k] - c));
-        cnorm_merge(&count, mean, m2, (double)nb, bmean,
-                    squares - (double)nb * (bmean - c) * (bmean - c));
+        bm2 = squares - (double)nb * (bmean - c) * (bmean - c);
+        if (sizeof(T) < sizeof(double) && isinf(squares))
+            SFX(row_block_moments_wide)(xb, nb, &bmean, &bm2);
+        cnorm_merge(&count, mean, m2, (double)nb, bmean, bm2);
     }
 }
 
-/* sum(x**2) of x[0:n] (RMS norm): lanes per block, blocks added in double. */
+/* sum(x**2) of x[0:n] (RMS norm): lanes per block, blocks added in double;
+ * a block whose squares overflow T is redone in double. */
 ROW_TILE double SFX(row_sum_squares)(const T *x, int64_t n)
 {
     double total = 0.0;
     for (int64_t i0 = 0; i0 < n; i0 += CNORM_BLOCK) {
         const T *xb = x + i0;
+        const int64_t nb = cnorm_min64(CNORM_BLOCK, n - i0);
         double squares;
-        ROW_LANE_SUM(squares, cnorm_min64(CNORM_BLOCK, n - i0), k, xb[k] * xb[k]);
+        ROW_LANE_SUM(squares, nb, k, xb[k] * xb[k]);
+        if (sizeof(T) < sizeof(double) && isinf(squares)) {
+            squares = 0.0;
+            for (int64_t k = 0; k < nb; k++)
+                squares += (double)xb[k] * (double)xb[k];
+        }
         total += squares;
     }
     return total;
@@ -75,13 +98,14 @@ ROW_TILE void SFX(row_grad_sums)(const T *dy, const T *x, int64_t n, T mean, T r
     }
 }
 
-/* dx = g * a + (x - mean) * q + c, g = dy * w[k] (w == NULL: dy); the NULL
- * test is unswitched like row_normalize's.  dx may equal dy. */
-ROW_TILE void SFX(row_dx)(const T *dy, const T *x, int64_t n, T mean, const T *w,
-                          T a, T q, T c, T *dx)
+/* dx = g * a + x_hat * q + c, g = dy * w[k] (w == NULL: dy), x_hat =
+ * (x - mean) * rstd; the NULL test is unswitched like row_normalize's.
+ * dx may equal dy. */
+ROW_TILE void SFX(row_dx)(const T *dy, const T *x, int64_t n, T mean, T rstd,
+                          const T *w, T a, T q, T c, T *dx)
 {
     for (int64_t k = 0; k < n; k++)
-        dx[k] = (w ? dy[k] * w[k] : dy[k]) * a + (x[k] - mean) * q + c;
+        dx[k] = (w ? dy[k] * w[k] : dy[k]) * a + ((x[k] - mean) * rstd) * q + c;
 }
 
 /* Per-column parameter gradients (S == 1) of R <= ROW_GROUP_ROWS rows of
@@ -169,8 +193,10 @@ static void SFX(row_forward_one)(const T *x, int64_t K, int64_t S, int center,
 }
 
 /* Backward of one row, first half: sum(g) and sum(g * x_hat) give the
- * coefficients of dx = g * rstd + (x - mean) * q + c, which is
- * rstd * (g - mean(g) - x_hat * mean(g * x_hat)) expanded.  For S > 1 a
+ * coefficients of dx = g * rstd + x_hat * q + c, which is
+ * rstd * (g - mean(g) - x_hat * mean(g * x_hat)) expanded (q is
+ * proportional to rstd, not rstd**2, which underflows float for
+ * |x| ~ 1e20 and above).  For S > 1 a
  * run's sums of dy and dy * x_hat give both its parameter's gradients
  * (added to dw[p], db[p] when not NULL) and, times w[p], its share of the
  * row sums; for S == 1 row_col_grads does the parameter gradients. */
@@ -194,7 +220,7 @@ static void SFX(row_grad_coefs)(const T *dy, const T *x, int64_t K, int64_t S,
         }
     }
     const double r = rstd;
-    *q = (T)(-r * r * (sgx / (double)K));
+    *q = (T)(-r * (sgx / (double)K));
     *c = (T)(center ? -r * (sg / (double)K) : 0.0);
 }
 
@@ -211,15 +237,15 @@ static void SFX(row_apply_dx)(const T *dy, const T *x, int64_t K, int64_t S, T m
         row_prefetch(next_x ? next_x + k0 : NULL, bytes, 0);
         row_prefetch(next_dx ? next_dx + k0 : NULL, bytes, 1);
         if (S == 1) {
-            SFX(row_dx)(dy + k0, x + k0, k1 - k0, mean, w ? w + k0 : NULL, rstd, q, c,
+            SFX(row_dx)(dy + k0, x + k0, k1 - k0, mean, rstd, w ? w + k0 : NULL, rstd, q, c,
                         dx + k0);
             continue;
         }
         for (int64_t s0 = k0, s1; s0 < k1; s0 = s1) {
             const int64_t p = s0 / S;
             s1 = cnorm_min64(k1, (p + 1) * S);
-            SFX(row_dx)(dy + s0, x + s0, s1 - s0, mean, NULL, w ? rstd * w[p] : rstd, q, c,
-                        dx + s0);
+            SFX(row_dx)(dy + s0, x + s0, s1 - s0, mean, rstd, NULL, w ? rstd * w[p] : rstd,
+                        q, c, dx + s0);
         }
     }
 }
@@ -247,7 +273,7 @@ static void SFX(row_forward_task)(const void *job, int64_t m)
                          next && j->y != j->x ? j->y + (m + 1) * K : NULL);
 }
 
-int SFX(cnorm_row_forward)(const T *x, int64_t M, int64_t K, int64_t G, int64_t S,
+static int SFX(cnorm_row_forward)(const T *x, int64_t M, int64_t K, int64_t G, int64_t S,
                            int center, double eps, const T *weight, const T *bias,
                            T *y, T *mean, T *rstd)
 {
@@ -323,7 +349,7 @@ static void SFX(row_backward_task)(const void *job, int64_t c)
     }
 }
 
-int SFX(cnorm_row_backward)(const T *dy, const T *x, int64_t M, int64_t K, int64_t G,
+static int SFX(cnorm_row_backward)(const T *dy, const T *x, int64_t M, int64_t K, int64_t G,
                             int64_t S, int center, const T *mean, const T *rstd,
                             const T *weight, T *dx, double *dweight, double *dbias)
 {
