@@ -17,7 +17,11 @@
  *
  * Return value: CNORM_OK, or CNORM_ENOMEM when scratch memory could not be
  * allocated (nothing is written to outputs then), or CNORM_EINVAL for sizes
- * that make no sense (negative, K not divisible by S, ...).
+ * that make no sense (negative, K not divisible by S, ...) or a required
+ * pointer that is NULL.
+ *
+ * Aliasing: an output may be the same array as an input where a function
+ * says so ("y may equal x"); otherwise outputs must not overlap inputs.
  *
  * Results do not depend on the number of threads: partial sums and moments
  * are merged in a fixed order.  All functions are thread-safe: scratch
@@ -110,7 +114,8 @@ int cnorm_bn_forward_infer_f64(const double *x, int64_t N, int64_t C, int64_t S,
  *   sum_dy[c]      = sum(dy)                    (= dbias)
  *   sum_dy_xhat[c] = sum(dy * (x - mean) * invstd)   (= dweight)
  *   dx = weight * invstd * (dy - sum_dy/M - x_hat * sum_dy_xhat/M), M = N*S.
- * weight may be NULL (1); dx may be NULL (only the sums) and may equal dy. */
+ * weight may be NULL (1); dx may be NULL (only the sums) and may equal dy;
+ * sum_dy and sum_dy_xhat are required. */
 int cnorm_bn_backward_f32(const float *dy, const float *x, int64_t N, int64_t C,
                           int64_t S, const float *mean, const float *invstd,
                           const float *weight, float *dx,
@@ -125,8 +130,9 @@ int cnorm_bn_backward_f64(const double *dy, const double *x, int64_t N, int64_t 
 /* Row-normalization forward.  center = 1: layer/group/instance norm,
  * x_hat = (x - mean[m]) * rstd[m], rstd = 1/sqrt(var + eps) (biased var);
  * center = 0: RMS norm, x_hat = x * rstd[m], rstd = 1/sqrt(mean(x**2) + eps),
- * and mean may be NULL.  y = x_hat * weight[p] + bias[p] with p as in the
- * header comment; weight and bias may be NULL.  y may equal x. */
+ * and mean may be NULL (if given, it is set to 0).  y = x_hat * weight[p] +
+ * bias[p] with p as in the header comment; weight and bias may be NULL.
+ * y may equal x. */
 int cnorm_row_forward_f32(const float *x, int64_t M, int64_t K, int64_t G,
                           int64_t S, int center, double eps,
                           const float *weight, const float *bias,

@@ -23,6 +23,7 @@ from functools import cache
 import numpy as np
 
 import cnorm
+from cnorm._bench_threads import python_threads_report
 from cnorm._config import config
 
 EPS = 1e-5
@@ -92,6 +93,8 @@ def default_cases():
     cases = [Case(op, shape) for shape in ((32, 64, 56, 56), (8, 256, 14, 14), (1, 64, 7, 7))
              for op in bn_ops]
     cases += [Case(op, (32, 56, 56, 64), axis=-1) for op in bn_ops[:2]]
+    # 2-D (N, C), the same bytes as the channels-last case
+    cases += [Case(op, (32 * 56 * 56, 64)) for op in bn_ops[:2]]
     for suffix in ("", "_backward"):
         cases += [
             Case("layer_norm" + suffix, (32, 128, 768)),
@@ -714,6 +717,9 @@ def bench(cases, threads_list, dtype="float32", quick=False, rounds=None, json_p
         results.append(result)
         print(table_row(result), file=stream, flush=True)
     print(file=stream)
+    if not quick:
+        print("\n".join(python_threads_report()), file=stream)
+        print(file=stream)
     print(format_notes(notes(env)), file=stream)
     if json_path:
         settings = {"threads": list(threads_list), "dtype": dtype, "quick": quick,
