@@ -1,0 +1,22 @@
+"""The examples run and do what they say."""
+import importlib.util
+import pathlib
+
+import numpy as np
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_mlp_with_batch_norm_learns():
+    mlp = load("mlp_batch_norm")
+    x, labels = mlp.make_data(np.random.default_rng(1), n=1024)
+    losses, accuracy = mlp.train(x, labels, use_bn=True, steps=120)
+    assert losses[-20:].mean() < 0.5 * losses[:5].mean()
+    assert accuracy > 0.6  # four classes: chance is 25%
