@@ -1,0 +1,85 @@
+"""Numerical edges: constant channels, eps = 0, huge and tiny magnitudes."""
+import numpy as np
+import pytest
+
+import cnorm
+
+import reference as ref
+import reference_rows as rref
+from conftest import DTYPES, assert_close
+
+CONSTANTS = [0.1, 3.7e3, -2.5e-3, 1e4 + 0.5]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("value", CONSTANTS)
+@pytest.mark.parametrize("shape, axis", [((4, 3, 5, 7), 1), ((6, 5, 40), 1), ((64, 3), -1),
+                                         ((2, 4, 9, 9), -1)])
+def test_constant_channel_gives_exactly_bias_in_training(rng, dtype, value, shape, axis):
+    x = np.full(shape, value, dtype)
+    C = shape[axis]
+    w = rng.uniform(0.5, 2.0, C).astype(dtype)
+    b = rng.standard_normal(C).astype(dtype)
+    y, mean, _ = cnorm.batch_norm_train(x, w, b, axis=axis)
+    bshape = [1] * x.ndim
+    bshape[axis] = C
+    np.testing.assert_array_equal(y, np.broadcast_to(b.reshape(bshape), shape))
+    np.testing.assert_array_equal(mean, np.full(C, value, dtype))
+    bn = cnorm.BatchNorm(C, axis=axis, dtype=dtype)
+    bn.bias[...] = b
+    np.testing.assert_array_equal(bn(x), np.broadcast_to(b.reshape(bshape), shape))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("value", CONSTANTS)
+def test_constant_rows_give_exactly_bias(rng, dtype, value):
+    x = np.full((3, 6, 4, 5), value, dtype)
+    b6 = rng.standard_normal(6).astype(dtype)
+    b5 = rng.standard_normal(5).astype(dtype)
+    w6 = np.full(6, 1.5, dtype)
+    w5 = np.full(5, 1.5, dtype)
+    per_channel = np.broadcast_to(b6.reshape(1, 6, 1, 1), x.shape)
+    np.testing.assert_array_equal(cnorm.layer_norm(x, 5, w5, b5)[0],
+                                  np.broadcast_to(b5, x.shape))
+    np.testing.assert_array_equal(cnorm.group_norm(x, 3, w6, b6)[0], per_channel)
+    np.testing.assert_array_equal(cnorm.instance_norm(x, w6, b6)[0], per_channel)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_eps_zero_on_constant_channel_is_nan_like_pytorch(dtype):
+    """var = 0 and eps = 0: invstd = inf and (x - mean) * invstd = 0 * inf = NaN,
+    which is what PyTorch returns too (documented in the README)."""
+    x = np.ones((4, 2, 3), dtype)
+    x[:, 1] = np.arange(12, dtype=dtype).reshape(4, 3)  # channel 1 is not constant
+    y, _, invstd = cnorm.batch_norm_train(x, eps=0.0)
+    assert np.isinf(invstd[0]) and np.isnan(y[:, 0]).all()
+    assert np.isfinite(y[:, 1]).all()
+    torch = pytest.importorskip("torch")
+    ty = torch.nn.functional.batch_norm(torch.from_numpy(x), None, None, training=True, eps=0.0)
+    np.testing.assert_array_equal(np.isnan(ty.numpy()), np.isnan(y))
+
+
+@pytest.mark.parametrize("scale", [1e20, 1e30, 1e-42])
+def test_float32_extreme_magnitudes_keep_the_variance(rng, scale):
+    """Squares of float32 data near 1e30 overflow float32; the statistics must not."""
+    x = (rng.standard_normal((8, 3, 40, 40)) * scale).astype(np.float32)
+    y, mean, invstd = cnorm.batch_norm_train(x)
+    ey, emean, einvstd = ref.bn_train(x)
+    assert_close(y, ey)
+    np.testing.assert_allclose(invstd, einvstd, rtol=1e-5)
+    h = x.reshape(24, 1600)
+    y, mean, rstd = cnorm.layer_norm(h, 1600)
+    assert_close(y, rref.layer_norm(h, 1600)[0])
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    _, mean, invstd = cnorm.batch_norm_train(x)
+    dx, _, _ = cnorm.batch_norm_backward(dy, x, mean, invstd)
+    edx = ref.bn_backward(dy, x, mean, invstd)[0]
+    assert_close(dx, edx)
+
+
+def test_running_statistics_of_huge_float64_values_stay_finite():
+    x = np.random.default_rng(0).standard_normal((16, 4, 10)) * 1e150
+    bn = cnorm.BatchNorm(4, dtype=np.float64)
+    for _ in range(3):
+        bn(x)
+    assert np.isfinite(bn.running_mean).all() and np.isfinite(bn.running_var).all()
