@@ -46,17 +46,28 @@ def test_constant_rows_give_exactly_bias(rng, dtype, value):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_eps_zero_on_constant_channel_is_nan_like_pytorch(dtype):
-    """var = 0 and eps = 0: invstd = inf and (x - mean) * invstd = 0 * inf = NaN,
-    which is what PyTorch returns too (documented in the README)."""
+def test_eps_zero_behaves_as_pytorch(dtype):
+    """Batch-norm training refuses eps = 0 (PyTorch: "eps must be positive during
+    training"); inference accepts it; layer and group norm of a constant row
+    give NaN (var = 0, rstd = inf, 0 * inf), as PyTorch does."""
     x = np.ones((4, 2, 3), dtype)
     x[:, 1] = np.arange(12, dtype=dtype).reshape(4, 3)  # channel 1 is not constant
-    y, _, invstd = cnorm.batch_norm_train(x, eps=0.0)
-    assert np.isinf(invstd[0]) and np.isnan(y[:, 0]).all()
-    assert np.isfinite(y[:, 1]).all()
+    with pytest.raises(ValueError, match="eps"):
+        cnorm.batch_norm_train(x, eps=0.0)
+    y = cnorm.batch_norm_infer(x, np.zeros(2, dtype), np.ones(2, dtype), eps=0.0)
+    np.testing.assert_array_equal(y, x)
+    ln = cnorm.layer_norm(x, 3, eps=0.0)[0]
+    gn = cnorm.group_norm(x, 2, eps=0.0)[0]
+    assert np.isnan(ln[:, 0]).all() and np.isfinite(ln[:, 1]).all()
+    assert np.isnan(gn[:, 0]).all() and np.isfinite(gn[:, 1]).all()
     torch = pytest.importorskip("torch")
-    ty = torch.nn.functional.batch_norm(torch.from_numpy(x), None, None, training=True, eps=0.0)
-    np.testing.assert_array_equal(np.isnan(ty.numpy()), np.isnan(y))
+    F = torch.nn.functional
+    with pytest.raises(ValueError):
+        F.batch_norm(torch.from_numpy(x), None, None, training=True, eps=0.0)
+    np.testing.assert_array_equal(np.isnan(F.layer_norm(torch.from_numpy(x), (3,), eps=0.0)),
+                                  np.isnan(ln))
+    np.testing.assert_array_equal(np.isnan(F.group_norm(torch.from_numpy(x), 2, eps=0.0)),
+                                  np.isnan(gn))
 
 
 @pytest.mark.parametrize("scale", [1e20, 1e30, 1e-42])

@@ -63,6 +63,8 @@ def batch_statistics(x, weight, bias, eps, axis, out, renorm=None):
     weight = param(weight, "weight", (C,), x.dtype)
     bias = param(bias, "bias", (C,), x.dtype)
     eps = check_eps(eps)
+    if eps == 0.0:  # as PyTorch: a constant channel would give 0 * inf
+        raise ValueError("eps must be > 0 for batch-norm training, got 0")
     check_out(out, x)
     xc = as_contiguous(x)
     y = kernel_output(out, xc)

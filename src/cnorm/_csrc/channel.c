@@ -302,10 +302,11 @@ static void chan_parallel(int nt, int64_t n, void (*task)(const void *, int64_t)
         task(job, p);
 }
 
-/* Batch-norm coefficients of one channel, in double (see cnorm.h). */
+/* Batch-norm coefficients of one channel, in double (see cnorm.h):
+ * y = (x - mean) * scale + offset. */
 static void chan_train_coefs(int64_t c, double count, double mean, double m2,
                              double w, double b, double eps, const cnorm_renorm *rn,
-                             double *scale, double *shift)
+                             double *scale, double *offset)
 {
     double var = m2 / count;
     if (rn) {
@@ -317,10 +318,10 @@ static void chan_train_coefs(int64_t c, double count, double mean, double m2,
         rn->r[c] = r;
         rn->d[c] = d;
         *scale = w * r / sb;
-        *shift = b + w * d - *scale * mean;
+        *offset = b + w * d;
     } else {
         *scale = w / sqrt(var + eps);
-        *shift = b - mean * *scale;
+        *offset = b;
     }
 }
 

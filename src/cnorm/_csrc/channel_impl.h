@@ -102,11 +102,12 @@ static int64_t SFX(group_rows)(int64_t w)
     return cnorm_max64(1, 1024 / (w * (int64_t)sizeof(T)));
 }
 
-/* y = x * a + b.  y may equal x: a row is computed whole into t before it
- * is stored, so no restrict is needed; local copies of the constants keep
- * GCC's SLP vectorizer on the full-width path. */
-static void SFX(tile_affine)(const T *x, T *y, chan_rect r, const T *restrict a,
-                             const T *restrict b)
+/* y = (x - m) * a + b: centring first keeps float32 precision when |mean|
+ * >> std and makes a constant channel exactly b.  y may equal x: a row is
+ * computed whole into t before it is stored, so no restrict is needed; local
+ * copies of the constants keep GCC's SLP vectorizer on the full-width path. */
+static void SFX(tile_affine)(const T *x, T *y, chan_rect r, const T *restrict m,
+                             const T *restrict a, const T *restrict b)
 {
     int64_t i, j, j0, jn, l0, g = SFX(group_rows)(r.w);
     int l;
@@ -114,8 +115,9 @@ static void SFX(tile_affine)(const T *x, T *y, chan_rect r, const T *restrict a,
         for (j0 = 0; j0 < r.n2; j0 += g) {
             jn = cnorm_min64(r.n2, j0 + g);
             for (l0 = 0; l0 + LANES <= r.w; l0 += LANES) {
-                T aa[LANES], bb[LANES];
+                T mm[LANES], aa[LANES], bb[LANES];
                 for (l = 0; l < LANES; l++) {
+                    mm[l] = m[l0 + l];
                     aa[l] = a[l0 + l];
                     bb[l] = b[l0 + l];
                 }
@@ -123,7 +125,7 @@ static void SFX(tile_affine)(const T *x, T *y, chan_rect r, const T *restrict a,
                     const T *p = x + i * r.s1 + j * r.s2 + l0;
                     T *q = y + i * r.s1 + j * r.s2 + l0, t[LANES];
                     for (l = 0; l < LANES; l++)
-                        t[l] = p[l] * aa[l] + bb[l];
+                        t[l] = (p[l] - mm[l]) * aa[l] + bb[l];
                     for (l = 0; l < LANES; l++)
                         q[l] = t[l];
                 }
@@ -131,14 +133,17 @@ static void SFX(tile_affine)(const T *x, T *y, chan_rect r, const T *restrict a,
             for (j = j0; j < jn; j++)
                 for (l = (int)l0; l < r.w; l++) {
                     int64_t o = i * r.s1 + j * r.s2 + l;
-                    y[o] = x[o] * a[l] + b[l];
+                    y[o] = (x[o] - m[l]) * a[l] + b[l];
                 }
         }
 }
 
-/* dx = k1*dy + k2*x + k3.  dx may equal dy. */
-static void SFX(tile_bwd)(const T *dy, const T *x, T *dx, chan_rect r,
-                          const T *restrict k1, const T *restrict k2,
+/* dx = k1*dy + k2*((x - m)*s) + k3: x_hat = (x - m)*s is formed first, so
+ * no coefficient holds invstd**2 (which underflows float32 for data near
+ * 1e20 and beyond) and float32 keeps its precision when |mean| >> std.
+ * dx may equal dy. */
+static void SFX(tile_bwd)(const T *dy, const T *x, T *dx, chan_rect r, const T *restrict m,
+                          const T *restrict s, const T *restrict k1, const T *restrict k2,
                           const T *restrict k3)
 {
     int64_t i, j, j0, jn, l0, g = SFX(group_rows)(r.w);
@@ -147,8 +152,10 @@ static void SFX(tile_bwd)(const T *dy, const T *x, T *dx, chan_rect r,
         for (j0 = 0; j0 < r.n2; j0 += g) {
             jn = cnorm_min64(r.n2, j0 + g);
             for (l0 = 0; l0 + LANES <= r.w; l0 += LANES) {
-                T c1[LANES], c2[LANES], c3[LANES];
+                T cm[LANES], cs[LANES], c1[LANES], c2[LANES], c3[LANES];
                 for (l = 0; l < LANES; l++) {
+                    cm[l] = m[l0 + l];
+                    cs[l] = s[l0 + l];
                     c1[l] = k1[l0 + l];
                     c2[l] = k2[l0 + l];
                     c3[l] = k3[l0 + l];
@@ -158,7 +165,7 @@ static void SFX(tile_bwd)(const T *dy, const T *x, T *dx, chan_rect r,
                     const T *pd = dy + o, *px = x + o;
                     T *q = dx + o, t[LANES];
                     for (l = 0; l < LANES; l++)
-                        t[l] = c1[l] * pd[l] + c2[l] * px[l] + c3[l];
+                        t[l] = c1[l] * pd[l] + c2[l] * ((px[l] - cm[l]) * cs[l]) + c3[l];
                     for (l = 0; l < LANES; l++)
                         q[l] = t[l];
                 }
@@ -166,7 +173,7 @@ static void SFX(tile_bwd)(const T *dy, const T *x, T *dx, chan_rect r,
             for (j = j0; j < jn; j++)
                 for (l = (int)l0; l < r.w; l++) {
                     int64_t o = i * r.s1 + j * r.s2 + l;
-                    dx[o] = k1[l] * dy[o] + k2[l] * x[o] + k3[l];
+                    dx[o] = k1[l] * dy[o] + k2[l] * ((x[o] - m[l]) * s[l]) + k3[l];
                 }
         }
 }
@@ -179,6 +186,8 @@ typedef struct {
     T *y;
     T *acc;
     const T *c1, *c2, *c3;
+    const T *centre;   /* of the elementwise tiles */
+    const T *spread;   /* tile_bwd: x_hat = (x - centre) * spread */
 } SFX(chan_ops);
 
 /* Runs tile `op` over block B cut into super-rows of P positions: the whole
@@ -195,11 +204,12 @@ static void SFX(visit)(int op, const chan_block *B, int64_t P, const SFX(chan_op
         if (r.n2 == 0 || width == 0)
             continue;
         if (op == CHAN_AFFINE) {
-            SFX(tile_affine)(o->x + base, o->y + base, r, o->c1, o->c2);
+            SFX(tile_affine)(o->x + base, o->y + base, r, o->centre, o->c1, o->c2);
             continue;
         }
         if (op == CHAN_BWD) {
-            SFX(tile_bwd)(o->dy + base, o->x + base, o->y + base, r, o->c1, o->c2, o->c3);
+            SFX(tile_bwd)(o->dy + base, o->x + base, o->y + base, r, o->centre, o->spread,
+                          o->c1, o->c2, o->c3);
             continue;
         }
         for (j0 = 0; j0 < width; j0 += LANES) {   /* reductions: one strip at a time */
@@ -258,6 +268,29 @@ static void SFX(fold)(const T *acc, int64_t kw, int64_t pg, double *out)
     }
 }
 
+/* The rare path of piece_moments: squares of finite T data that overflow T
+ * (float32 deviations above ~1e19) leave a column's m2 infinite with a
+ * finite mean; that block's squared deviations are summed again in double.
+ * Position j of a run belongs to column j % kw (see visit). */
+static void SFX(redo_overflowed)(const T *x, const chan_block *B, int64_t kw,
+                                 const double *bm, double *bm2)
+{
+    double s[CHAN_TILE] = { 0 };
+    int64_t i, j, k, redo = 0;
+    for (k = 0; k < kw; k++)
+        redo |= isfinite(bm[k]) && !isfinite(bm2[k]);
+    if (!redo)
+        return;
+    for (i = 0; i < B->runs; i++)
+        for (j = 0; j < B->len; j++) {
+            double d = (double)x[B->off + i * B->ld + j] - bm[j % kw];
+            s[j % kw] += d * d;
+        }
+    for (k = 0; k < kw; k++)
+        if (isfinite(bm[k]) && !isfinite(bm2[k]))
+            bm2[k] = s[k];
+}
+
 /* Moments of group g's columns over chunk q, block by block: pass 1 sums
  * deviations from the block's first row, pass 2 (block now in L1) sums
  * squared deviations from the block mean rounded to T, corrected for that
@@ -270,7 +303,7 @@ static double SFX(piece_moments)(const chan_geom *G, const T *x, int64_t g, int6
     double bm[CHAN_TILE], bm2[CHAN_TILE], n = 0.0;
     int64_t k0, kw, pg, b, j, k;
     int64_t b1 = cnorm_min64(G->nblk, (q + 1) * G->cblk);
-    SFX(chan_ops) o = { x, NULL, NULL, acc, ctr, NULL, NULL };
+    SFX(chan_ops) o = { x, NULL, NULL, acc, ctr, NULL, NULL, NULL, NULL };
     chan_block B, next = chan_block_at(G, g, q * G->cblk);
     chan_group(G, g, &k0, &kw, &pg);
     for (b = q * G->cblk; b < b1; b++) {
@@ -300,6 +333,7 @@ static double SFX(piece_moments)(const chan_geom *G, const T *x, int64_t g, int6
             if (bm2[k] < 0.0)   /* rounding only; a NaN fails the test and stays */
                 bm2[k] = 0.0;
         }
+        SFX(redo_overflowed)(x, &B, kw, bm, bm2);
         chan_merge_cols(n, mean, m2, nb, bm, bm2, kw);
         n += nb;
     }
@@ -317,8 +351,8 @@ static void SFX(piece_dot)(const chan_geom *G, const T *dy, const T *x, const T 
     double f[CHAN_TILE];
     int64_t k0, kw, pg, b, j, k;
     int64_t b1 = cnorm_min64(G->nblk, (q + 1) * G->cblk);
-    SFX(chan_ops) os = { dy, NULL, NULL, acc, zero, NULL, NULL };
-    SFX(chan_ops) ow = { x, dy, NULL, acc, mp, NULL, NULL };
+    SFX(chan_ops) os = { dy, NULL, NULL, acc, zero, NULL, NULL, NULL, NULL };
+    SFX(chan_ops) ow = { x, dy, NULL, acc, mp, NULL, NULL, NULL, NULL };
     chan_block B, next = chan_block_at(G, g, q * G->cblk);
     chan_group(G, g, &k0, &kw, &pg);
     SFX(expand)(G, g, mean, mp);
@@ -345,19 +379,22 @@ static void SFX(piece_dot)(const chan_geom *G, const T *dy, const T *x, const T 
     }
 }
 
-/* Elementwise pass over piece (g, q): CHAN_AFFINE y = x*p1 + p2, or
- * CHAN_BWD y = p1*dy + p2*x + p3, with per-channel coefficients. */
+/* Elementwise pass over piece (g, q): CHAN_AFFINE y = (x - pc)*p1 + p2, or
+ * CHAN_BWD y = p1*dy + p2*((x - pc)*ps) + p3, with per-channel coefficients. */
 static void SFX(piece_apply)(const chan_geom *G, int op, int64_t g, int64_t q,
-                             const T *x, const T *dy, T *y,
+                             const T *x, const T *dy, T *y, const T *pc, const T *ps,
                              const T *p1, const T *p2, const T *p3)
 {
-    T c1[CHAN_PMAX], c2[CHAN_PMAX], c3[CHAN_PMAX];
+    T c1[CHAN_PMAX], c2[CHAN_PMAX], c3[CHAN_PMAX], cm[CHAN_PMAX], cs[CHAN_PMAX];
     int64_t b, b1 = cnorm_min64(G->nblk, (q + 1) * G->cblk);
-    SFX(chan_ops) o = { x, dy, y, NULL, c1, c2, c3 };
+    SFX(chan_ops) o = { x, dy, y, NULL, c1, c2, c3, cm, cs };
+    SFX(expand)(G, g, pc, cm);
     SFX(expand)(G, g, p1, c1);
     SFX(expand)(G, g, p2, c2);
-    if (op == CHAN_BWD)
+    if (op == CHAN_BWD) {
+        SFX(expand)(G, g, ps, cs);
         SFX(expand)(G, g, p3, c3);
+    }
     for (b = q * G->cblk; b < b1; b++) {
         chan_block B = chan_block_at(G, g, b);
         SFX(visit)(op, &B, G->P, &o);
@@ -374,7 +411,8 @@ typedef struct {
     const T *x, *dy;
     T *y;
     int op;                        /* of the elementwise pass */
-    const T *p1, *p2, *p3;         /* its per-channel coefficients */
+    const T *pc, *ps;              /* its per-channel centre and spread */
+    const T *p1, *p2, *p3;         /* and coefficients */
     T *coef;                       /* where train/backward compute them */
     double count;                  /* values per channel, N*S */
     /* training forward */
@@ -411,27 +449,32 @@ static void SFX(task_apply)(const void *job, int64_t p)
 {
     const SFX(chan_job) *j = job;
     SFX(piece_apply)(j->G, j->op, p / j->G->nchunk, p % j->G->nchunk, j->x, j->dy,
-                     j->y, j->p1, j->p2, j->p3);
+                     j->y, j->pc, j->ps, j->p1, j->p2, j->p3);
 }
 
 /* Channel c of a training forward once its pieces are reduced: merge them,
- * write mean/var (and r/d), and its scale/shift into coef. */
+ * write mean/var (and r/d), and its coefficients of y = (x - centre)*scale
+ * + shift into coef.  The centre is the mean rounded to T; shift carries the
+ * rounding, so a constant channel (exact mean) gives exactly the offset. */
 static void SFX(train_channel)(const SFX(chan_job) *j, int64_t c)
 {
-    double m, m2, scale, shift;
+    double m, m2, scale, offset;
+    int64_t C = j->G->C;
     if (j->G->planar)   /* interleaved groups were merged before */
         chan_merge_group(j->G, c, j->s.cnt, j->s.a, j->s.b);
     chan_channel_moments(j->G, c, j->s.a, j->s.b, &m, &m2);
     chan_train_coefs(c, j->count, m, m2, j->weight ? (double)j->weight[c] : 1.0,
-                     j->bias ? (double)j->bias[c] : 0.0, j->eps, j->renorm, &scale, &shift);
+                     j->bias ? (double)j->bias[c] : 0.0, j->eps, j->renorm, &scale, &offset);
+    T centre = (T)m;
     j->mean[c] = m;
     j->var[c] = m2 / j->count;
     j->coef[c] = (T)scale;
-    j->coef[j->G->C + c] = (T)shift;
+    j->coef[C + c] = (T)(offset + scale * ((double)centre - m));
+    j->coef[2 * C + c] = centre;
 }
 
 /* Channel c of a backward once its pieces are reduced: sums, outputs and
- * the dx = k1*dy + k2*x + k3 constants (into coef when dx is wanted). */
+ * the dx = k1*dy + k2*x_hat + k3 constants (into coef when dx is wanted). */
 static void SFX(bwd_channel)(const SFX(chan_job) *j, int64_t c)
 {
     double sdy, sdx;
@@ -440,13 +483,13 @@ static void SFX(bwd_channel)(const SFX(chan_job) *j, int64_t c)
     chan_channel_sums(j->G, c, j->s.a, j->s.b, &sdy, &sdx);
     double is = j->invstd[c], sxh = is * sdx, M = j->count;
     double k1 = (j->weight ? (double)j->weight[c] : 1.0) * is;
-    double k2 = -k1 * is * sxh / M;
+    double k2 = -k1 * sxh / M;   /* multiplies x_hat, see tile_bwd */
     j->sum_dy[c] = sdy;
     j->sum_dy_xhat[c] = sxh;
     if (j->y) {
         j->coef[c] = (T)k1;
         j->coef[j->G->C + c] = (T)k2;
-        j->coef[2 * j->G->C + c] = (T)(-k1 * sdy / M - k2 * (double)j->bmean[c]);
+        j->coef[2 * j->G->C + c] = (T)(-k1 * sdy / M);
     }
 }
 
@@ -527,15 +570,17 @@ static int SFX(cnorm_channel_moments)(const T *x, int64_t N, int64_t C, int64_t 
     return CNORM_OK;
 }
 
-/* The elementwise affine pass y = x*scale[c] + shift[c] over all pieces. */
-static void SFX(affine)(const chan_geom *G, const T *x, const T *scale, const T *shift,
-                        T *y)
+/* The elementwise pass y = (x - centre[c])*scale[c] + shift[c] over all
+ * pieces. */
+static void SFX(affine)(const chan_geom *G, const T *x, const T *centre, const T *scale,
+                        const T *shift, T *y)
 {
     SFX(chan_job) j = { 0 };
     j.G = G;
     j.x = x;
     j.y = y;
     j.op = CHAN_AFFINE;
+    j.pc = centre;
     j.p1 = scale;
     j.p2 = shift;
     SFX(run_pieces)(&j, SFX(task_apply));
@@ -545,12 +590,16 @@ static int SFX(cnorm_channel_affine)(const T *x, int64_t N, int64_t C, int64_t S
                               const T *scale, const T *shift, T *y)
 {
     chan_geom G;
+    T *zeros;
     if (N < 0 || C < 0 || S < 0)
         return CNORM_EINVAL;
     if (N == 0 || C == 0 || S == 0)
         return CNORM_OK;
+    if (!(zeros = calloc((size_t)C, sizeof(T))))   /* the centre: none */
+        return CNORM_ENOMEM;
     chan_geom_init(&G, N, C, S);
-    SFX(affine)(&G, x, scale, shift, y);
+    SFX(affine)(&G, x, zeros, scale, shift, y);
+    free(zeros);
     return CNORM_OK;
 }
 
@@ -568,14 +617,12 @@ static int SFX(cnorm_bn_forward_infer)(const T *x, int64_t N, int64_t C, int64_t
         return CNORM_OK;
     if (C > STACK_C && !(coef = malloc((size_t)(2 * C) * sizeof(T))))
         return CNORM_ENOMEM;
-    for (c = 0; c < C; c++) {
-        double scale = (weight ? (double)weight[c] : 1.0) /
-                       sqrt((double)running_var[c] + eps);
-        coef[c] = (T)scale;
-        coef[C + c] = (T)((bias ? (double)bias[c] : 0.0) - (double)running_mean[c] * scale);
+    for (c = 0; c < C; c++) {   /* y = (x - running_mean) * scale + bias */
+        coef[c] = (T)((weight ? (double)weight[c] : 1.0) / sqrt((double)running_var[c] + eps));
+        coef[C + c] = bias ? bias[c] : (T)0;
     }
     chan_geom_init(&G, N, C, S);
-    SFX(affine)(&G, x, coef, coef + C, y);
+    SFX(affine)(&G, x, running_mean, coef, coef + C, y);
     if (coef != stack)
         free(coef);
     return CNORM_OK;
@@ -599,7 +646,7 @@ static int SFX(cnorm_bn_forward_train)(const T *x, int64_t N, int64_t C, int64_t
     if (C == 0)
         return CNORM_OK;
     chan_geom_init(&G, N, C, S);
-    if (chan_scratch_alloc(&G, 2 * C, sizeof(T), &j.s) != CNORM_OK)
+    if (chan_scratch_alloc(&G, 3 * C, sizeof(T), &j.s) != CNORM_OK)
         return CNORM_ENOMEM;
     j.G = &G;
     j.x = x;
@@ -608,6 +655,7 @@ static int SFX(cnorm_bn_forward_train)(const T *x, int64_t N, int64_t C, int64_t
     j.coef = j.s.coef;
     j.p1 = j.coef;
     j.p2 = j.coef + C;
+    j.pc = j.coef + 2 * C;
     j.count = (double)(N * S);
     j.weight = weight;
     j.bias = bias;
@@ -656,6 +704,8 @@ static int SFX(cnorm_bn_backward)(const T *dy, const T *x, int64_t N, int64_t C,
     j.p1 = j.coef;
     j.p2 = j.coef + C;
     j.p3 = j.coef + 2 * C;
+    j.pc = mean;
+    j.ps = invstd;
     j.count = (double)(N * S);
     j.weight = weight;
     j.bmean = mean;
