@@ -334,6 +334,8 @@ def bn_infer_fast(x, running_mean, running_var, weight, bias, eps, axis, out):
 
 def layer_norm_fast(x, normalized_shape, weight, bias, eps, out):
     """layer_norm over the last dim for the common case, or None."""
+    if type(normalized_shape) is tuple and len(normalized_shape) == 1:
+        normalized_shape = normalized_shape[0]
     if type(x) is not cnp.ndarray or type(normalized_shape) is not int or not _good_eps(eps):
         return None
     cdef cnp.ndarray xa = <cnp.ndarray>x
