@@ -731,3 +731,24 @@ def test_bad_eps(eps):
     _raises_named("eps", lambda: cnorm.group_norm(x, 2, eps=eps, out=out), out)
     _raises_named("eps", lambda: cnorm.instance_norm(x, eps=eps, out=out), out)
     _raises_named("eps", lambda: cnorm.rms_norm(x, 4, eps=eps, out=out), out)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_layer_norm_backward_few_long_rows(rng, dtype, restore_threads):
+    """Fewer rows than the kernel wants chunks, each over 64 KB: the backward
+    splits rows into segments; results match the reference and do not
+    depend on the thread count."""
+    x = (rng.standard_normal((3, 5, 4099)) * 2 + 7).astype(dtype)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    w = rng.uniform(0.5, 1.5, (5, 4099)).astype(dtype)
+    _, mean, rstd = cnorm.layer_norm(x, (5, 4099), w)
+    results = []
+    for threads in (1, 2):
+        cnorm.set_num_threads(threads)
+        results.append(cnorm.layer_norm_backward(dy, x, mean, rstd, (5, 4099), w))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    edx, edw, edb = ref.layer_norm_backward(dy, x, (5, 4099), w)
+    assert_close(results[0][0], edx)
+    assert_close(results[0][1], edw, scale=np.abs(edw).max() * 10)
+    assert_close(results[0][2], edb, scale=np.abs(edb).max() * 10)

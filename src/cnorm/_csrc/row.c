@@ -8,30 +8,54 @@
 #define ROW_MAX_CHUNKS 64
 /* Parameters per task when merging the chunks' partial sums. */
 #define ROW_MERGE_BLOCK 1024
-/* Layer norm backward: columns per stack block of row_col_grads, and the
- * rows (at most, and bytes of dy and x) of a group that stays in L2. */
-#define ROW_COLS 256
-#define ROW_GROUP_ROWS 16
-#define ROW_GROUP_BYTES ((int64_t)128 * 1024)
+/* Layer norm backward: rows whose column gradients are summed in T before
+ * they are added to the double outputs (a conversion per ROW_FLUSH_ROWS
+ * values, not per value). */
+#define ROW_FLUSH_ROWS 16
+/* Columns per segment when a backward splits few long rows by columns
+ * (row_backward_split). */
+#define ROW_SEG 4096
 
 /* The passes after a row's first one run from cache and leave the memory
  * idle; they go in pieces of ROW_PIECE values, each preceded by a software
- * prefetch of the same piece of the next row (or group of rows), so the
- * next first pass finds it in cache.  Rows above ROW_PREFETCH_MAX bytes
- * are long enough for the hardware prefetcher. */
-#define ROW_PIECE 512
+ * prefetch of the same piece of the next row, so the next first pass finds
+ * it in cache.  Small pieces spread the prefetches over the pass (pieces of
+ * 512 measured 5-15% slower: a burst of prefetches queues up and stalls).
+ * Rows above ROW_PREFETCH_MAX bytes are long enough for the hardware
+ * prefetcher. */
+#define ROW_PIECE 128
 #define ROW_PREFETCH_MAX ((int64_t)64 * 1024)
 
-/* result = sum of expr over k in [0, n), n <= CNORM_BLOCK, in CNORM_LANES
- * accumulators of type T, then the lanes in double in lane order.  A plain
- * lane loop: GCC vectorizes it without -ffast-math because the summation
- * order is the code's, hence the same on every ISA and thread count. */
+/* Accumulator lanes of a lane sum: 4 AVX2 registers of float (8 SSE2, 2
+ * AVX-512), so the adds of a sum form several independent chains and the
+ * loop runs at the adder's throughput, not its latency.  Also 32 for
+ * double: with 16, GCC 12 vectorizes ROW_LANE_SUM2 across the outer loop
+ * with a permute per value (10x the instructions) instead of lane-wise. */
+#define ROW_LANES 32
+
+/* acc[0] = the sum of acc[0 : ROW_LANES], added as a fixed pairwise tree
+ * (five halvings of the 32 lanes, upper half onto lower half): a few vector
+ * adds where a lane-by-lane chain was 32 dependent scalar ones, and the same
+ * order on every ISA. */
+#define ROW_FOLD_STEP(acc, h)                                                 \
+    for (int l_ = 0; l_ < (h); l_++)                                          \
+        (acc)[l_] += (acc)[l_ + (h)]
+#define ROW_FOLD(acc)                                                         \
+    do {                                                                      \
+        ROW_FOLD_STEP(acc, 16); ROW_FOLD_STEP(acc, 8); ROW_FOLD_STEP(acc, 4); \
+        ROW_FOLD_STEP(acc, 2); ROW_FOLD_STEP(acc, 1);                         \
+    } while (0)
+
+/* result = sum of expr over k in [0, n), n <= CNORM_BLOCK, in ROW_LANES
+ * accumulators of type T folded by ROW_FOLD.  A plain lane loop: GCC
+ * vectorizes it without -ffast-math because the summation order is the
+ * code's, hence the same for every thread count. */
 #define ROW_LANE_SUM(result, n, k, expr)                                      \
     do {                                                                      \
-        T acc_[CNORM_LANES] = {0};                                            \
+        T acc_[ROW_LANES] = {0};                                              \
         int64_t i_ = 0;                                                       \
-        for (; i_ + CNORM_LANES <= (n); i_ += CNORM_LANES)                    \
-            for (int l_ = 0; l_ < CNORM_LANES; l_++) {                        \
+        for (; i_ + ROW_LANES <= (n); i_ += ROW_LANES)                        \
+            for (int l_ = 0; l_ < ROW_LANES; l_++) {                          \
                 const int64_t k = i_ + l_;                                    \
                 acc_[l_] += (expr);                                           \
             }                                                                 \
@@ -39,14 +63,36 @@
             const int64_t k = i_ + l_;                                        \
             acc_[l_] += (expr);                                               \
         }                                                                     \
-        (result) = 0.0;                                                       \
-        for (int l_ = 0; l_ < CNORM_LANES; l_++)                              \
-            (result) += acc_[l_];                                             \
+        ROW_FOLD(acc_);                                                       \
+        (result) = acc_[0];                                                   \
     } while (0)
 
-/* Tiles stay out of line: they are the unit a SIMD dispatch will compile
- * per ISA, and GCC unswitches the loop-invariant NULL tests of the simple
- * loops in them (inlined into the row loops, it gave up on some). */
+/* Two lane sums in one loop over k, so the backward reads dy and x once for
+ * both (the compiler shares the subexpressions of value1 and value2). */
+#define ROW_LANE_SUM2(result1, result2, n, k, value1, value2)                 \
+    do {                                                                      \
+        T a_[ROW_LANES] = {0}, b_[ROW_LANES] = {0};                           \
+        int64_t i_ = 0;                                                       \
+        for (; i_ + ROW_LANES <= (n); i_ += ROW_LANES)                        \
+            for (int l_ = 0; l_ < ROW_LANES; l_++) {                          \
+                const int64_t k = i_ + l_;                                    \
+                a_[l_] += (value1);                                           \
+                b_[l_] += (value2);                                           \
+            }                                                                 \
+        for (int l_ = 0; i_ + l_ < (n); l_++) {                               \
+            const int64_t k = i_ + l_;                                        \
+            a_[l_] += (value1);                                               \
+            b_[l_] += (value2);                                               \
+        }                                                                     \
+        ROW_FOLD(a_);                                                         \
+        ROW_FOLD(b_);                                                         \
+        (result1) = a_[0];                                                    \
+        (result2) = b_[0];                                                    \
+    } while (0)
+
+/* Tiles stay out of line: GCC unswitches the loop-invariant NULL and
+ * `first` tests of the simple loops in them (inlined into the row loops,
+ * it gave up on some). */
 #if defined(__GNUC__)
 #define ROW_TILE static __attribute__((noinline))
 #else
@@ -58,7 +104,9 @@
 static inline void row_prefetch(const void *p, int64_t bytes, int write)
 {
 #if defined(__GNUC__)
-    for (int64_t i = 0; p && i < bytes; i += 64) {
+    if (!p)
+        return;
+    for (int64_t i = 0; i < bytes; i += 64) {
         if (write)
             __builtin_prefetch((const char *)p + i, 1, 2);
         else
@@ -88,39 +136,52 @@ static void row_zero_grads(int64_t K, int64_t G, int64_t S, double *dweight, dou
 }
 
 /* Backward splits its rows into chunks of `rows` rows; each chunk sums its
- * parameter gradients into its own partial array (chunk 0 straight into the
+ * parameter gradients into its own partial arrays (chunk 0 straight into the
  * output), merged afterwards in chunk order.  Chunk boundaries depend on the
- * shape only, so the result is bit-identical for any thread count. */
+ * shape only, so the result is bit-identical for any thread count.  Layer
+ * norm's column gradients also need, per chunk, col_bytes of scratch for
+ * their sums in T. */
 typedef struct row_chunks {
     int64_t rows, count, stride;   /* stride: doubles per partial array */
     double *part[2];               /* dweight, dbias partials of chunks 1.. */
-    double *scratch;
+    char *cols;                    /* chunk c's column sums: cols + c * col_bytes */
+    int64_t col_bytes;
+    void *scratch;
 } row_chunks;
 
-/* Non-zero (CNORM_ENOMEM) when the partials cannot be allocated.  A chunk
+/* Non-zero (CNORM_ENOMEM) when the scratch cannot be allocated.  A chunk
  * is worth a thread, there are at most ROW_MAX_CHUNKS, and when gradients
- * are wanted a chunk reads at least 4 * GP values, so the partials (GP
- * doubles per output) stay small next to the data. */
+ * are wanted a chunk reads at least 16 * GP values: its partials (GP
+ * doubles per output, written once, read once by the merge) and column
+ * sums then add about a tenth to the memory traffic (a third with 4 * GP:
+ * layer norm backward of (32, 65536) ran 1.6x slower).  col_bytes: 0, or
+ * the bytes of column sums per chunk. */
 static int row_chunks_init(row_chunks *ch, int64_t M, int64_t K, int64_t GP,
-                           int want_dw, int want_db)
+                           int want_dw, int want_db, int64_t col_bytes)
 {
     int64_t rows = cnorm_max64(cnorm_cdiv64(CNORM_PARALLEL_MIN_WORK, K),
                                cnorm_cdiv64(M, ROW_MAX_CHUNKS));
     if (want_dw || want_db)
-        rows = cnorm_max64(rows, cnorm_cdiv64(4 * GP, K));
+        rows = cnorm_max64(rows, cnorm_cdiv64(16 * GP, K));
     ch->rows = cnorm_min64(rows, M);
     ch->count = cnorm_cdiv64(M, ch->rows);
     ch->stride = cnorm_cdiv64(GP, 8) * 8;   /* partials on separate cache lines */
-    ch->part[0] = ch->part[1] = ch->scratch = NULL;
-    const int64_t arrays = (int64_t)(want_dw != 0) + (want_db != 0);
-    if (ch->count == 1 || arrays == 0)
-        return CNORM_OK;
+    ch->col_bytes = cnorm_cdiv64(col_bytes, 64) * 64;
+    ch->part[0] = ch->part[1] = NULL;
+    ch->cols = NULL;
+    ch->scratch = NULL;
+    const int64_t arrays = ch->count == 1 ? 0 : (int64_t)(want_dw != 0) + (want_db != 0);
     const int64_t n = (ch->count - 1) * ch->stride;
-    ch->scratch = malloc((size_t)(arrays * n) * sizeof(double));
+    const int64_t bytes = arrays * n * (int64_t)sizeof(double) + ch->count * ch->col_bytes;
+    if (bytes == 0)
+        return CNORM_OK;
+    ch->scratch = malloc((size_t)bytes);
     if (!ch->scratch)
         return CNORM_ENOMEM;
-    ch->part[0] = want_dw ? ch->scratch : NULL;
-    ch->part[1] = want_db ? ch->scratch + (want_dw ? n : 0) : NULL;
+    double *part = ch->scratch;
+    ch->part[0] = want_dw && arrays ? part : NULL;
+    ch->part[1] = want_db && arrays ? part + (want_dw ? n : 0) : NULL;
+    ch->cols = ch->col_bytes ? (char *)(part + arrays * n) : NULL;
     return CNORM_OK;
 }
 
@@ -173,14 +234,15 @@ static void row_merge_task(const void *job, int64_t t)
         }
 }
 
-/* Adds chunks 1.. into the outputs (chunk 0 is there already), frees them. */
+/* Adds chunks 1.. into the outputs (chunk 0 is there already), frees the
+ * scratch. */
 static void row_chunks_merge(row_chunks *ch, int64_t GP, double *dweight, double *dbias)
 {
-    if (!ch->scratch)
-        return;
-    const row_merge_job job = {ch, GP, dweight, dbias};
-    const int64_t tasks = cnorm_cdiv64(GP, ROW_MERGE_BLOCK);
-    row_run(cnorm_threads_for(ch->count * GP, tasks), tasks, row_merge_task, &job);
+    if (ch->part[0] || ch->part[1]) {
+        const row_merge_job job = {ch, GP, dweight, dbias};
+        const int64_t tasks = cnorm_cdiv64(GP, ROW_MERGE_BLOCK);
+        row_run(cnorm_threads_for(ch->count * GP, tasks), tasks, row_merge_task, &job);
+    }
     free(ch->scratch);
     ch->scratch = NULL;
 }

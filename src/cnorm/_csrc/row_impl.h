@@ -1,14 +1,15 @@
 /* Row family body: included by row.c once per dtype with T (element type)
  * and SFX(name) (dtype suffix); see common.h for the convention.
  *
- * Tiles (ROW_TILE, no OpenMP, so a later SIMD dispatch can compile them per
- * ISA) work on one row or one run of S values; the public drivers at the end
- * own the threads.  Reductions are ROW_LANE_SUM over blocks of CNORM_BLOCK
- * values, merged across blocks in double. */
+ * Tiles (ROW_TILE, no OpenMP) work on a row or a piece of one; the public
+ * drivers at the end own the threads.  Reductions are ROW_LANE_SUM (or
+ * ROW_LANE_SUM2) over blocks of CNORM_BLOCK values, merged across blocks in
+ * double. */
 
 /* Mean and m2 of one block in double, element by element: the slow path
- * for float blocks whose sums overflow T (|x| above ~1e19).  Blocks with
- * an Inf take it too and stay non-finite. */
+ * for float blocks whose sums overflow T (|x| above ~1e19; an overflowed
+ * sum can be NaN: +Inf in one lane or half, -Inf in another).  Blocks with
+ * a NaN or Inf take it too and stay non-finite. */
 static void SFX(row_block_moments_wide)(const T *x, int64_t n, double *mean, double *m2)
 {
     double s = 0.0, q = 0.0;
@@ -37,7 +38,7 @@ ROW_TILE void SFX(row_moments)(const T *x, int64_t n, double *mean, double *m2)
         const T c = (T)bmean;
         ROW_LANE_SUM(squares, nb, k, (xb[k] - c) * (xb[k] - c));
         bm2 = squares - (double)nb * (bmean - c) * (bmean - c);
-        if (sizeof(T) < sizeof(double) && isinf(squares))
+        if (sizeof(T) < sizeof(double) && !isfinite(squares))
             SFX(row_block_moments_wide)(xb, nb, &bmean, &bm2);
         cnorm_merge(&count, mean, m2, (double)nb, bmean, bm2);
     }
@@ -76,8 +77,8 @@ ROW_TILE void SFX(row_normalize)(const T *x, int64_t n, T mean, T a,
 }
 
 /* Sums over n values of g = dy * w[k] (w == NULL: dy) and of g * x_hat,
- * x_hat = (x - mean) * rstd: one lane sum each (GCC vectorizes a lane loop
- * with one accumulator array well, with two it transposes). */
+ * x_hat = (x - mean) * rstd, in one pass: lanes per block, blocks added in
+ * double. */
 ROW_TILE void SFX(row_grad_sums)(const T *dy, const T *x, int64_t n, T mean, T rstd,
                                  const T *w, double *sum_g, double *sum_gx)
 {
@@ -86,13 +87,11 @@ ROW_TILE void SFX(row_grad_sums)(const T *dy, const T *x, int64_t n, T mean, T r
         const T *dyb = dy + i0, *xb = x + i0, *wb = w ? w + i0 : NULL;
         const int64_t nb = cnorm_min64(CNORM_BLOCK, n - i0);
         double sg, sgx;
-        if (wb) {   /* explicit: GCC does not always unswitch these loops */
-            ROW_LANE_SUM(sg, nb, k, dyb[k] * wb[k]);
-            ROW_LANE_SUM(sgx, nb, k, dyb[k] * wb[k] * ((xb[k] - mean) * rstd));
-        } else {
-            ROW_LANE_SUM(sg, nb, k, dyb[k]);
-            ROW_LANE_SUM(sgx, nb, k, dyb[k] * ((xb[k] - mean) * rstd));
-        }
+        if (wb)   /* explicit: GCC does not always unswitch these loops */
+            ROW_LANE_SUM2(sg, sgx, nb, k, dyb[k] * wb[k],
+                          dyb[k] * wb[k] * ((xb[k] - mean) * rstd));
+        else
+            ROW_LANE_SUM2(sg, sgx, nb, k, dyb[k], dyb[k] * ((xb[k] - mean) * rstd));
         *sum_g += sg;
         *sum_gx += sgx;
     }
@@ -108,36 +107,33 @@ ROW_TILE void SFX(row_dx)(const T *dy, const T *x, int64_t n, T mean, T rstd,
         dx[k] = (w ? dy[k] * w[k] : dy[k]) * a + ((x[k] - mean) * rstd) * q + c;
 }
 
-/* Per-column parameter gradients (S == 1) of R <= ROW_GROUP_ROWS rows of
- * K: dw[k] += sum_r dy * x_hat, db[k] += sum_r dy (either may be NULL);
- * mean == NULL means 0.  Per block of columns the R rows are summed in T on
- * the stack, then added in double: a conversion per R values, not per
- * value. */
-ROW_TILE void SFX(row_col_grads)(const T *dy, const T *x, int64_t R, int64_t K,
-                                 const T *mean, const T *rstd, double *dw, double *db)
+/* row_dx with a = rstd that also sums each value's column gradients:
+ * sw[k] += dy * x_hat, sb[k] += dy, or with `first` sw[k] = dy * x_hat,
+ * sb[k] = dy (no zeroing pass).  dx may equal dy (each dy[k] is read before
+ * dx[k] is written); x and w are inputs no output overlaps and sw, sb the
+ * caller's scratch, hence restrict: without it GCC gives up on the run-time
+ * alias checks of so many pointers and leaves the loop scalar. */
+ROW_TILE void SFX(row_dx_cols)(const T *dy, const T *restrict x, int64_t n, T mean, T rstd,
+                               const T *restrict w, T q, T c, T *dx, T *restrict sw,
+                               T *restrict sb, int first)
 {
-    /* No NULL test left in the loops: GCC's unroll-and-jam of the row loop
-     * would pull it into the column loop and leave that scalar. */
-    T mu[ROW_GROUP_ROWS], sw[ROW_COLS] = {0}, sb[ROW_COLS] = {0};
-    for (int64_t r = 0; r < R; r++)
-        mu[r] = mean ? mean[r] : 0;
-    for (int64_t k0 = 0; k0 < K; k0 += ROW_COLS) {
-        const int64_t nk = cnorm_min64(ROW_COLS, K - k0);
-        for (int64_t r = 0; r < R; r++) {
-            const T *dyr = dy + r * K + k0, *xr = x + r * K + k0;
-            for (int64_t k = 0; k < nk; k++) {
-                sw[k] += dyr[k] * ((xr[k] - mu[r]) * rstd[r]);
-                sb[k] += dyr[k];
-            }
-        }
-        for (int64_t k = 0; k < nk; k++) {   /* flush, and reset for the next block */
-            if (dw)
-                dw[k0 + k] += sw[k];
-            if (db)
-                db[k0 + k] += sb[k];
-            sw[k] = sb[k] = 0;
-        }
+    for (int64_t k = 0; k < n; k++) {
+        const T d = dy[k], xh = (x[k] - mean) * rstd;
+        dx[k] = (w ? d * w[k] : d) * rstd + xh * q + c;
+        sw[k] = first ? d * xh : sw[k] + d * xh;
+        sb[k] = first ? d : sb[k] + d;
     }
+}
+
+/* dw[k] += sw[k], db[k] += sb[k] (dw or db may be NULL), or with `first`
+ * dw[k] = sw[k], db[k] = sb[k]. */
+ROW_TILE void SFX(row_flush_cols)(const T *restrict sw, const T *restrict sb, int64_t n,
+                                  double *restrict dw, double *restrict db, int first)
+{
+    for (int64_t k = 0; dw && k < n; k++)
+        dw[k] = first ? sw[k] : dw[k] + sw[k];
+    for (int64_t k = 0; db && k < n; k++)
+        db[k] = first ? sb[k] : db[k] + sb[k];
 }
 
 /* ---- one row --------------------------------------------------------- */
@@ -183,8 +179,9 @@ static void SFX(row_forward_one)(const T *x, int64_t K, int64_t S, int center,
         *mean_out = mean;
     if (rstd_out)
         *rstd_out = rstd;
-    for (int64_t k0 = 0; k0 < K; k0 += ROW_PIECE) {
-        const int64_t k1 = cnorm_min64(K, k0 + ROW_PIECE);
+    const int64_t piece = next_x ? ROW_PIECE : K;   /* no next row: one piece */
+    for (int64_t k0 = 0; k0 < K; k0 += piece) {
+        const int64_t k1 = cnorm_min64(K, k0 + piece);
         const int64_t bytes = (k1 - k0) * (int64_t)sizeof(T);
         row_prefetch(next_x ? next_x + k0 : NULL, bytes, 0);
         row_prefetch(next_y ? next_y + k0 : NULL, bytes, 1);
@@ -192,14 +189,24 @@ static void SFX(row_forward_one)(const T *x, int64_t K, int64_t S, int center,
     }
 }
 
+/* q and c of dx = g * rstd + x_hat * q + c from a row's sum(g) and
+ * sum(g * x_hat) (see row_grad_coefs). */
+static void SFX(row_dx_coefs)(double sg, double sgx, int64_t K, int center, T rstd, T *q,
+                              T *c)
+{
+    const double r = rstd;
+    *q = (T)(-r * (sgx / (double)K));
+    *c = (T)(center ? -r * (sg / (double)K) : 0.0);
+}
+
 /* Backward of one row, first half: sum(g) and sum(g * x_hat) give the
  * coefficients of dx = g * rstd + x_hat * q + c, which is
  * rstd * (g - mean(g) - x_hat * mean(g * x_hat)) expanded (q is
  * proportional to rstd, not rstd**2, which underflows float for
- * |x| ~ 1e20 and above).  For S > 1 a
- * run's sums of dy and dy * x_hat give both its parameter's gradients
- * (added to dw[p], db[p] when not NULL) and, times w[p], its share of the
- * row sums; for S == 1 row_col_grads does the parameter gradients. */
+ * |x| ~ 1e20 and above).  For S > 1 a run's sums of dy and dy * x_hat
+ * give both its parameter's gradients (added to dw[p], db[p] when not NULL)
+ * and, times w[p], its share of the row sums; for S == 1 the second half
+ * does the parameter gradients. */
 static void SFX(row_grad_coefs)(const T *dy, const T *x, int64_t K, int64_t S,
                                 int center, T mean, T rstd, const T *w,
                                 double *dw, double *db, T *q, T *c)
@@ -219,23 +226,29 @@ static void SFX(row_grad_coefs)(const T *dy, const T *x, int64_t K, int64_t S,
                 db[p] += sd;
         }
     }
-    const double r = rstd;
-    *q = (T)(-r * (sgx / (double)K));
-    *c = (T)(center ? -r * (sg / (double)K) : 0.0);
+    SFX(row_dx_coefs)(sg, sgx, K, center, rstd, q, c);
 }
 
-/* Backward of one row, second half: dx from the coefficients, prefetching
- * the next_dy, next_x, next_dx rows (or NULL) piece by piece. */
+/* Backward of one row, second half: dx from the coefficients and, for
+ * S == 1 with sw != NULL, the column gradients summed in sw and sb (see
+ * row_dx_cols for `first`); prefetching the next_dy, next_x, next_dx rows (or NULL)
+ * piece by piece. */
 static void SFX(row_apply_dx)(const T *dy, const T *x, int64_t K, int64_t S, T mean,
-                              T rstd, const T *w, T q, T c, T *dx, const T *next_dy,
-                              const T *next_x, T *next_dx)
+                              T rstd, const T *w, T q, T c, T *dx, T *sw, T *sb, int first,
+                              const T *next_dy, const T *next_x, T *next_dx)
 {
-    for (int64_t k0 = 0; k0 < K; k0 += ROW_PIECE) {
-        const int64_t k1 = cnorm_min64(K, k0 + ROW_PIECE);
+    const int64_t piece = next_dy ? ROW_PIECE : K;   /* no next row: one piece */
+    for (int64_t k0 = 0; k0 < K; k0 += piece) {
+        const int64_t k1 = cnorm_min64(K, k0 + piece);
         const int64_t bytes = (k1 - k0) * (int64_t)sizeof(T);
         row_prefetch(next_dy ? next_dy + k0 : NULL, bytes, 0);
         row_prefetch(next_x ? next_x + k0 : NULL, bytes, 0);
         row_prefetch(next_dx ? next_dx + k0 : NULL, bytes, 1);
+        if (S == 1 && sw) {
+            SFX(row_dx_cols)(dy + k0, x + k0, k1 - k0, mean, rstd, w ? w + k0 : NULL, q, c,
+                             dx + k0, sw + k0, sb + k0, first);
+            continue;
+        }
         if (S == 1) {
             SFX(row_dx)(dy + k0, x + k0, k1 - k0, mean, rstd, w ? w + k0 : NULL, rstd, q, c,
                         dx + k0);
@@ -296,57 +309,138 @@ typedef struct {
 } SFX(row_bwd_job);
 
 /* Backward task c: the rows of chunk c, parameter gradients into its own
- * partial arrays.  With S == 1 and G == 1 the rows go in groups of up to
- * ROW_GROUP_ROWS that stay in L2 (ROW_GROUP_BYTES of dy and x): each row's
- * sums stream it from memory in order, row_col_grads then reads the group
- * from cache column block by column block (as the first touch, that
- * pattern defeats the hardware prefetchers), and dx last, as it may
- * overwrite dy. */
+ * partial arrays.  Each row's sums stream its dy and x from memory; its dx
+ * pass then reads them from L1 while the next row comes in.  With S == 1
+ * that pass also sums the column gradients in T, in the chunk's column
+ * scratch, which goes to the partials every ROW_FLUSH_ROWS rows (every row
+ * when G > 1: then consecutive rows have different parameters).  With
+ * G == 1 the first flush assigns the partials, so they need no zeroing. */
 static void SFX(row_backward_task)(const void *job, int64_t c)
 {
     const SFX(row_bwd_job) *j = job;
     const int64_t K = j->K, P = K / j->S;
     double *dw = row_chunk_part(j->ch, j->dweight, 0, c);
     double *db = row_chunk_part(j->ch, j->dbias, 1, c);
-    if (dw)
+    T *sw = j->ch->cols ? (T *)(j->ch->cols + c * j->ch->col_bytes) : NULL;
+    T *sb = sw ? sw + K : NULL;
+    const int64_t flush_rows = j->G == 1 ? ROW_FLUSH_ROWS : 1;
+    if (dw && !(sw && j->G == 1))
         memset(dw, 0, (size_t)(j->G * P) * sizeof(double));
-    if (db)
+    if (db && !(sw && j->G == 1))
         memset(db, 0, (size_t)(j->G * P) * sizeof(double));
-    const int col_grads = j->S == 1 && (dw || db);
-    const int64_t group = col_grads && j->G == 1
-        ? cnorm_max64(1, cnorm_min64(ROW_GROUP_ROWS,
-                                     ROW_GROUP_BYTES / (2 * K * (int64_t)sizeof(T))))
-        : 1;
-    const int64_t end = cnorm_min64(j->M, (c + 1) * j->ch->rows);
-    for (int64_t m0 = c * j->ch->rows; m0 < end; m0 += group) {
-        const int64_t m1 = cnorm_min64(end, m0 + group);
-        T q[ROW_GROUP_ROWS], cc[ROW_GROUP_ROWS];
-        for (int64_t m = m0; m < m1; m++) {
-            const int64_t off = (m % j->G) * P;
-            SFX(row_grad_coefs)(j->dy + m * K, j->x + m * K, K, j->S, j->center,
-                                j->center ? j->mean[m] : (T)0, j->rstd[m],
-                                j->weight ? j->weight + off : NULL,
-                                dw && !col_grads ? dw + off : NULL,
-                                db && !col_grads ? db + off : NULL, &q[m - m0], &cc[m - m0]);
-        }
-        if (col_grads) {
-            const int64_t off = (m0 % j->G) * P;
-            SFX(row_col_grads)(j->dy + m0 * K, j->x + m0 * K, m1 - m0, K,
-                               j->center ? j->mean + m0 : NULL, j->rstd + m0,
-                               dw ? dw + off : NULL, db ? db + off : NULL);
-        }
-        for (int64_t m = m0; m < m1; m++) {
-            /* while dx of row m is computed, row m + group comes in */
-            const int64_t off = (m % j->G) * P, n = m + group;
-            const int next = n < j->M && group * K * (int64_t)sizeof(T) <= ROW_PREFETCH_MAX;
-            SFX(row_apply_dx)(j->dy + m * K, j->x + m * K, K, j->S,
-                              j->center ? j->mean[m] : (T)0, j->rstd[m],
-                              j->weight ? j->weight + off : NULL, q[m - m0], cc[m - m0],
-                              j->dx + m * K, next ? j->dy + n * K : NULL,
-                              next ? j->x + n * K : NULL,
-                              next && j->dx != j->dy ? j->dx + n * K : NULL);
-        }
+    const int64_t start = c * j->ch->rows, end = cnorm_min64(j->M, start + j->ch->rows);
+    for (int64_t m = start; m < end; m++) {
+        const int64_t off = (m % j->G) * P;
+        const T mean = j->center ? j->mean[m] : (T)0, rstd = j->rstd[m];
+        const T *w = j->weight ? j->weight + off : NULL;
+        T q, cc;
+        SFX(row_grad_coefs)(j->dy + m * K, j->x + m * K, K, j->S, j->center, mean, rstd, w,
+                            dw && !sw ? dw + off : NULL, db && !sw ? db + off : NULL, &q, &cc);
+        const int next = m + 1 < j->M && K * (int64_t)sizeof(T) <= ROW_PREFETCH_MAX;
+        SFX(row_apply_dx)(j->dy + m * K, j->x + m * K, K, j->S, mean, rstd, w, q, cc,
+                          j->dx + m * K, sw, sb, (m - start) % flush_rows == 0,
+                          next ? j->dy + (m + 1) * K : NULL, next ? j->x + (m + 1) * K : NULL,
+                          next && j->dx != j->dy ? j->dx + (m + 1) * K : NULL);
+        if (sw && ((m - start + 1) % flush_rows == 0 || m + 1 == end))
+            SFX(row_flush_cols)(sw, sb, K, dw ? dw + off : NULL, db ? db + off : NULL,
+                                j->G == 1 && m - start < flush_rows);
     }
+}
+
+/* ---- few long rows: backward split by columns --------------------------- */
+
+/* With few long rows (S == 1) the rows cannot be spread over threads, and
+ * row chunks would each need partial gradients as long as a row.  Instead
+ * each row is cut into segments of ROW_SEG columns: phase 1 sums each
+ * (row, segment), the row sums are the segments' in segment order, and
+ * phase 2 computes dx and the column gradients segment by segment; the
+ * segments' columns are disjoint, so their gradients go straight to the
+ * outputs.  Segments depend on K only: same bits for any thread count. */
+typedef struct {
+    const T *dy, *x, *mean, *rstd, *weight;
+    T *dx;
+    double *dweight, *dbias;
+    double *sums;   /* [M][segs][2]: sum of g and of g * x_hat per segment */
+    T *coef;        /* [M][2]: q and c per row */
+    T *cols;        /* [segs][2 * ROW_SEG]: column sums per segment, or NULL */
+    int64_t M, K, G, segs;
+    int center;
+} SFX(row_split_job);
+
+/* Phase 1, task s: every row's sums over segment s. */
+static void SFX(row_split_sums_task)(const void *job, int64_t s)
+{
+    const SFX(row_split_job) *j = job;
+    const int64_t K = j->K, k0 = s * ROW_SEG, n = cnorm_min64(ROW_SEG, K - k0);
+    for (int64_t m = 0; m < j->M; m++) {
+        const int64_t o = m * K + k0;
+        double *out = j->sums + (m * j->segs + s) * 2;
+        SFX(row_grad_sums)(j->dy + o, j->x + o, n, j->center ? j->mean[m] : (T)0, j->rstd[m],
+                           j->weight ? j->weight + (m % j->G) * K + k0 : NULL, &out[0],
+                           &out[1]);
+    }
+}
+
+/* Phase 2, task s: dx of segment s in every row and, when wanted, the
+ * segment's column gradients, summed in T over ROW_FLUSH_ROWS rows (one row
+ * when G > 1), the first sums assigning the outputs when G == 1. */
+static void SFX(row_split_dx_task)(const void *job, int64_t s)
+{
+    const SFX(row_split_job) *j = job;
+    const int64_t K = j->K, k0 = s * ROW_SEG, n = cnorm_min64(ROW_SEG, K - k0);
+    const int64_t flush_rows = j->G == 1 ? ROW_FLUSH_ROWS : 1;
+    T *sw = j->cols ? j->cols + s * 2 * ROW_SEG : NULL, *sb = sw ? sw + ROW_SEG : NULL;
+    for (int64_t g = 0; sw && j->G > 1 && g < j->G; g++) {   /* g may have no rows */
+        if (j->dweight)
+            memset(j->dweight + g * K + k0, 0, (size_t)n * sizeof(double));
+        if (j->dbias)
+            memset(j->dbias + g * K + k0, 0, (size_t)n * sizeof(double));
+    }
+    for (int64_t m = 0; m < j->M; m++) {
+        const int64_t o = m * K + k0, off = (m % j->G) * K + k0;
+        const T mean = j->center ? j->mean[m] : (T)0, rstd = j->rstd[m];
+        const T *w = j->weight ? j->weight + off : NULL;
+        const T q = j->coef[2 * m], c = j->coef[2 * m + 1];
+        if (!sw) {
+            SFX(row_dx)(j->dy + o, j->x + o, n, mean, rstd, w, rstd, q, c, j->dx + o);
+            continue;
+        }
+        SFX(row_dx_cols)(j->dy + o, j->x + o, n, mean, rstd, w, q, c, j->dx + o, sw, sb,
+                         m % flush_rows == 0);
+        if ((m + 1) % flush_rows == 0 || m + 1 == j->M)
+            SFX(row_flush_cols)(sw, sb, n, j->dweight ? j->dweight + off : NULL,
+                                j->dbias ? j->dbias + off : NULL, j->G == 1 && m < flush_rows);
+    }
+}
+
+/* The backward of few long rows (see row_split_job). */
+static int SFX(row_backward_split)(const T *dy, const T *x, int64_t M, int64_t K, int64_t G,
+                                   int center, const T *mean, const T *rstd, const T *weight,
+                                   T *dx, double *dweight, double *dbias)
+{
+    const int64_t segs = cnorm_cdiv64(K, ROW_SEG);
+    const int grads = dweight || dbias;
+    const size_t sums = (size_t)(M * segs * 2) * sizeof(double);
+    const size_t coef = (size_t)(2 * M) * sizeof(T);
+    char *scratch = malloc(sums + coef + (grads ? (size_t)(segs * 2 * ROW_SEG) * sizeof(T) : 0));
+    if (!scratch)
+        return CNORM_ENOMEM;
+    SFX(row_split_job) job = {dy, x, mean, rstd, weight, dx, dweight, dbias, (double *)scratch,
+                              (T *)(scratch + sums), grads ? (T *)(scratch + sums + coef) : NULL,
+                              M, K, G, segs, center};
+    const int nt = cnorm_threads_for(M * K, segs);
+    row_run(nt, segs, SFX(row_split_sums_task), &job);
+    for (int64_t m = 0; m < M; m++) {   /* row sums in segment order */
+        double sg = 0.0, sgx = 0.0;
+        for (int64_t s = 0; s < segs; s++) {
+            sg += job.sums[(m * segs + s) * 2];
+            sgx += job.sums[(m * segs + s) * 2 + 1];
+        }
+        SFX(row_dx_coefs)(sg, sgx, K, center, rstd[m], &job.coef[2 * m], &job.coef[2 * m + 1]);
+    }
+    row_run(nt, segs, SFX(row_split_dx_task), &job);
+    free(scratch);
+    return CNORM_OK;
 }
 
 static int SFX(cnorm_row_backward)(const T *dy, const T *x, int64_t M, int64_t K, int64_t G,
@@ -359,12 +453,18 @@ static int SFX(cnorm_row_backward)(const T *dy, const T *x, int64_t M, int64_t K
     }
     if (!row_valid(M, K, G, S) || !dy || !x || !rstd || !dx || (center && !mean))
         return CNORM_EINVAL;
+    /* Long rows, too few for two chunks of ROW_FLUSH_ROWS rows: by columns. */
+    if (S == 1 && K * (int64_t)sizeof(T) > ROW_PREFETCH_MAX && M < 2 * ROW_FLUSH_ROWS)
+        return SFX(row_backward_split)(dy, x, M, K, G, center, mean, rstd, weight, dx, dweight,
+                                       dbias);
     row_chunks ch;
-    if (row_chunks_init(&ch, M, K, G * (K / S), dweight != NULL, dbias != NULL))
+    const int col_grads = S == 1 && (dweight || dbias);
+    if (row_chunks_init(&ch, M, K, G * (K / S), dweight != NULL, dbias != NULL,
+                        col_grads ? 2 * K * (int64_t)sizeof(T) : 0))
         return CNORM_ENOMEM;
     const SFX(row_bwd_job) job = {dy, x, mean, rstd, weight, dx, dweight, dbias, &ch,
                                   M, K, G, S, center};
     row_run(cnorm_threads_for(M * K, ch.count), ch.count, SFX(row_backward_task), &job);
-    row_chunks_merge(&ch, G * (K / S), dweight, dbias);   /* frees the partials */
+    row_chunks_merge(&ch, G * (K / S), dweight, dbias);   /* frees the scratch */
     return CNORM_OK;
 }
