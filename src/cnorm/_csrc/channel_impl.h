@@ -275,12 +275,14 @@ static void SFX(fold)(const T *acc, int64_t kw, int64_t pg, double *out)
 static void SFX(redo_overflowed)(const T *x, const chan_block *B, int64_t kw,
                                  const double *bm, double *bm2)
 {
-    double s[CHAN_TILE] = { 0 };
+    double s[CHAN_TILE];
     int64_t i, j, k, redo = 0;
     for (k = 0; k < kw; k++)
         redo |= isfinite(bm[k]) && !isfinite(bm2[k]);
     if (!redo)
         return;
+    for (k = 0; k < kw; k++)
+        s[k] = 0.0;
     for (i = 0; i < B->runs; i++)
         for (j = 0; j < B->len; j++) {
             double d = (double)x[B->off + i * B->ld + j] - bm[j % kw];
