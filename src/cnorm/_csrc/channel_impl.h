@@ -572,8 +572,20 @@ static int SFX(cnorm_channel_moments)(const T *x, int64_t N, int64_t C, int64_t 
     return CNORM_OK;
 }
 
-/* The elementwise pass y = (x - centre[c])*scale[c] + shift[c] over all
- * pieces. */
+/* One planar run (n, c) of the affine pass: S contiguous values with scalar
+ * coefficients, the cheapest form for the compiler and for small inputs. */
+static void SFX(task_affine_run)(const void *job, int64_t run)
+{
+    const SFX(chan_job) *j = job;
+    int64_t c = run % j->G->C, s, S = j->G->S;
+    const T *p = j->x + run * S;
+    T *q = j->y + run * S, m = j->pc[c], a = j->p1[c], b = j->p2[c];
+    for (s = 0; s < S; s++)
+        q[s] = (p[s] - m) * a + b;
+}
+
+/* The elementwise pass y = (x - centre[c])*scale[c] + shift[c]: run by run
+ * when planar, else over the interleaved pieces. */
 static void SFX(affine)(const chan_geom *G, const T *x, const T *centre, const T *scale,
                         const T *shift, T *y)
 {
@@ -585,6 +597,11 @@ static void SFX(affine)(const chan_geom *G, const T *x, const T *centre, const T
     j.pc = centre;
     j.p1 = scale;
     j.p2 = shift;
+    if (G->planar) {
+        int64_t runs = G->N * G->C;
+        chan_parallel(cnorm_threads_for(G->total, runs), runs, SFX(task_affine_run), &j);
+        return;
+    }
     SFX(run_pieces)(&j, SFX(task_apply));
 }
 
