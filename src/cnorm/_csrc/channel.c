@@ -1,48 +1,82 @@
 /* Channel family: per-channel statistics and affine maps over the (N, C, S)
  * view (batch norm, batch renorm).  See DESIGN.md sections 1-3.
  *
- * Layouts.  Planar (S >= CHAN_PLANAR_MIN): a channel is N runs of S
- * contiguous values; we vectorize along s with CNORM_LANES accumulators.
- * Interleaved (small S, e.g. channels-last): x is N rows of K = C*S columns;
- * each column gets its own accumulator, so we vectorize across columns and
- * merge the S columns of a channel at the end.  Both are one code path: a
- * block is `runs` runs of `len` contiguous values, cut into "super-rows" of
- * P positions; position j belongs to column j % kw.  Planar: kw = 1 and
- * P = LANES.  Interleaved: P = lcm(K, LANES) whole rows fused into one
- * super-row (so K = 3 still fills the vector lanes), or a column tile.
+ * Layouts.  Planar (S >= one strip of lanes): a channel is N runs of S
+ * contiguous values; we vectorize along s.  Interleaved (small S, e.g.
+ * channels-last): x is N rows of K = C*S columns; each column gets its own
+ * accumulators, so we vectorize across columns and merge the S columns of
+ * a channel at the end.  A reduction block is `runs` runs of `len`
+ * contiguous values.  Planar blocks are one column (block_* in
+ * channel_impl.h).  Interleaved blocks are cut into "super-rows" of P
+ * positions, position j belonging to column j % kw: P = lcm(K, strip), so
+ * K = 3 still fills the vector lanes, or a column tile of wide rows.
+ *
+ * Strips.  Reductions run one strip of CHAN_LANES positions at a time with
+ * a private accumulator per lane (4-6 AVX2 vectors per sum: enough
+ * independent chains to hide the add/FMA latency).  A run or super-row whose width is
+ * not a multiple of the strip ends with an overlapping strip, the last
+ * strip width of it, whose lanes that repeat earlier positions are
+ * dropped: no scalar tails, no masks in the loops.
+ *
+ * Statistics are one pass per block, sums of d = x - c and d^2 with c the
+ * block's first value, checked: where that could lose more than 3 bits
+ * (c far from the mean) or values are not finite, the block (then in L1)
+ * gets an exact second pass; float32 squares that overflow or underflow
+ * are redone in double.  Blocks merge with Chan's formula in double.
+ *
+ * Elementwise passes walk x in memory order (planar: run by run with
+ * scalar constants; interleaved: super-row or whole row at a time with
+ * per-column constants): training y = (x - mean) * scale + shift, so a
+ * constant channel gives exactly its bias; inference y = x * scale + shift.
  *
  * Determinism.  Each group (a channel, or a tile of interleaved columns) is
  * cut into blocks and chunks of blocks whose bounds depend only on the
  * shape.  A chunk ("piece") is reduced by one thread; pieces are merged in
  * chunk order, so the result is the same bits for any thread count.
  *
- * Tiles (tile_*) hold the vectorizable loops and no OpenMP, so they can be
- * compiled per ISA later; drivers own the parallel loops. */
+ * Tiles (tile_*, block_*, run_*, rows_*) hold the vectorizable loops and no
+ * OpenMP; channel_impl.h compiles them once per dtype and SIMD path
+ * (instantiate.h); drivers own the parallel loops. */
+#include <float.h>
 #include <string.h>
 #include "common.h"
 
-#define LANES CNORM_LANES
-/* S at or above which a channel's runs are long enough to vectorize along. */
-#define CHAN_PLANAR_MIN 16
-/* Interleaved: widest column tile; wider rows are split into tiles. */
-#define CHAN_TILE 256
-/* Widest super-row (accumulator positions); lcm(K, LANES) above this falls
- * back to P = K. */
+/* Lanes of one strip: 32 float32 (4 AVX2 vectors), 24 float64 (6): with 16
+ * float64 lanes GCC unrolls the lane loops before vectorizing and then
+ * vectorizes the loop around them with shuffles (measured: float64
+ * statistics 2-3x slower); 2 sums x 6 vectors + a centre fit the 16 AVX2
+ * registers. */
+#define CHAN_LANES(elsize) ((elsize) < 8 ? 32 : 24)
+/* Statistics block: small enough that an exact second pass finds it in L1,
+ * large enough to amortize its fold and Chan merge. */
+#define CHAN_BLOCK_BYTES 16384
+/* Interleaved blocks span at least this many rows, so a block's
+ * per-column work (fold, check, Chan merge in double) stays small per
+ * element (measured: 128 rows 20-35% faster than 32 on 1568x256). */
+#define CHAN_MIN_ROWS 128
+/* Tiles of wide rows are reduced this many rows at a time, strip by
+ * strip: sweeping a strip down all of a block's rows (a 4 KiB stride for
+ * 1024 float32 columns) ran at half the speed (measured: 8 and 32 worse). */
+#define CHAN_SWEEP_ROWS 16
+/* Interleaved: widest column tile, bytes; wider rows are split in tiles. */
+#define CHAN_TILE_BYTES 1024
+#define CHAN_TILE_MAX 256   /* CHAN_TILE_BYTES / sizeof(float) */
+/* Widest super-row (positions); lcm(K, strip) above this falls back to
+ * P = K. */
 #define CHAN_PMAX 1024
 /* Elements per parallel piece: enough work to amortize a task, small
  * enough that C = 1 still splits across cores. */
-#define CHAN_CHUNK ((int64_t)16 * CNORM_BLOCK)
+#define CHAN_CHUNK ((int64_t)1 << 15)
 /* A planar channel whose data (x, or dy and x) is at most this size is
  * still in L2, or the L3 next to it, when its elementwise pass follows its
  * reduction, so the two are fused per channel.  Measured here (512 KiB L2,
  * 32 MiB L3): 1 MiB beats 256 and 512 KiB, notably for the backward. */
 #define CHAN_FUSE_BYTES ((int64_t)1 << 20)
 
-enum { CHAN_SUM, CHAN_SQDEV, CHAN_WDEV, CHAN_AFFINE, CHAN_BWD };
-
 typedef struct {
     int64_t N, C, S, K, total;
     int planar;
+    int64_t L;        /* lanes of a reduction strip */
     int64_t ncol;     /* columns with their own statistics: C or K */
     int64_t ngrp;     /* groups: channels (planar) or column tiles */
     int64_t tw;       /* columns per group (interleaved), 1 (planar) */
@@ -52,14 +86,17 @@ typedef struct {
     int64_t nblk;     /* blocks per group */
     int64_t cblk;     /* blocks per chunk */
     int64_t nchunk;   /* chunks per group */
+    int64_t rpt;      /* planar elementwise: runs per task */
 } chan_geom;
+
+/* Reduction ops of a strip. */
+enum { CHAN_SUMS, CHAN_SQDEV, CHAN_DOTS };
 
 /* A block: `runs` runs of `len` contiguous values, run i at off + i*ld. */
 typedef struct { int64_t off, runs, ld, len; } chan_block;
 
-/* The rows a tile works on: n1 x n2 rows of w values, row (i, j) at
- * i*s1 + j*s2. */
-typedef struct { int64_t n1, s1, n2, s2, w; } chan_rect;
+/* The rows a tile works on: n1 x n2 rows, row (i, j) at i*s1 + j*s2. */
+typedef struct { int64_t n1, s1, n2, s2; } chan_rect;
 
 static int64_t chan_gcd(int64_t a, int64_t b)
 {
@@ -71,41 +108,50 @@ static int64_t chan_gcd(int64_t a, int64_t b)
     return a;
 }
 
+static int64_t chan_roundup(int64_t a, int64_t m) { return cnorm_cdiv64(a, m) * m; }
+
 /* Requires N, C, S >= 1. */
-static void chan_geom_init(chan_geom *G, int64_t N, int64_t C, int64_t S)
+static void chan_geom_init(chan_geom *G, int64_t N, int64_t C, int64_t S, int64_t elsize)
 {
-    int64_t nominal;
+    int64_t nominal, L = CHAN_LANES(elsize), blk = CHAN_BLOCK_BYTES / elsize;
     G->N = N;
     G->C = C;
     G->S = S;
     G->K = C * S;
     G->total = N * C * S;
-    G->planar = S >= CHAN_PLANAR_MIN;
+    G->L = L;
+    G->planar = S >= L;
+    G->rpt = cnorm_max64(1, CHAN_CHUNK / S);
     if (G->planar) {
-        int64_t nseg = cnorm_cdiv64(S, CNORM_BLOCK);
         G->ncol = C;
         G->ngrp = C;
         G->tw = 1;
-        G->P = LANES;
-        G->seg = cnorm_cdiv64(cnorm_cdiv64(S, nseg), LANES) * LANES;
-        G->nseg = cnorm_cdiv64(S, G->seg);
-        G->brows = cnorm_max64(1, CNORM_BLOCK / S);
+        G->P = L;
+        if (S <= blk) {
+            G->seg = S;
+            G->nseg = 1;
+            G->brows = blk / S;
+        } else {   /* even segments; the last one is never empty */
+            G->seg = cnorm_cdiv64(S, cnorm_cdiv64(S, blk));
+            G->nseg = cnorm_cdiv64(S, G->seg);
+            G->brows = 1;
+        }
         G->nblk = cnorm_cdiv64(N, G->brows) * G->nseg;
         nominal = G->brows * G->seg;
     } else {
-        int64_t K = G->K;
+        int64_t K = G->K, tile = CHAN_TILE_BYTES / elsize;
         G->ncol = K;
-        if (K <= CHAN_TILE) {
-            int64_t lcm = K / chan_gcd(K, LANES) * LANES;
+        if (K <= tile) {
+            int64_t lcm = K / chan_gcd(K, L) * L;
             G->tw = K;
             G->P = lcm <= CHAN_PMAX ? lcm : K;
-        } else {
-            G->tw = CHAN_TILE;
-            G->P = CHAN_TILE;
+        } else {   /* balanced tiles, whole strips wide */
+            G->tw = chan_roundup(cnorm_cdiv64(K, cnorm_cdiv64(K, tile)), L);
+            G->P = G->tw;
         }
         G->ngrp = cnorm_cdiv64(K, G->tw);
-        /* at least 4 super-rows so the per-block fold stays cheap */
-        G->brows = cnorm_max64(4, CNORM_BLOCK / G->P) * (G->P / G->tw);
+        /* whole super-rows per block, except at the end of x */
+        G->brows = chan_roundup(cnorm_max64(CHAN_MIN_ROWS, blk / G->tw), G->P / G->tw);
         G->nblk = cnorm_cdiv64(N, G->brows);
         nominal = G->brows * G->tw;
     }
@@ -132,8 +178,9 @@ static void chan_group(const chan_geom *G, int64_t g, int64_t *k0, int64_t *kw,
 static chan_block chan_block_at(const chan_geom *G, int64_t g, int64_t b)
 {
     chan_block B;
-    if (G->planar) {
-        int64_t n0 = b / G->nseg * G->brows, s0 = b % G->nseg * G->seg;
+    if (G->planar) {   /* (no division in the common case: one segment) */
+        int64_t n0 = (G->nseg == 1 ? b : b / G->nseg) * G->brows;
+        int64_t s0 = G->nseg == 1 ? 0 : b % G->nseg * G->seg;
         B.runs = cnorm_min64(G->brows, G->N - n0);
         B.len = cnorm_min64(G->seg, G->S - s0);
         B.off = (n0 * G->C + g) * G->S + s0;
@@ -149,37 +196,6 @@ static chan_block chan_block_at(const chan_geom *G, int64_t g, int64_t b)
             B.runs = 1;
         }
     }
-    return B;
-}
-
-/* Pass 2 of a block runs from L1 and misses nothing, so the hardware
- * prefetcher idles; asking for the start of the next block meanwhile keeps
- * memory busy (measured: statistics 25-30% faster from DRAM). */
-#define CHAN_PREFETCH_BYTES 4096
-
-/* Block b, with its first CHAN_PREFETCH_BYTES requested in array u and,
- * unless NULL, in v.  It returns the block for the caller's next
- * iteration: a prefetch-only void function is "pure" to GCC, and its calls
- * are deleted. */
-static chan_block chan_prefetch_block(const chan_geom *G, int64_t g, int64_t b,
-                                      const void *u, const void *v, size_t elsize)
-{
-    chan_block B = chan_block_at(G, g, b);
-#if defined(__GNUC__)
-    int64_t left = CHAN_PREFETCH_BYTES, i, o;
-    for (i = 0; i < B.runs && left > 0; i++) {
-        int64_t start = (B.off + i * B.ld) * (int64_t)elsize;
-        int64_t n = cnorm_min64(B.len * (int64_t)elsize, left);
-        for (o = 0; o < n; o += 64) {
-            __builtin_prefetch((const char *)u + start + o);
-            if (v)
-                __builtin_prefetch((const char *)v + start + o);
-        }
-        left -= n;
-    }
-#else
-    (void)u, (void)v, (void)elsize;
-#endif
     return B;
 }
 
@@ -302,11 +318,13 @@ static void chan_parallel(int nt, int64_t n, void (*task)(const void *, int64_t)
         task(job, p);
 }
 
-/* Batch-norm coefficients of one channel, in double (see cnorm.h):
- * y = (x - mean) * scale + offset. */
-static void chan_train_coefs(int64_t c, double count, double mean, double m2,
+/* Batch-norm coefficients of one channel, in double (see cnorm.h), for
+ * y = (x - mt) * scale + shift, where mt is the mean rounded to the element
+ * type: shift absorbs the rounding, so y keeps full precision when
+ * |mean| >> std, and a constant channel (mean == mt) gives exactly bias. */
+static void chan_train_coefs(int64_t c, double count, double mean, double m2, double mt,
                              double w, double b, double eps, const cnorm_renorm *rn,
-                             double *scale, double *offset)
+                             double *scale, double *shift)
 {
     double var = m2 / count;
     if (rn) {
@@ -318,11 +336,13 @@ static void chan_train_coefs(int64_t c, double count, double mean, double m2,
         rn->r[c] = r;
         rn->d[c] = d;
         *scale = w * r / sb;
-        *offset = b + w * d;
+        *shift = b + w * d;
     } else {
         *scale = w / sqrt(var + eps);
-        *offset = b;
+        *shift = b;
     }
+    if (mean != mt)
+        *shift -= *scale * (mean - mt);
 }
 
 #define CNORM_FAMILY_IMPL "channel_impl.h"

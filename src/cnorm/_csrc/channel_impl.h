@@ -1,406 +1,638 @@
-/* Channel family body for one element type; included by channel.c with T
- * and SFX defined (see common.h).  No include guard on purpose. */
+/* Channel family body for one element type and SIMD path; included by
+ * instantiate.h with T and SFX defined (see common.h).  No include guard on
+ * purpose. */
 
-/* ---- tiles: the vectorizable loops, no OpenMP ------------------------ *
- * A tile runs over a rect of rows (chan_rect).  Reduction tiles take one
- * strip of w <= LANES columns: full strips sum into local lanes with a
- * constant-length loop, so the lanes stay in registers, and add them to the
- * caller's accumulators at the end; the rare edge strips (w < LANES) run
- * the same update directly. */
+/* Lanes (positions) of a strip. */
+#define CL ((int)CHAN_LANES(sizeof(T)))
 
-/* acc += x - c: pass 1, deviations from a shift. */
-static void SFX(tile_sum)(const T *restrict x, chan_rect r, const T *restrict c,
-                          T *restrict acc)
+/* ---- reduction tiles: the vectorizable loops, no OpenMP --------------- *
+ * A tile sums one strip (CL positions) over a rect of rows (n1, n2 >= 1)
+ * into private lanes, which the compiler keeps in registers, then writes
+ * them out to the caller's accumulators acc[0..CL) (and acc2): stores them
+ * (add = 0) or adds them (add = 1), except lanes below m0: an overlapping
+ * last strip drops the positions an earlier strip already counted.  The
+ * lanes start from the first row, not from zero: GCC turns any zero fill
+ * into `rep stos`, which costs more than a small block's arithmetic.
+ * Ops: CHAN_SUMS, d = x - c and d^2 (the statistics, one pass);
+ * CHAN_SQDEV, (x - c)^2 (their exact second pass); CHAN_DOTS, u and
+ * u * (x - c) (the backward's sums of dy and dy * (x - mean)). */
+
+/* acc (+)= lanes a[m0..CL).  (a + 0 keeps GCC from making the store a
+ * memcpy, for the same reason; it only turns a -0 partial sum into +0.) */
+static void SFX(lanes_out)(const T *a, int m0, int add, T *restrict acc)
 {
-    int64_t i, j;
     int l;
-    if (r.w < LANES) {
-        for (i = 0; i < r.n1; i++)
-            for (j = 0; j < r.n2; j++)
-                for (l = 0; l < r.w; l++)
-                    acc[l] += x[i * r.s1 + j * r.s2 + l] - c[l];
-        return;
-    }
-    T a[LANES] = { 0 }, cc[LANES];
-    for (l = 0; l < LANES; l++)
-        cc[l] = c[l];
-    for (i = 0; i < r.n1; i++)
-        for (j = 0; j < r.n2; j++) {
-            const T *p = x + i * r.s1 + j * r.s2;
-            for (l = 0; l < LANES; l++)
-                a[l] += p[l] - cc[l];
-        }
-    for (l = 0; l < LANES; l++)
-        acc[l] += a[l];
+    if (add)
+        for (l = m0; l < CL; l++)
+            acc[l] += a[l];
+    else
+        for (l = m0; l < CL; l++)
+            acc[l] = a[l] + (T)0;
 }
 
-/* acc += (x - c)^2: pass 2, squared deviations from the block mean. */
-static void SFX(tile_sqdev)(const T *restrict x, chan_rect r, const T *restrict c,
-                            T *restrict acc)
+static void SFX(tile_sums)(const T *restrict x, chan_rect r, const T *restrict c, int m0,
+                           int add, T *restrict acc, T *restrict acc2)
 {
+    T a[CL], q[CL], cc[CL];
     int64_t i, j;
     int l;
-    if (r.w < LANES) {
-        for (i = 0; i < r.n1; i++)
-            for (j = 0; j < r.n2; j++)
-                for (l = 0; l < r.w; l++) {
-                    T d = x[i * r.s1 + j * r.s2 + l] - c[l];
-                    acc[l] += d * d;
-                }
-        return;
-    }
-    T a[LANES] = { 0 }, cc[LANES];
-    for (l = 0; l < LANES; l++)
+    for (l = 0; l < CL; l++) {
+        T d;
         cc[l] = c[l];
+        d = x[l] - cc[l];
+        a[l] = d;
+        q[l] = d * d;
+    }
     for (i = 0; i < r.n1; i++)
-        for (j = 0; j < r.n2; j++) {
+        for (j = i ? 0 : 1; j < r.n2; j++) {
             const T *p = x + i * r.s1 + j * r.s2;
-            for (l = 0; l < LANES; l++) {
+            for (l = 0; l < CL; l++) {
+                T d = p[l] - cc[l];
+                a[l] += d;
+                q[l] += d * d;
+            }
+        }
+    SFX(lanes_out)(a, m0, add, acc);
+    SFX(lanes_out)(q, m0, add, acc2);
+}
+
+static void SFX(tile_sqdev)(const T *restrict x, chan_rect r, const T *restrict c, int m0,
+                            int add, T *restrict acc)
+{
+    T a[CL], cc[CL];
+    int64_t i, j;
+    int l;
+    for (l = 0; l < CL; l++) {
+        T d;
+        cc[l] = c[l];
+        d = x[l] - cc[l];
+        a[l] = d * d;
+    }
+    for (i = 0; i < r.n1; i++)
+        for (j = i ? 0 : 1; j < r.n2; j++) {
+            const T *p = x + i * r.s1 + j * r.s2;
+            for (l = 0; l < CL; l++) {
                 T d = p[l] - cc[l];
                 a[l] += d * d;
             }
         }
-    for (l = 0; l < LANES; l++)
-        acc[l] += a[l];
+    SFX(lanes_out)(a, m0, add, acc);
 }
 
-/* acc += u * (v - c): the backward sum of dy * (x - mean).  (The sum of dy
- * is tile_sum with c = 0: one accumulator per loop is what GCC's SLP
- * vectorizes reliably; a shared load feeding two accumulators is not.) */
-static void SFX(tile_wdev)(const T *restrict u, const T *restrict v, chan_rect r,
-                           const T *restrict c, T *restrict acc)
+static void SFX(tile_dots)(const T *restrict u, const T *restrict x, chan_rect r,
+                           const T *restrict c, int m0, int add, T *restrict acc,
+                           T *restrict acc2)
 {
+    T a[CL], w[CL], cc[CL];
     int64_t i, j;
     int l;
-    if (r.w < LANES) {
-        for (i = 0; i < r.n1; i++)
-            for (j = 0; j < r.n2; j++)
-                for (l = 0; l < r.w; l++) {
-                    int64_t o = i * r.s1 + j * r.s2 + l;
-                    acc[l] += u[o] * (v[o] - c[l]);
-                }
-        return;
-    }
-    T a[LANES] = { 0 }, cc[LANES];
-    for (l = 0; l < LANES; l++)
+    for (l = 0; l < CL; l++) {
         cc[l] = c[l];
+        a[l] = u[l];
+        w[l] = u[l] * (x[l] - cc[l]);
+    }
     for (i = 0; i < r.n1; i++)
-        for (j = 0; j < r.n2; j++) {
-            const T *pu = u + i * r.s1 + j * r.s2, *pv = v + i * r.s1 + j * r.s2;
-            for (l = 0; l < LANES; l++)
-                a[l] += pu[l] * (pv[l] - cc[l]);
-        }
-    for (l = 0; l < LANES; l++)
-        acc[l] += a[l];
-}
-
-/* The elementwise tiles take whole rows (any width) and run LANES columns
- * at a time over a group of about 1 KiB of rows, so the constants stay in
- * registers and memory is still walked almost in order. */
-static int64_t SFX(group_rows)(int64_t w)
-{
-    return cnorm_max64(1, 1024 / (w * (int64_t)sizeof(T)));
-}
-
-/* y = (x - m) * a + b: centring first keeps float32 precision when |mean|
- * >> std and makes a constant channel exactly b.  y may equal x: a row is
- * computed whole into t before it is stored, so no restrict is needed; local
- * copies of the constants keep GCC's SLP vectorizer on the full-width path. */
-static void SFX(tile_affine)(const T *x, T *y, chan_rect r, const T *restrict m,
-                             const T *restrict a, const T *restrict b)
-{
-    int64_t i, j, j0, jn, l0, g = SFX(group_rows)(r.w);
-    int l;
-    for (i = 0; i < r.n1; i++)
-        for (j0 = 0; j0 < r.n2; j0 += g) {
-            jn = cnorm_min64(r.n2, j0 + g);
-            for (l0 = 0; l0 + LANES <= r.w; l0 += LANES) {
-                T mm[LANES], aa[LANES], bb[LANES];
-                for (l = 0; l < LANES; l++) {
-                    mm[l] = m[l0 + l];
-                    aa[l] = a[l0 + l];
-                    bb[l] = b[l0 + l];
-                }
-                for (j = j0; j < jn; j++) {
-                    const T *p = x + i * r.s1 + j * r.s2 + l0;
-                    T *q = y + i * r.s1 + j * r.s2 + l0, t[LANES];
-                    for (l = 0; l < LANES; l++)
-                        t[l] = (p[l] - mm[l]) * aa[l] + bb[l];
-                    for (l = 0; l < LANES; l++)
-                        q[l] = t[l];
-                }
-            }
-            for (j = j0; j < jn; j++)
-                for (l = (int)l0; l < r.w; l++) {
-                    int64_t o = i * r.s1 + j * r.s2 + l;
-                    y[o] = (x[o] - m[l]) * a[l] + b[l];
-                }
-        }
-}
-
-/* dx = k1*dy + k2*((x - m)*s) + k3: x_hat = (x - m)*s is formed first, so
- * no coefficient holds invstd**2 (which underflows float32 for data near
- * 1e20 and beyond) and float32 keeps its precision when |mean| >> std.
- * dx may equal dy. */
-static void SFX(tile_bwd)(const T *dy, const T *x, T *dx, chan_rect r, const T *restrict m,
-                          const T *restrict s, const T *restrict k1, const T *restrict k2,
-                          const T *restrict k3)
-{
-    int64_t i, j, j0, jn, l0, g = SFX(group_rows)(r.w);
-    int l;
-    for (i = 0; i < r.n1; i++)
-        for (j0 = 0; j0 < r.n2; j0 += g) {
-            jn = cnorm_min64(r.n2, j0 + g);
-            for (l0 = 0; l0 + LANES <= r.w; l0 += LANES) {
-                T cm[LANES], cs[LANES], c1[LANES], c2[LANES], c3[LANES];
-                for (l = 0; l < LANES; l++) {
-                    cm[l] = m[l0 + l];
-                    cs[l] = s[l0 + l];
-                    c1[l] = k1[l0 + l];
-                    c2[l] = k2[l0 + l];
-                    c3[l] = k3[l0 + l];
-                }
-                for (j = j0; j < jn; j++) {
-                    int64_t o = i * r.s1 + j * r.s2 + l0;
-                    const T *pd = dy + o, *px = x + o;
-                    T *q = dx + o, t[LANES];
-                    for (l = 0; l < LANES; l++)
-                        t[l] = c1[l] * pd[l] + c2[l] * ((px[l] - cm[l]) * cs[l]) + c3[l];
-                    for (l = 0; l < LANES; l++)
-                        q[l] = t[l];
-                }
-            }
-            for (j = j0; j < jn; j++)
-                for (l = (int)l0; l < r.w; l++) {
-                    int64_t o = i * r.s1 + j * r.s2 + l;
-                    dx[o] = k1[l] * dy[o] + k2[l] * ((x[o] - m[l]) * s[l]) + k3[l];
-                }
-        }
-}
-
-/* ---- blocks and pieces (no OpenMP) ----------------------------------- */
-
-/* Operands of a tile call: full arrays, and per-position vectors. */
-typedef struct {
-    const T *x, *dy;
-    T *y;
-    T *acc;
-    const T *c1, *c2, *c3;
-    const T *centre;   /* of the elementwise tiles */
-    const T *spread;   /* tile_bwd: x_hat = (x - centre) * spread */
-} SFX(chan_ops);
-
-/* Runs tile `op` over block B cut into super-rows of P positions: the whole
- * super-rows, then the partial one at the end of each run.  Reductions go
- * one LANES-wide strip at a time (their lanes live in registers);
- * elementwise tiles take whole rows. */
-static void SFX(visit)(int op, const chan_block *B, int64_t P, const SFX(chan_ops) *o)
-{
-    int64_t nsr = B->len / P, j0, part;
-    for (part = 0; part < 2; part++) {
-        int64_t width = part ? B->len - nsr * P : P;
-        int64_t base = B->off + (part ? nsr * P : 0);
-        chan_rect r = { B->runs, B->ld, part ? 1 : nsr, P, width };
-        if (r.n2 == 0 || width == 0)
-            continue;
-        if (op == CHAN_AFFINE) {
-            SFX(tile_affine)(o->x + base, o->y + base, r, o->centre, o->c1, o->c2);
-            continue;
-        }
-        if (op == CHAN_BWD) {
-            SFX(tile_bwd)(o->dy + base, o->x + base, o->y + base, r, o->centre, o->spread,
-                          o->c1, o->c2, o->c3);
-            continue;
-        }
-        for (j0 = 0; j0 < width; j0 += LANES) {   /* reductions: one strip at a time */
-            int64_t off = base + j0;
-            r.w = cnorm_min64(LANES, width - j0);
-            switch (op) {
-            case CHAN_SUM:
-                SFX(tile_sum)(o->x + off, r, o->c1 + j0, o->acc + j0);
-                break;
-            case CHAN_SQDEV:
-                SFX(tile_sqdev)(o->x + off, r, o->c1 + j0, o->acc + j0);
-                break;
-            default:
-                SFX(tile_wdev)(o->dy + off, o->x + off, r, o->c1 + j0, o->acc + j0);
+        for (j = i ? 0 : 1; j < r.n2; j++) {
+            const T *pu = u + i * r.s1 + j * r.s2, *px = x + i * r.s1 + j * r.s2;
+            for (l = 0; l < CL; l++) {
+                a[l] += pu[l];
+                w[l] += pu[l] * (px[l] - cc[l]);
             }
         }
+    SFX(lanes_out)(a, m0, add, acc);
+    SFX(lanes_out)(w, m0, add, acc2);
+}
+
+/* One strip of op CHAN_*; u is read by CHAN_DOTS only (dy). */
+static void SFX(strip)(int op, const T *x, const T *u, chan_rect r, const T *c, int m0,
+                       int add, T *acc, T *acc2)
+{
+    if (op == CHAN_SUMS)
+        SFX(tile_sums)(x, r, c, m0, add, acc, acc2);
+    else if (op == CHAN_SQDEV)
+        SFX(tile_sqdev)(x, r, c, m0, add, acc);
+    else
+        SFX(tile_dots)(u, x, r, c, m0, add, acc, acc2);
+}
+
+/* Rows narrower than a strip (tiny inputs only): lane by lane. */
+static void SFX(strip_narrow)(int op, const T *x, const T *u, chan_rect r, int64_t w,
+                              const T *c, int add, T *acc, T *acc2)
+{
+    int64_t i, j, l;
+    for (l = 0; l < w; l++) {
+        T s = 0, s2 = 0;
+        for (i = 0; i < r.n1; i++)
+            for (j = 0; j < r.n2; j++) {
+                int64_t o = i * r.s1 + j * r.s2 + l;
+                T d = x[o] - c[l];
+                if (op == CHAN_SUMS) {
+                    s += d;
+                    s2 += d * d;
+                } else if (op == CHAN_SQDEV) {
+                    s += d * d;
+                } else {
+                    s += u[o];
+                    s2 += u[o] * d;
+                }
+            }
+        acc[l] = add ? acc[l] + s : s;
+        if (op != CHAN_SQDEV)
+            acc2[l] = add ? acc2[l] + s2 : s2;
     }
 }
 
-/* v[0..kw) repeated over the pg positions of a super-row (pg is a
- * multiple of kw).  Runs per block and per piece, so planar (kw = 1) gets a
- * plain broadcast. */
-static void SFX(replicate)(T *v, int64_t kw, int64_t pg)
+/* Rows of w positions: whole strips, then the overlapping last one. */
+static void SFX(strips)(int op, const T *x, const T *u, chan_rect r, int64_t w,
+                        const T *c, int add, T *acc, T *acc2)
+{
+    int64_t o, rem = w % CL;
+    for (o = 0; o + CL <= w; o += CL)
+        SFX(strip)(op, x + o, u + o, r, c + o, 0, add, acc + o, acc2 + o);
+    if (rem && w > CL)
+        SFX(strip)(op, x + w - CL, u + w - CL, r, c + w - CL, (int)(CL - rem), add,
+                   acc + w - CL, acc2 + w - CL);
+    else if (rem)
+        SFX(strip_narrow)(op, x, u, r, w, c, add, acc, acc2);
+}
+
+/* ---- planar blocks: one column, runs of len >= CL values ------------- *
+ * One call: lanes a (and q) take the whole strips of every run, lanes t
+ * (and tq) the overlapping last strip of each run (when len is not whole
+ * strips), in a second short loop so that each keeps its lanes in
+ * registers; of those only lanes m0.. count.  All start from the first
+ * run and are folded here in a fixed order. */
+
+/* sum of a[0..CL) and of t[m0..CL): halve the lanes three times in T, add
+ * the last CL/8 in double. */
+static double SFX(fold_lanes)(T *a, const T *t, int m0)
+{
+    double s = 0.0;
+    int l;
+    for (l = 0; l < CL; l++)
+        a[l] += l >= m0 ? t[l] : (T)0;
+    for (l = 0; l < CL / 2; l++)
+        a[l] += a[l + CL / 2];
+    for (l = 0; l < CL / 4; l++)
+        a[l] += a[l + CL / 4];
+    for (l = 0; l < CL / 8; l++)
+        a[l] += a[l + CL / 8];
+    for (l = 0; l < CL / 8; l++)
+        s += a[l];
+    return s;
+}
+
+/* CHAN_SUMS: sums of d = x - c and of d^2 */
+static void SFX(block_sums)(const T *restrict x, int64_t runs, int64_t ld, int64_t len, T c,
+                            double *s1, double *s2)
+{
+    T a[CL], q[CL], t[CL], tq[CL];
+    int64_t i, o, last = len - CL;
+    int l, m0 = len % CL ? CL - (int)(len % CL) : CL;
+    for (l = 0; l < CL; l++) {
+        T d = x[l] - c;
+        a[l] = d;
+        q[l] = d * d;
+    }
+    for (i = 0; i < runs; i++) {
+        const T *p = x + i * ld;
+        for (o = i ? 0 : CL; o + CL <= len; o += CL)
+            for (l = 0; l < CL; l++) {
+                T d = p[o + l] - c;
+                a[l] += d;
+                q[l] += d * d;
+            }
+    }
+    if (m0 < CL) {
+        for (l = 0; l < CL; l++) {
+            T d = x[last + l] - c;
+            t[l] = d;
+            tq[l] = d * d;
+        }
+        for (i = 1; i < runs; i++) {
+            const T *p = x + i * ld + last;
+            for (l = 0; l < CL; l++) {
+                T d = p[l] - c;
+                t[l] += d;
+                tq[l] += d * d;
+            }
+        }
+    }
+    *s1 = SFX(fold_lanes)(a, t, m0);
+    *s2 = SFX(fold_lanes)(q, tq, m0);
+}
+
+/* CHAN_SQDEV: sum of (x - c)^2 */
+static double SFX(block_sqdev)(const T *restrict x, int64_t runs, int64_t ld, int64_t len,
+                               T c)
+{
+    T a[CL], t[CL];
+    int64_t i, o, last = len - CL;
+    int l, m0 = len % CL ? CL - (int)(len % CL) : CL;
+    for (l = 0; l < CL; l++) {
+        T d = x[l] - c, e = x[last + l] - c;
+        a[l] = d * d;
+        t[l] = e * e;
+    }
+    for (i = 0; i < runs; i++) {
+        const T *p = x + i * ld;
+        for (o = i ? 0 : CL; o + CL <= len; o += CL)
+            for (l = 0; l < CL; l++) {
+                T d = p[o + l] - c;
+                a[l] += d * d;
+            }
+        if (i && m0 < CL)
+            for (l = 0; l < CL; l++) {
+                T d = p[last + l] - c;
+                t[l] += d * d;
+            }
+    }
+    return SFX(fold_lanes)(a, t, m0);
+}
+
+/* CHAN_DOTS: sums of u and of u * (x - c) */
+static void SFX(block_dots)(const T *restrict u, const T *restrict x, int64_t runs,
+                            int64_t ld, int64_t len, T c, double *su, double *sw)
+{
+    T a[CL], w[CL], t[CL], tw[CL];
+    int64_t i, o, last = len - CL;
+    int l, m0 = len % CL ? CL - (int)(len % CL) : CL;
+    for (l = 0; l < CL; l++) {
+        a[l] = u[l];
+        w[l] = u[l] * (x[l] - c);
+    }
+    for (i = 0; i < runs; i++) {
+        const T *pu = u + i * ld, *px = x + i * ld;
+        for (o = i ? 0 : CL; o + CL <= len; o += CL)
+            for (l = 0; l < CL; l++) {
+                a[l] += pu[o + l];
+                w[l] += pu[o + l] * (px[o + l] - c);
+            }
+    }
+    if (m0 < CL) {
+        for (l = 0; l < CL; l++) {
+            t[l] = u[last + l];
+            tw[l] = u[last + l] * (x[last + l] - c);
+        }
+        for (i = 1; i < runs; i++) {
+            const T *pu = u + i * ld + last, *px = x + i * ld + last;
+            for (l = 0; l < CL; l++) {
+                t[l] += pu[l];
+                tw[l] += pu[l] * (px[l] - c);
+            }
+        }
+    }
+    *su = SFX(fold_lanes)(a, t, m0);
+    *sw = SFX(fold_lanes)(w, tw, m0);
+}
+
+/* acc[0..np) = 0 (rare: blocks shorter than one super-row). */
+static void SFX(zero)(T *acc, int64_t np)
+{
+    int64_t j;
+    for (j = 0; j < np; j++)
+        acc[j] = 0;
+}
+
+/* Op over block B into the np position accumulators acc (and acc2), which
+ * it overwrites: super-rows of pg positions (kw == 1: runs shorter than a
+ * strip, lane by lane). */
+static void SFX(visit)(int op, const chan_block *B, int64_t kw, int64_t pg, int64_t np,
+                       const T *x, const T *u, const T *c, T *acc, T *acc2)
+{
+    const T *xb = x + B->off, *ub = u + B->off;
+    chan_rect tail = { B->runs, B->ld, 1, 0 };
+    if (kw == 1) {   /* len < CL: block_* take the others */
+        SFX(zero)(acc, np);
+        SFX(zero)(acc2, np);
+        SFX(strip_narrow)(op, xb, ub, tail, B->len, c, 1, acc, acc2);
+    } else {
+        int64_t nsr = B->len / pg, rem = B->len % pg;
+        chan_rect r = { B->runs, B->ld, nsr, pg };
+        if (B->runs > 1) {   /* a tile of wide rows: short sweeps down them */
+            int64_t i0;
+            for (i0 = 0; i0 < B->runs; i0 += CHAN_SWEEP_ROWS) {
+                chan_rect rg = { cnorm_min64(CHAN_SWEEP_ROWS, B->runs - i0), B->ld, 1, 0 };
+                SFX(strips)(op, xb + i0 * B->ld, ub + i0 * B->ld, rg, B->len, c, i0 > 0,
+                            acc, acc2);
+            }
+            return;
+        }
+        if (nsr) {
+            SFX(strips)(op, xb, ub, r, pg, c, 0, acc, acc2);
+        } else {
+            SFX(zero)(acc, np);
+            SFX(zero)(acc2, np);
+        }
+        if (rem)
+            SFX(strips)(op, xb + nsr * pg, ub + nsr * pg, tail, rem, c, 1, acc, acc2);
+    }
+}
+
+/* v[0..kw) repeated over np positions (np is a multiple of kw). */
+static void SFX(replicate)(T *v, int64_t kw, int64_t np)
 {
     int64_t i, k;
     if (kw == 1) {
         T v0 = v[0];
-        for (i = 1; i < pg; i++)
+        for (i = 1; i < np; i++)
             v[i] = v0;
         return;
     }
-    for (i = kw; i < pg; i += kw)
+    for (i = kw; i < np; i += kw)
         for (k = 0; k < kw; k++)
             v[i + k] = v[k];
 }
 
-/* Per-position vector of group g from a per-channel array. */
-static void SFX(expand)(const chan_geom *G, int64_t g, const T *perchan, T *out)
+/* Column totals of np position accumulators (fixed order; acc is
+ * clobbered). */
+static void SFX(fold)(T *acc, int64_t kw, int64_t np, double *out)
+{
+    int64_t i, k;
+    for (i = kw; i < np; i += kw)
+        for (k = 0; k < kw; k++)
+            acc[k] += acc[i + k];
+    for (k = 0; k < kw; k++)
+        out[k] = acc[k];
+}
+
+/* Column totals out[0..kw) (and out2) of op over block B (c: centre per
+ * position; u: dy for CHAN_DOTS); acc, acc2: room for np positions. */
+static void SFX(reduce)(int op, const chan_block *B, int64_t kw, int64_t pg, int64_t np,
+                        const T *x, const T *u, const T *c, T *acc, T *acc2, double *out,
+                        double *out2)
+{
+    if (kw == 1 && B->len >= CL) {
+        const T *xb = x + B->off;
+        if (op == CHAN_SUMS)
+            SFX(block_sums)(xb, B->runs, B->ld, B->len, c[0], out, out2);
+        else if (op == CHAN_SQDEV)
+            out[0] = SFX(block_sqdev)(xb, B->runs, B->ld, B->len, c[0]);
+        else
+            SFX(block_dots)(u + B->off, xb, B->runs, B->ld, B->len, c[0], out, out2);
+        return;
+    }
+    SFX(visit)(op, B, kw, pg, np, x, u, c, acc, acc2);
+    SFX(fold)(acc, kw, np, out);
+    if (op != CHAN_SQDEV)
+        SFX(fold)(acc2, kw, np, out2);
+}
+
+/* Position vector (np positions) of group g from a per-channel array, or
+ * zeros when perchan is NULL. */
+static void SFX(expand)(const chan_geom *G, int64_t g, const T *perchan, int64_t np, T *out)
 {
     int64_t k0, kw, pg, k;
     chan_group(G, g, &k0, &kw, &pg);
-    for (k = 0; k < kw; k++)
-        out[k] = perchan[G->planar ? g : (k0 + k) / G->S];
-    SFX(replicate)(out, kw, pg);
-}
-
-/* Column totals of position accumulators (fixed order, in double). */
-static void SFX(fold)(const T *acc, int64_t kw, int64_t pg, double *out)
-{
-    int64_t i, k;
-    for (k = 0; k < kw; k++) {
-        double s = acc[k];
-        for (i = kw + k; i < pg; i += kw)
-            s += acc[i];
-        out[k] = s;
-    }
-}
-
-/* The rare path of piece_moments: squares of finite T data that overflow T
- * (float32 deviations above ~1e19) leave a column's m2 infinite with a
- * finite mean; that block's squared deviations are summed again in double.
- * Position j of a run belongs to column j % kw (see visit). */
-static void SFX(redo_overflowed)(const T *x, const chan_block *B, int64_t kw,
-                                 const double *bm, double *bm2)
-{
-    double s[CHAN_TILE];
-    int64_t i, j, k, redo = 0;
-    for (k = 0; k < kw; k++)
-        redo |= isfinite(bm[k]) && !isfinite(bm2[k]);
-    if (!redo)
-        return;
-    for (k = 0; k < kw; k++)
-        s[k] = 0.0;
-    for (i = 0; i < B->runs; i++)
-        for (j = 0; j < B->len; j++) {
-            double d = (double)x[B->off + i * B->ld + j] - bm[j % kw];
-            s[j % kw] += d * d;
+    if (!perchan) {
+        for (k = 0; k < kw; k++)
+            out[k] = 0;
+    } else if (G->planar) {
+        out[0] = perchan[g];
+    } else {   /* column k0 + k is channel (k0 + k) / S: counted, not divided */
+        int64_t c = k0 / G->S, s = k0 % G->S;
+        for (k = 0; k < kw; k++) {
+            out[k] = perchan[c];
+            if (++s == G->S) {
+                s = 0;
+                c++;
+            }
         }
-    for (k = 0; k < kw; k++)
-        if (isfinite(bm[k]) && !isfinite(bm2[k]))
-            bm2[k] = s[k];
+    }
+    SFX(replicate)(out, kw, np);
 }
 
-/* Moments of group g's columns over chunk q, block by block: pass 1 sums
- * deviations from the block's first row, pass 2 (block now in L1) sums
+/* Sum of squared deviations of column k of block B from mean, in double:
+ * the rare path where float32 squares overflow or underflow. */
+static double SFX(block_m2_wide)(const T *x, const chan_block *B, int64_t kw, int64_t k,
+                                 double mean)
+{
+    double s = 0.0;
+    int64_t i, t;
+    for (i = 0; i < B->runs; i++) {
+        const T *p = x + B->off + i * B->ld;
+        for (t = k; t < B->len; t += kw) {
+            double d = (double)p[t] - mean;
+            s += d * d;
+        }
+    }
+    return s;
+}
+
+/* Whether a block's m2 from float32 lanes may be wrong: squares that
+ * overflowed (|x - mean| beyond ~1e19), or that fell below the normal range
+ * (spread below ~1e-16), unless the block is constant (both passes exactly
+ * 0).  Non-finite inputs make the mean non-finite: the caller skips those.
+ * float64 lanes have nothing wider to fall back on. */
+static int SFX(m2_unsafe)(double m2, double nb, double s1)
+{
+    if (sizeof(T) >= sizeof(double))
+        return 0;
+    return !isfinite(m2)
+           || (m2 < nb * ((double)FLT_MIN / FLT_EPSILON) && (m2 != 0.0 || s1 != 0.0));
+}
+
+/* Moments of group g's columns over chunk q, block by block: one pass sums
+ * deviations d = x - c from the block's first row and d^2; then
+ * m2 = sum d^2 - (sum d)^2 / n loses at most 3 bits where
+ * sum d^2 <= 8 m2 (c within 2.6 std of the mean).  Where it is not (or
+ * values are non-finite), the exact second pass, the block now in L1:
  * squared deviations from the block mean rounded to T, corrected for that
- * rounding; blocks merge into the piece's (n, mean, m2) in double.
+ * rounding.  Blocks merge into the piece's (n, mean, m2) in double.
  * Returns n. */
 static double SFX(piece_moments)(const chan_geom *G, const T *x, int64_t g, int64_t q,
                                  double *mean, double *m2)
 {
-    T acc[CHAN_PMAX], ctr[CHAN_PMAX];
-    double bm[CHAN_TILE], bm2[CHAN_TILE], n = 0.0;
-    int64_t k0, kw, pg, b, j, k;
+    T acc[CHAN_PMAX], acc2[CHAN_PMAX], ctr[CHAN_PMAX];
+    double s1[CHAN_TILE_MAX], bm[CHAN_TILE_MAX], bm2[CHAN_TILE_MAX], n = 0.0;
+    int64_t k0, kw, pg, np, b, k;
     int64_t b1 = cnorm_min64(G->nblk, (q + 1) * G->cblk);
-    SFX(chan_ops) o = { x, NULL, NULL, acc, ctr, NULL, NULL, NULL, NULL };
-    chan_block B, next = chan_block_at(G, g, q * G->cblk);
     chan_group(G, g, &k0, &kw, &pg);
+    np = kw == 1 ? CL : pg;
     for (b = q * G->cblk; b < b1; b++) {
-        B = next;
-        double nb = (double)(B.runs * B.len / kw);
+        int onepass = 1;
+        chan_block B = chan_block_at(G, g, b);
+        double nb = (double)(kw == 1 ? B.runs * B.len : B.runs * B.len / kw), inb = 1.0 / nb;
         for (k = 0; k < kw; k++)
             ctr[k] = x[B.off + k];
-        SFX(replicate)(ctr, kw, pg);
-        for (j = 0; j < pg; j++)
-            acc[j] = 0;
-        SFX(visit)(CHAN_SUM, &B, G->P, &o);
-        SFX(fold)(acc, kw, pg, bm);
+        SFX(replicate)(ctr, kw, np);
+        SFX(reduce)(CHAN_SUMS, &B, kw, pg, np, x, x, ctr, acc, acc2, s1, bm2);
         for (k = 0; k < kw; k++) {
-            bm[k] = ctr[k] + bm[k] / nb;
-            ctr[k] = (T)bm[k];
+            double v = bm2[k];
+            bm[k] = ctr[k] + s1[k] * inb;
+            bm2[k] = v - s1[k] * (s1[k] * inb);
+            onepass &= bm2[k] >= v * 0.125;
         }
-        if (b + 1 < b1)
-            next = chan_prefetch_block(G, g, b + 1, x, NULL, sizeof(T));
-        SFX(replicate)(ctr, kw, pg);
-        for (j = 0; j < pg; j++)
-            acc[j] = 0;
-        SFX(visit)(CHAN_SQDEV, &B, G->P, &o);
-        SFX(fold)(acc, kw, pg, bm2);
-        for (k = 0; k < kw; k++) {
-            double e = bm[k] - ctr[k];
-            bm2[k] -= nb * e * e;
-            if (bm2[k] < 0.0)   /* rounding only; a NaN fails the test and stays */
-                bm2[k] = 0.0;
+        if (!onepass) {   /* rare: the exact second pass */
+            for (k = 0; k < kw; k++)
+                ctr[k] = (T)bm[k];
+            SFX(replicate)(ctr, kw, np);
+            SFX(reduce)(CHAN_SQDEV, &B, kw, pg, np, x, x, ctr, acc, acc2, bm2, NULL);
+            for (k = 0; k < kw; k++) {
+                double e = bm[k] - ctr[k];
+                bm2[k] -= nb * e * e;
+                if (bm2[k] < 0.0)   /* rounding only; a NaN fails the test and stays */
+                    bm2[k] = 0.0;
+            }
         }
-        SFX(redo_overflowed)(x, &B, kw, bm, bm2);
+        for (k = 0; k < kw; k++)
+            if (SFX(m2_unsafe)(bm2[k], nb, s1[k]) && isfinite(bm[k]))
+                bm2[k] = SFX(block_m2_wide)(x, &B, kw, k, bm[k]);
         chan_merge_cols(n, mean, m2, nb, bm, bm2, kw);
         n += nb;
     }
     return n;
 }
 
-/* Backward sums of group g's columns over chunk q, block by block: the
- * dy*(x - mean) pass streams both arrays, the sum of dy then rereads dy
- * from L1 while the next block is prefetched.  Lanes in T per block,
- * blocks added in double. */
+/* Backward sums of group g's columns over chunk q, block by block, both
+ * in one pass: lanes in T per block, blocks added in double. */
 static void SFX(piece_dot)(const chan_geom *G, const T *dy, const T *x, const T *mean,
                            int64_t g, int64_t q, double *sdy, double *sdx)
 {
-    T acc[CHAN_PMAX], mp[CHAN_PMAX], zero[CHAN_PMAX];
-    double f[CHAN_TILE];
-    int64_t k0, kw, pg, b, j, k;
+    T acc[CHAN_PMAX], acc2[CHAN_PMAX], mp[CHAN_PMAX];
+    double f[CHAN_TILE_MAX], f2[CHAN_TILE_MAX];
+    int64_t k0, kw, pg, np, b, k;
     int64_t b1 = cnorm_min64(G->nblk, (q + 1) * G->cblk);
-    SFX(chan_ops) os = { dy, NULL, NULL, acc, zero, NULL, NULL, NULL, NULL };
-    SFX(chan_ops) ow = { x, dy, NULL, acc, mp, NULL, NULL, NULL, NULL };
-    chan_block B, next = chan_block_at(G, g, q * G->cblk);
     chan_group(G, g, &k0, &kw, &pg);
-    SFX(expand)(G, g, mean, mp);
-    for (j = 0; j < pg; j++)
-        zero[j] = 0;
+    np = kw == 1 ? CL : pg;
+    SFX(expand)(G, g, mean, np, mp);
     for (k = 0; k < kw; k++)
         sdy[k] = sdx[k] = 0.0;
     for (b = q * G->cblk; b < b1; b++) {
-        B = next;
-        for (j = 0; j < pg; j++)
-            acc[j] = 0;
-        SFX(visit)(CHAN_WDEV, &B, G->P, &ow);
-        SFX(fold)(acc, kw, pg, f);
-        for (k = 0; k < kw; k++)
-            sdx[k] += f[k];
-        if (b + 1 < b1)
-            next = chan_prefetch_block(G, g, b + 1, dy, x, sizeof(T));
-        for (j = 0; j < pg; j++)
-            acc[j] = 0;
-        SFX(visit)(CHAN_SUM, &B, G->P, &os);
-        SFX(fold)(acc, kw, pg, f);
-        for (k = 0; k < kw; k++)
+        chan_block B = chan_block_at(G, g, b);
+        SFX(reduce)(CHAN_DOTS, &B, kw, pg, np, x, dy, mp, acc, acc2, f, f2);
+        for (k = 0; k < kw; k++) {
             sdy[k] += f[k];
+            sdx[k] += f2[k];
+        }
     }
 }
 
-/* Elementwise pass over piece (g, q): CHAN_AFFINE y = (x - pc)*p1 + p2, or
- * CHAN_BWD y = p1*dy + p2*((x - pc)*ps) + p3, with per-channel coefficients. */
-static void SFX(piece_apply)(const chan_geom *G, int op, int64_t g, int64_t q,
-                             const T *x, const T *dy, T *y, const T *pc, const T *ps,
-                             const T *p1, const T *p2, const T *p3)
+/* ---- elementwise loops ------------------------------------------------ *
+ * Training forward: y = (x - m) * a + b with m the mean rounded to T (x - m
+ * is exact for x near m, so a constant channel gives exactly b); inference
+ * and cnorm_channel_affine: m = 0, or the rows_scale loops.  Backward:
+ * dx = (dy + a * (x - m)) * k1 + k3 (a = -invstd^2 * sum(dy*(x-m)) / M:
+ * k1 * a may underflow T where a and k1 do not, e.g. for data near 1e30).
+ * y may equal x (dx may equal dy): each loop exists out of place, with
+ * restrict, and in place, with one pointer; plain loops, which GCC
+ * vectorizes best (measured: strips with the constants held in registers,
+ * or a temporary per strip, are slower). */
+
+/* A planar run: per-channel constants in scalars. */
+static void SFX(run_affine_oop)(const T *restrict x, T *restrict y, int64_t len, T m, T a,
+                                T b)
 {
-    T c1[CHAN_PMAX], c2[CHAN_PMAX], c3[CHAN_PMAX], cm[CHAN_PMAX], cs[CHAN_PMAX];
-    int64_t b, b1 = cnorm_min64(G->nblk, (q + 1) * G->cblk);
-    SFX(chan_ops) o = { x, dy, y, NULL, c1, c2, c3, cm, cs };
-    SFX(expand)(G, g, pc, cm);
-    SFX(expand)(G, g, p1, c1);
-    SFX(expand)(G, g, p2, c2);
-    if (op == CHAN_BWD) {
-        SFX(expand)(G, g, ps, cs);
-        SFX(expand)(G, g, p3, c3);
-    }
-    for (b = q * G->cblk; b < b1; b++) {
-        chan_block B = chan_block_at(G, g, b);
-        SFX(visit)(op, &B, G->P, &o);
-    }
+    int64_t i;
+    for (i = 0; i < len; i++)
+        y[i] = (x[i] - m) * a + b;
+}
+
+static void SFX(run_affine_ip)(T *y, int64_t len, T m, T a, T b)
+{
+    int64_t i;
+    for (i = 0; i < len; i++)
+        y[i] = (y[i] - m) * a + b;
+}
+
+static void SFX(run_bwd_oop)(const T *restrict dy, const T *restrict x, T *restrict dx,
+                             int64_t len, T m, T a, T k1, T k3)
+{
+    int64_t i;
+    for (i = 0; i < len; i++)
+        dx[i] = (dy[i] + a * (x[i] - m)) * k1 + k3;
+}
+
+static void SFX(run_bwd_ip)(T *d, const T *restrict x, int64_t len, T m, T a, T k1, T k3)
+{
+    int64_t i;
+    for (i = 0; i < len; i++)
+        d[i] = (d[i] + a * (x[i] - m)) * k1 + k3;
+}
+
+/* Interleaved rows of w positions (rect r), per-position constants. */
+static void SFX(rows_affine_oop)(const T *restrict x, T *restrict y, chan_rect r, int64_t w,
+                                 const T *restrict m, const T *restrict a,
+                                 const T *restrict b)
+{
+    int64_t i, j, l;
+    for (i = 0; i < r.n1; i++)
+        for (j = 0; j < r.n2; j++) {
+            const T *p = x + i * r.s1 + j * r.s2;
+            T *q = y + i * r.s1 + j * r.s2;
+            for (l = 0; l < w; l++)
+                q[l] = (p[l] - m[l]) * a[l] + b[l];
+        }
+}
+
+static void SFX(rows_affine_ip)(T *y, chan_rect r, int64_t w, const T *restrict m,
+                                const T *restrict a, const T *restrict b)
+{
+    int64_t i, j, l;
+    for (i = 0; i < r.n1; i++)
+        for (j = 0; j < r.n2; j++) {
+            T *q = y + i * r.s1 + j * r.s2;
+            for (l = 0; l < w; l++)
+                q[l] = (q[l] - m[l]) * a[l] + b[l];
+        }
+}
+
+/* y = x * a + b: inference and cnorm_channel_affine on interleaved rows
+ * (one constant stream fewer than the centred form: measured faster). */
+static void SFX(rows_scale_oop)(const T *restrict x, T *restrict y, chan_rect r, int64_t w,
+                                const T *restrict a, const T *restrict b)
+{
+    int64_t i, j, l;
+    for (i = 0; i < r.n1; i++)
+        for (j = 0; j < r.n2; j++) {
+            const T *p = x + i * r.s1 + j * r.s2;
+            T *q = y + i * r.s1 + j * r.s2;
+            for (l = 0; l < w; l++)
+                q[l] = p[l] * a[l] + b[l];
+        }
+}
+
+static void SFX(rows_scale_ip)(T *y, chan_rect r, int64_t w, const T *restrict a,
+                               const T *restrict b)
+{
+    int64_t i, j, l;
+    for (i = 0; i < r.n1; i++)
+        for (j = 0; j < r.n2; j++) {
+            T *q = y + i * r.s1 + j * r.s2;
+            for (l = 0; l < w; l++)
+                q[l] = q[l] * a[l] + b[l];
+        }
+}
+
+static void SFX(rows_bwd_oop)(const T *restrict dy, const T *restrict x, T *restrict dx,
+                              chan_rect r, int64_t w, const T *restrict m,
+                              const T *restrict a, const T *restrict k1,
+                              const T *restrict k3)
+{
+    int64_t i, j, l;
+    for (i = 0; i < r.n1; i++)
+        for (j = 0; j < r.n2; j++) {
+            int64_t o = i * r.s1 + j * r.s2;
+            const T *pd = dy + o, *px = x + o;
+            T *q = dx + o;
+            for (l = 0; l < w; l++)
+                q[l] = (pd[l] + a[l] * (px[l] - m[l])) * k1[l] + k3[l];
+        }
+}
+
+static void SFX(rows_bwd_ip)(T *d, const T *restrict x, chan_rect r, int64_t w,
+                             const T *restrict m, const T *restrict a,
+                             const T *restrict k1, const T *restrict k3)
+{
+    int64_t i, j, l;
+    for (i = 0; i < r.n1; i++)
+        for (j = 0; j < r.n2; j++) {
+            int64_t o = i * r.s1 + j * r.s2;
+            const T *px = x + o;
+            T *q = d + o;
+            for (l = 0; l < w; l++)
+                q[l] = (q[l] + a[l] * (px[l] - m[l])) * k1[l] + k3[l];
+        }
 }
 
 /* ---- drivers ---------------------------------------------------------- *
@@ -412,10 +644,12 @@ typedef struct {
     chan_scratch s;
     const T *x, *dy;
     T *y;
-    int op;                        /* of the elementwise pass */
-    const T *pc, *ps;              /* its per-channel centre and spread */
-    const T *p1, *p2, *p3;         /* and coefficients */
+    int bwd;                       /* elementwise pass: 0 affine, 1 backward */
+    const T *m;                    /* its per-channel centre, or NULL (0) */
+    const T *p1, *p2, *p3;         /* affine: scale, shift; backward: a, k1, k3 */
     T *coef;                       /* where train/backward compute them */
+    T *wide;                       /* interleaved rows wider than a tile with
+                                    * S > 1: room for their per-column constants */
     double count;                  /* values per channel, N*S */
     /* training forward */
     const T *weight, *bias;
@@ -423,17 +657,142 @@ typedef struct {
     const cnorm_renorm *renorm;
     double *mean, *var;
     /* backward */
-    const T *bmean, *invstd;
+    const T *invstd;
     double *sum_dy, *sum_dy_xhat;
 } SFX(chan_job);
 
+/* Elementwise pass over planar runs r0, r0 + step, ... (< r1); run
+ * r = n*C + c. */
+static void SFX(apply_runs)(const SFX(chan_job) *j, int64_t r0, int64_t r1, int64_t step)
+{
+    const chan_geom *G = j->G;
+    int64_t r, c = r0 % G->C, S = G->S;
+    for (r = r0; r < r1; r += step) {
+        T m = j->m ? j->m[c] : (T)0;
+        const T *x = j->x + r * S;
+        T *y = j->y + r * S;
+        if (j->bwd) {
+            const T *dy = j->dy + r * S;
+            if (dy == y)
+                SFX(run_bwd_ip)(y, x, S, m, j->p1[c], j->p2[c], j->p3[c]);
+            else
+                SFX(run_bwd_oop)(dy, x, y, S, m, j->p1[c], j->p2[c], j->p3[c]);
+        } else if (x == y) {
+            SFX(run_affine_ip)(y, S, m, j->p1[c], j->p2[c]);
+        } else {
+            SFX(run_affine_oop)(x, y, S, m, j->p1[c], j->p2[c]);
+        }
+        c += step;
+        while (c >= G->C)
+            c -= G->C;
+    }
+}
+
+/* Interleaved elementwise pass over x[o0, o1): whole super-rows of w
+ * positions with per-position constants m (or NULL), c1, c2, c3, then a
+ * last partial one. */
+static void SFX(apply_span)(const SFX(chan_job) *j, int64_t o0, int64_t o1, int64_t w,
+                            const T *m, const T *c1, const T *c2, const T *c3)
+{
+    int64_t nsr = (o1 - o0) / w, part;
+    for (part = 0; part < 2; part++) {
+        int64_t o = o0 + (part ? nsr * w : 0), wd = part ? (o1 - o0) % w : w;
+        chan_rect r = { 1, 0, part ? 1 : nsr, w };
+        if (r.n2 == 0 || wd == 0)
+            continue;
+        if (j->bwd && j->dy == j->y)
+            SFX(rows_bwd_ip)(j->y + o, j->x + o, r, wd, m, c1, c2, c3);
+        else if (j->bwd)
+            SFX(rows_bwd_oop)(j->dy + o, j->x + o, j->y + o, r, wd, m, c1, c2, c3);
+        else if (m && j->x == j->y)
+            SFX(rows_affine_ip)(j->y + o, r, wd, m, c1, c2);
+        else if (m)
+            SFX(rows_affine_oop)(j->x + o, j->y + o, r, wd, m, c1, c2);
+        else if (j->x == j->y)
+            SFX(rows_scale_ip)(j->y + o, r, wd, c1, c2);
+        else
+            SFX(rows_scale_oop)(j->x + o, j->y + o, r, wd, c1, c2);
+    }
+}
+
+/* Width of the interleaved elementwise unit: a super-row (constants
+ * expanded per task, on the stack) or, wider than a tile, a whole row. */
+static int64_t SFX(unit_width)(const chan_geom *G)
+{
+    return G->ngrp == 1 ? G->P : G->K;
+}
+
+/* Elementwise task p: planar, runs [p*rpt, (p+1)*rpt) in memory order;
+ * interleaved, units [p*upt, (p+1)*upt) in memory order. */
+static void SFX(task_apply)(const void *job, int64_t p)
+{
+    const SFX(chan_job) *j = job;
+    const chan_geom *G = j->G;
+    int64_t w, upt;
+    if (G->planar) {
+        SFX(apply_runs)(j, p * G->rpt, cnorm_min64(G->N * G->C, (p + 1) * G->rpt), 1);
+        return;
+    }
+    w = SFX(unit_width)(G);
+    upt = cnorm_max64(1, CHAN_CHUNK / w);
+    if (G->ngrp == 1) {
+        T c0[CHAN_PMAX], c1[CHAN_PMAX], c2[CHAN_PMAX], c3[CHAN_PMAX];
+        SFX(expand)(G, 0, j->m, w, c0);
+        SFX(expand)(G, 0, j->p1, w, c1);
+        SFX(expand)(G, 0, j->p2, w, c2);
+        if (j->bwd)
+            SFX(expand)(G, 0, j->p3, w, c3);
+        SFX(apply_span)(j, p * upt * w, cnorm_min64(G->total, (p + 1) * upt * w), w,
+                        j->m ? c0 : NULL, c1, c2, c3);
+    } else if (G->S == 1) {   /* per-column = per-channel */
+        SFX(apply_span)(j, p * upt * w, cnorm_min64(G->total, (p + 1) * upt * w), w,
+                        j->m, j->p1, j->p2, j->p3);
+    } else {                  /* expanded by run_apply */
+        const T *e = j->wide;
+        int64_t K = G->K;
+        SFX(apply_span)(j, p * upt * w, cnorm_min64(G->total, (p + 1) * upt * w), w,
+                        j->m ? e : NULL, e + K, e + 2 * K, e + 3 * K);
+    }
+}
+
+/* Values of scratch run_apply needs for interleaved rows wider than a
+ * tile with S > 1 (their per-column constants). */
+static int64_t SFX(wide_size)(const chan_geom *G)
+{
+    return !G->planar && G->ngrp > 1 && G->S > 1 ? 4 * G->K : 0;
+}
+
+/* The elementwise pass over all of x. */
+static void SFX(run_apply)(SFX(chan_job) *j)
+{
+    const chan_geom *G = j->G;
+    int64_t n, k, K = G->K;
+    if (G->planar) {
+        n = cnorm_cdiv64(G->N * G->C, G->rpt);
+    } else {
+        int64_t w = SFX(unit_width)(G);
+        n = cnorm_cdiv64(cnorm_cdiv64(G->total, w), cnorm_max64(1, CHAN_CHUNK / w));
+        if (SFX(wide_size)(G))
+            for (k = 0; k < K; k++) {
+                int64_t c = k / G->S;
+                j->wide[k] = j->m ? j->m[c] : (T)0;
+                j->wide[K + k] = j->p1[c];
+                j->wide[2 * K + k] = j->p2[c];
+                j->wide[3 * K + k] = j->bwd ? j->p3[c] : (T)0;
+            }
+    }
+    chan_parallel(cnorm_threads_for(G->total, n), n, SFX(task_apply), j);
+}
+
+/* Reduction tasks: p = q * ngrp + g runs piece (g, q), so that threads
+ * walk memory in order (chunk by chunk); results go to fixed slots. */
 static void SFX(task_moments)(const void *job, int64_t p)
 {
     const SFX(chan_job) *j = job;
     const chan_geom *G = j->G;
-    int64_t g = p / G->nchunk, q = p % G->nchunk, k0, kw, pg;
+    int64_t g = p % G->ngrp, q = p / G->ngrp, k0, kw, pg;
     chan_group(G, g, &k0, &kw, &pg);
-    j->s.cnt[p] = SFX(piece_moments)(G, j->x, g, q, j->s.a + q * G->ncol + k0,
+    j->s.cnt[g * G->nchunk + q] = SFX(piece_moments)(G, j->x, g, q, j->s.a + q * G->ncol + k0,
                                      j->s.b + q * G->ncol + k0);
 }
 
@@ -441,57 +800,50 @@ static void SFX(task_dot)(const void *job, int64_t p)
 {
     const SFX(chan_job) *j = job;
     const chan_geom *G = j->G;
-    int64_t g = p / G->nchunk, q = p % G->nchunk, k0, kw, pg;
+    int64_t g = p % G->ngrp, q = p / G->ngrp, k0, kw, pg;
     chan_group(G, g, &k0, &kw, &pg);
-    SFX(piece_dot)(G, j->dy, j->x, j->bmean, g, q, j->s.a + q * G->ncol + k0,
+    SFX(piece_dot)(G, j->dy, j->x, j->m, g, q, j->s.a + q * G->ncol + k0,
                    j->s.b + q * G->ncol + k0);
 }
 
-static void SFX(task_apply)(const void *job, int64_t p)
-{
-    const SFX(chan_job) *j = job;
-    SFX(piece_apply)(j->G, j->op, p / j->G->nchunk, p % j->G->nchunk, j->x, j->dy,
-                     j->y, j->pc, j->ps, j->p1, j->p2, j->p3);
-}
-
 /* Channel c of a training forward once its pieces are reduced: merge them,
- * write mean/var (and r/d), and its coefficients of y = (x - centre)*scale
- * + shift into coef.  The centre is the mean rounded to T; shift carries the
- * rounding, so a constant channel (exact mean) gives exactly the offset. */
+ * write mean/var (and r/d), and its centre/scale/shift into coef. */
 static void SFX(train_channel)(const SFX(chan_job) *j, int64_t c)
 {
-    double m, m2, scale, offset;
+    double m, m2, scale, shift;
     int64_t C = j->G->C;
+    T mt;
     if (j->G->planar)   /* interleaved groups were merged before */
         chan_merge_group(j->G, c, j->s.cnt, j->s.a, j->s.b);
     chan_channel_moments(j->G, c, j->s.a, j->s.b, &m, &m2);
-    chan_train_coefs(c, j->count, m, m2, j->weight ? (double)j->weight[c] : 1.0,
-                     j->bias ? (double)j->bias[c] : 0.0, j->eps, j->renorm, &scale, &offset);
-    T centre = (T)m;
+    mt = (T)m;
+    chan_train_coefs(c, j->count, m, m2, (double)mt,
+                     j->weight ? (double)j->weight[c] : 1.0,
+                     j->bias ? (double)j->bias[c] : 0.0, j->eps, j->renorm, &scale, &shift);
     j->mean[c] = m;
     j->var[c] = m2 / j->count;
-    j->coef[c] = (T)scale;
-    j->coef[C + c] = (T)(offset + scale * ((double)centre - m));
-    j->coef[2 * C + c] = centre;
+    j->coef[c] = mt;
+    j->coef[C + c] = (T)scale;
+    j->coef[2 * C + c] = (T)shift;
 }
 
 /* Channel c of a backward once its pieces are reduced: sums, outputs and
- * the dx = k1*dy + k2*x_hat + k3 constants (into coef when dx is wanted). */
+ * the dx = (dy + a*(x - mean)) * k1 + k3 constants (when dx is wanted). */
 static void SFX(bwd_channel)(const SFX(chan_job) *j, int64_t c)
 {
     double sdy, sdx;
+    int64_t C = j->G->C;
     if (j->G->planar)
         chan_sum_group(j->G, c, j->s.a, j->s.b);
     chan_channel_sums(j->G, c, j->s.a, j->s.b, &sdy, &sdx);
-    double is = j->invstd[c], sxh = is * sdx, M = j->count;
+    double is = j->invstd[c], M = j->count;
     double k1 = (j->weight ? (double)j->weight[c] : 1.0) * is;
-    double k2 = -k1 * sxh / M;   /* multiplies x_hat, see tile_bwd */
     j->sum_dy[c] = sdy;
-    j->sum_dy_xhat[c] = sxh;
+    j->sum_dy_xhat[c] = is * sdx;
     if (j->y) {
-        j->coef[c] = (T)k1;
-        j->coef[j->G->C + c] = (T)k2;
-        j->coef[2 * j->G->C + c] = (T)(-k1 * sdy / M);
+        j->coef[c] = (T)(-is * is * sdx / M);
+        j->coef[C + c] = (T)k1;
+        j->coef[2 * C + c] = (T)(-k1 * sdy / M);
     }
 }
 
@@ -500,26 +852,24 @@ static void SFX(bwd_channel)(const SFX(chan_job) *j, int64_t c)
 static void SFX(task_train_fused)(const void *job, int64_t c)
 {
     const SFX(chan_job) *j = job;
-    int64_t q, p0 = c * j->G->nchunk;
+    int64_t q;
     for (q = 0; q < j->G->nchunk; q++)
-        SFX(task_moments)(job, p0 + q);
+        SFX(task_moments)(job, q * j->G->ngrp + c);
     SFX(train_channel)(j, c);
-    for (q = 0; q < j->G->nchunk; q++)
-        SFX(task_apply)(job, p0 + q);
+    SFX(apply_runs)(j, c, j->G->N * j->G->C, j->G->C);
 }
 
 static void SFX(task_bwd_fused)(const void *job, int64_t c)
 {
     const SFX(chan_job) *j = job;
-    int64_t q, p0 = c * j->G->nchunk;
+    int64_t q;
     for (q = 0; q < j->G->nchunk; q++)
-        SFX(task_dot)(job, p0 + q);
+        SFX(task_dot)(job, q * j->G->ngrp + c);
     SFX(bwd_channel)(j, c);
-    for (q = 0; q < j->G->nchunk; q++)
-        SFX(task_apply)(job, p0 + q);
+    SFX(apply_runs)(j, c, j->G->N * j->G->C, j->G->C);
 }
 
-/* Runs `task` over every piece. */
+/* Runs `task` over every reduction piece. */
 static void SFX(run_pieces)(SFX(chan_job) *j, void (*task)(const void *, int64_t))
 {
     int64_t np = j->G->ngrp * j->G->nchunk;
@@ -542,7 +892,7 @@ static void SFX(merge_tiles)(SFX(chan_job) *j, int moments)
 }
 
 static int SFX(cnorm_channel_moments)(const T *x, int64_t N, int64_t C, int64_t S,
-                               double *mean, double *m2)
+                                      double *mean, double *m2)
 {
     chan_geom G;
     SFX(chan_job) j = { 0 };
@@ -556,7 +906,7 @@ static int SFX(cnorm_channel_moments)(const T *x, int64_t N, int64_t C, int64_t 
     }
     if (C == 0)
         return CNORM_OK;
-    chan_geom_init(&G, N, C, S);
+    chan_geom_init(&G, N, C, S, sizeof(T));
     if (chan_scratch_alloc(&G, 0, 0, &j.s) != CNORM_OK)
         return CNORM_ENOMEM;
     j.G = &G;
@@ -572,85 +922,71 @@ static int SFX(cnorm_channel_moments)(const T *x, int64_t N, int64_t C, int64_t 
     return CNORM_OK;
 }
 
-/* One planar run (n, c) of the affine pass: S contiguous values with scalar
- * coefficients, the cheapest form for the compiler and for small inputs. */
-static void SFX(task_affine_run)(const void *job, int64_t run)
-{
-    const SFX(chan_job) *j = job;
-    int64_t c = run % j->G->C, s, S = j->G->S;
-    const T *p = j->x + run * S;
-    T *q = j->y + run * S, m = j->pc[c], a = j->p1[c], b = j->p2[c];
-    for (s = 0; s < S; s++)
-        q[s] = (p[s] - m) * a + b;
-}
-
-/* The elementwise pass y = (x - centre[c])*scale[c] + shift[c]: run by run
- * when planar, else over the interleaved pieces. */
-static void SFX(affine)(const chan_geom *G, const T *x, const T *centre, const T *scale,
-                        const T *shift, T *y)
+/* The elementwise pass y = x * scale[c] + shift[c]; scratch for wide
+ * interleaved rows is allocated here (ENOMEM before anything is written). */
+static int SFX(affine)(const chan_geom *G, const T *x, const T *scale, const T *shift, T *y)
 {
     SFX(chan_job) j = { 0 };
+    int64_t nw = SFX(wide_size)(G);
     j.G = G;
     j.x = x;
     j.y = y;
-    j.op = CHAN_AFFINE;
-    j.pc = centre;
     j.p1 = scale;
     j.p2 = shift;
-    if (G->planar) {
-        int64_t runs = G->N * G->C;
-        chan_parallel(cnorm_threads_for(G->total, runs), runs, SFX(task_affine_run), &j);
-        return;
-    }
-    SFX(run_pieces)(&j, SFX(task_apply));
+    if (nw && !(j.wide = malloc((size_t)nw * sizeof(T))))
+        return CNORM_ENOMEM;
+    SFX(run_apply)(&j);
+    free(j.wide);
+    return CNORM_OK;
 }
 
 static int SFX(cnorm_channel_affine)(const T *x, int64_t N, int64_t C, int64_t S,
-                              const T *scale, const T *shift, T *y)
+                                     const T *scale, const T *shift, T *y)
 {
     chan_geom G;
-    T *zeros;
     if (N < 0 || C < 0 || S < 0)
         return CNORM_EINVAL;
     if (N == 0 || C == 0 || S == 0)
         return CNORM_OK;
-    if (!(zeros = calloc((size_t)C, sizeof(T))))   /* the centre: none */
-        return CNORM_ENOMEM;
-    chan_geom_init(&G, N, C, S);
-    SFX(affine)(&G, x, zeros, scale, shift, y);
-    free(zeros);
-    return CNORM_OK;
+    chan_geom_init(&G, N, C, S, sizeof(T));
+    return SFX(affine)(&G, x, scale, shift, y);
 }
 
+/* y = x * scale + shift with scale = weight / sqrt(running_var + eps) and
+ * shift = bias - running_mean * scale: one constant stream fewer than the
+ * centred form of the training pass, which the interleaved layouts feel. */
 static int SFX(cnorm_bn_forward_infer)(const T *x, int64_t N, int64_t C, int64_t S,
-                                const T *running_mean, const T *running_var,
-                                const T *weight, const T *bias, double eps, T *y)
+                                       const T *running_mean, const T *running_var,
+                                       const T *weight, const T *bias, double eps, T *y)
 {
     enum { STACK_C = 256 };   /* typical layers need no allocation */
     T stack[2 * STACK_C], *coef = stack;
     chan_geom G;
     int64_t c;
+    int rc;
     if (N < 0 || C < 0 || S < 0)
         return CNORM_EINVAL;
     if (N == 0 || C == 0 || S == 0)
         return CNORM_OK;
     if (C > STACK_C && !(coef = malloc((size_t)(2 * C) * sizeof(T))))
         return CNORM_ENOMEM;
-    for (c = 0; c < C; c++) {   /* y = (x - running_mean) * scale + bias */
-        coef[c] = (T)((weight ? (double)weight[c] : 1.0) / sqrt((double)running_var[c] + eps));
-        coef[C + c] = bias ? bias[c] : (T)0;
+    for (c = 0; c < C; c++) {
+        double scale = (weight ? (double)weight[c] : 1.0) /
+                       sqrt((double)running_var[c] + eps);
+        coef[c] = (T)scale;
+        coef[C + c] = (T)((bias ? (double)bias[c] : 0.0) - (double)running_mean[c] * scale);
     }
-    chan_geom_init(&G, N, C, S);
-    SFX(affine)(&G, x, running_mean, coef, coef + C, y);
+    chan_geom_init(&G, N, C, S, sizeof(T));
+    rc = SFX(affine)(&G, x, coef, coef + C, y);
     if (coef != stack)
         free(coef);
-    return CNORM_OK;
+    return rc;
 }
 
 static int SFX(cnorm_bn_forward_train)(const T *x, int64_t N, int64_t C, int64_t S,
-                                const T *weight, const T *bias, double eps,
-                                const cnorm_renorm *renorm,
-                                T *y, double *mean, double *var)
+                                       const T *weight, const T *bias, double eps,
+                                       const cnorm_renorm *renorm,
+                                       T *y, double *mean, double *var)
 {
     chan_geom G;
     SFX(chan_job) j = { 0 };
@@ -664,17 +1000,17 @@ static int SFX(cnorm_bn_forward_train)(const T *x, int64_t N, int64_t C, int64_t
     }
     if (C == 0)
         return CNORM_OK;
-    chan_geom_init(&G, N, C, S);
-    if (chan_scratch_alloc(&G, 3 * C, sizeof(T), &j.s) != CNORM_OK)
+    chan_geom_init(&G, N, C, S, sizeof(T));
+    if (chan_scratch_alloc(&G, 3 * C + SFX(wide_size)(&G), sizeof(T), &j.s) != CNORM_OK)
         return CNORM_ENOMEM;
     j.G = &G;
     j.x = x;
     j.y = y;
-    j.op = CHAN_AFFINE;
     j.coef = j.s.coef;
-    j.p1 = j.coef;
-    j.p2 = j.coef + C;
-    j.pc = j.coef + 2 * C;
+    j.wide = j.coef + 3 * C;
+    j.m = j.coef;
+    j.p1 = j.coef + C;
+    j.p2 = j.coef + 2 * C;
     j.count = (double)(N * S);
     j.weight = weight;
     j.bias = bias;
@@ -689,15 +1025,15 @@ static int SFX(cnorm_bn_forward_train)(const T *x, int64_t N, int64_t C, int64_t
         SFX(merge_tiles)(&j, 1);
         for (c = 0; c < C; c++)
             SFX(train_channel)(&j, c);
-        SFX(run_pieces)(&j, SFX(task_apply));
+        SFX(run_apply)(&j);
     }
     chan_scratch_free(&j.s);
     return CNORM_OK;
 }
 
 static int SFX(cnorm_bn_backward)(const T *dy, const T *x, int64_t N, int64_t C, int64_t S,
-                           const T *mean, const T *invstd, const T *weight, T *dx,
-                           double *sum_dy, double *sum_dy_xhat)
+                                  const T *mean, const T *invstd, const T *weight, T *dx,
+                                  double *sum_dy, double *sum_dy_xhat)
 {
     chan_geom G;
     SFX(chan_job) j = { 0 };
@@ -711,23 +1047,23 @@ static int SFX(cnorm_bn_backward)(const T *dy, const T *x, int64_t N, int64_t C,
     }
     if (C == 0)
         return CNORM_OK;
-    chan_geom_init(&G, N, C, S);
-    if (chan_scratch_alloc(&G, dx ? 3 * C : 0, sizeof(T), &j.s) != CNORM_OK)
+    chan_geom_init(&G, N, C, S, sizeof(T));
+    if (chan_scratch_alloc(&G, dx ? 3 * C + SFX(wide_size)(&G) : 0, sizeof(T), &j.s)
+        != CNORM_OK)
         return CNORM_ENOMEM;
     j.G = &G;
     j.x = x;
     j.dy = dy;
     j.y = dx;
-    j.op = CHAN_BWD;
+    j.bwd = 1;
+    j.m = mean;
     j.coef = j.s.coef;
+    j.wide = j.coef + 3 * C;
     j.p1 = j.coef;
     j.p2 = j.coef + C;
     j.p3 = j.coef + 2 * C;
-    j.pc = mean;
-    j.ps = invstd;
     j.count = (double)(N * S);
     j.weight = weight;
-    j.bmean = mean;
     j.invstd = invstd;
     j.sum_dy = sum_dy;
     j.sum_dy_xhat = sum_dy_xhat;
@@ -739,8 +1075,10 @@ static int SFX(cnorm_bn_backward)(const T *dy, const T *x, int64_t N, int64_t C,
         for (c = 0; c < C; c++)
             SFX(bwd_channel)(&j, c);
         if (dx)
-            SFX(run_pieces)(&j, SFX(task_apply));
+            SFX(run_apply)(&j);
     }
     chan_scratch_free(&j.s);
     return CNORM_OK;
 }
+
+#undef CL
