@@ -297,6 +297,23 @@ static int chan_scratch_alloc(const chan_geom *G, int64_t ncoef, size_t elsize,
 
 static void chan_scratch_free(chan_scratch *s) { free(s->cnt); }
 
+/* Shared start of the reducing entry points: CNORM_EINVAL for negative
+ * sizes; an empty reduction (N*S == 0) zeroes the per-channel outputs a and b
+ * (the caller rejects training on it); CHAN_GO_ON when there is work. */
+#define CHAN_GO_ON 1
+static int chan_prologue(int64_t N, int64_t C, int64_t S, double *a, double *b)
+{
+    int64_t c;
+    if (N < 0 || C < 0 || S < 0)
+        return CNORM_EINVAL;
+    if (N == 0 || S == 0) {
+        for (c = 0; c < C; c++)
+            a[c] = b[c] = 0.0;
+        return CNORM_OK;
+    }
+    return C == 0 ? CNORM_OK : CHAN_GO_ON;
+}
+
 /* Runs task(job, p) for p in [0, n) on nt threads.  Pieces and merge order
  * never depend on nt, so any nt gives the same bits.  nt == 1 stays out of
  * the OpenMP runtime: even a serial region costs a futex call there. */

@@ -897,15 +897,9 @@ static int SFX(cnorm_channel_moments)(const T *x, int64_t N, int64_t C, int64_t 
     chan_geom G;
     SFX(chan_job) j = { 0 };
     int64_t c;
-    if (N < 0 || C < 0 || S < 0)
-        return CNORM_EINVAL;
-    if (N == 0 || S == 0) {
-        for (c = 0; c < C; c++)
-            mean[c] = m2[c] = 0.0;
-        return CNORM_OK;
-    }
-    if (C == 0)
-        return CNORM_OK;
+    int status = chan_prologue(N, C, S, mean, m2);
+    if (status != CHAN_GO_ON)
+        return status;
     chan_geom_init(&G, N, C, S, sizeof(T));
     if (chan_scratch_alloc(&G, 0, 0, &j.s) != CNORM_OK)
         return CNORM_ENOMEM;
@@ -991,15 +985,9 @@ static int SFX(cnorm_bn_forward_train)(const T *x, int64_t N, int64_t C, int64_t
     chan_geom G;
     SFX(chan_job) j = { 0 };
     int64_t c;
-    if (N < 0 || C < 0 || S < 0)
-        return CNORM_EINVAL;
-    if (N == 0 || S == 0) {   /* caller's error; leave defined values */
-        for (c = 0; c < C; c++)
-            mean[c] = var[c] = 0.0;
-        return CNORM_OK;
-    }
-    if (C == 0)
-        return CNORM_OK;
+    int status = chan_prologue(N, C, S, mean, var);
+    if (status != CHAN_GO_ON)
+        return status;
     chan_geom_init(&G, N, C, S, sizeof(T));
     if (chan_scratch_alloc(&G, 3 * C + SFX(wide_size)(&G), sizeof(T), &j.s) != CNORM_OK)
         return CNORM_ENOMEM;
@@ -1038,15 +1026,9 @@ static int SFX(cnorm_bn_backward)(const T *dy, const T *x, int64_t N, int64_t C,
     chan_geom G;
     SFX(chan_job) j = { 0 };
     int64_t c;
-    if (N < 0 || C < 0 || S < 0)
-        return CNORM_EINVAL;
-    if (N == 0 || S == 0) {
-        for (c = 0; c < C; c++)
-            sum_dy[c] = sum_dy_xhat[c] = 0.0;
-        return CNORM_OK;
-    }
-    if (C == 0)
-        return CNORM_OK;
+    int status = chan_prologue(N, C, S, sum_dy, sum_dy_xhat);
+    if (status != CHAN_GO_ON)
+        return status;
     chan_geom_init(&G, N, C, S, sizeof(T));
     if (chan_scratch_alloc(&G, dx ? 3 * C + SFX(wide_size)(&G) : 0, sizeof(T), &j.s)
         != CNORM_OK)
