@@ -21,10 +21,6 @@
 /* Elements per statistics block: small enough that the block's second pass
  * (squared deviations) hits L1, large enough to amortize the Chan merge. */
 #define CNORM_BLOCK 2048
-/* Independent accumulators per block: wide enough for AVX-512 float32, and
- * written as a plain lane loop so the compiler vectorizes without
- * -ffast-math (the summation order is fixed by the code, not the compiler). */
-#define CNORM_LANES 16
 /* Below this many elements of work a kernel stays on the calling thread:
  * waking a team costs more than it saves. */
 #define CNORM_PARALLEL_MIN_WORK ((int64_t)1 << 15)
