@@ -3,6 +3,7 @@
 # layer re-checks only what memory safety depends on (dtype, contiguity,
 # sizes), releases the GIL and calls the kernel through cnorm.kernels.
 cimport numpy as cnp
+from libc.math cimport sqrt
 from libc.stdint cimport int64_t
 
 from cnorm cimport kernels as k
@@ -277,59 +278,147 @@ cdef inline bint _good_eps(object eps):
     return e >= 0.0 and e < 1e308
 
 
-cdef object _output(object out, cnp.ndarray x, int t):
-    """Array for the result: a new one, x itself, or out when it is a plain
-    writable array of x's shape that does not overlap x; None otherwise."""
-    cdef int nd = cnp.PyArray_NDIM(x)
+cdef inline bint _same_dims(cnp.ndarray a, cnp.ndarray b):
+    if cnp.PyArray_NDIM(a) != cnp.PyArray_NDIM(b):
+        return False
+    cdef int i
+    for i in range(cnp.PyArray_NDIM(a)):
+        if cnp.PyArray_DIM(a, i) != cnp.PyArray_DIM(b, i):
+            return False
+    return True
+
+
+cdef inline bint _overlaps(cnp.ndarray a, cnp.ndarray b):
+    """Whether the bytes of two C-contiguous arrays overlap."""
+    cdef char *pa = <char*>cnp.PyArray_DATA(a)
+    cdef char *pb = <char*>cnp.PyArray_DATA(b)
+    return pa < pb + cnp.PyArray_NBYTES(b) and pb < pa + cnp.PyArray_NBYTES(a)
+
+
+cdef object _output(object out, cnp.ndarray x, int t, object other):
+    """Array for the result: a new one, x itself (or `other`, a second input
+    of x's shape, when given), or out when it is a plain writable array of
+    x's shape that overlaps neither; None otherwise."""
     if out is None:
-        return cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(x), t, 0)
+        return cnp.PyArray_EMPTY(cnp.PyArray_NDIM(x), cnp.PyArray_DIMS(x), t, 0)
     if not _plain(out, t) or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>out):
         return None
-    if out is x:
+    if out is x or (other is not None and out is other):
         return out
     cdef cnp.ndarray o = <cnp.ndarray>out
-    if cnp.PyArray_NDIM(o) != nd:
+    if not _same_dims(o, x) or _overlaps(o, x):
         return None
-    cdef int i
-    for i in range(nd):
-        if cnp.PyArray_DIM(o, i) != cnp.PyArray_DIM(x, i):
-            return None
-    cdef char *xs = <char*>cnp.PyArray_DATA(x)
-    cdef char *os = <char*>cnp.PyArray_DATA(o)
-    cdef cnp.npy_intp nbytes = cnp.PyArray_NBYTES(x)
-    if os < xs + nbytes and xs < os + nbytes:
+    if other is not None and _overlaps(o, <cnp.ndarray>other):
         return None
     return out
 
 
-def bn_infer_fast(x, running_mean, running_var, weight, bias, eps, axis, out):
-    """batch_norm_infer for the common case, or None (see above)."""
-    if type(x) is not cnp.ndarray or type(axis) is not int or not _good_eps(eps):
-        return None
+cdef int _plain_channel_view(object x, object axis, int64_t *ncs) except -1:
+    """The dtype number of x when x is a plain float32/float64 array of at
+    least 2 dims and axis an int in range, with its channel view (N, C, S)
+    in ncs; 0 otherwise."""
+    if type(x) is not cnp.ndarray or type(axis) is not int:
+        return 0
     cdef cnp.ndarray xa = <cnp.ndarray>x
     cdef int t = cnp.PyArray_TYPE(xa)
     cdef int nd = cnp.PyArray_NDIM(xa)
     cdef long a = axis
     if (t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64) or not _plain(x, t) or nd < 2:
-        return None
+        return 0
     if a < 0:
         a += nd
     if a < 0 or a >= nd:
-        return None
-    cdef int64_t N = 1, C = cnp.PyArray_DIM(xa, a), S = 1
+        return 0
+    ncs[0] = 1
+    ncs[1] = cnp.PyArray_DIM(xa, a)
+    ncs[2] = 1
     cdef int i
     for i in range(a):
-        N *= cnp.PyArray_DIM(xa, i)
+        ncs[0] *= cnp.PyArray_DIM(xa, i)
     for i in range(a + 1, nd):
-        S *= cnp.PyArray_DIM(xa, i)
+        ncs[2] *= cnp.PyArray_DIM(xa, i)
+    return t
+
+
+def bn_infer_fast(x, running_mean, running_var, weight, bias, eps, axis, out):
+    """batch_norm_infer for the common case, or None (see above)."""
+    cdef int64_t ncs[3]
+    cdef int t = _plain_channel_view(x, axis, ncs)
+    if t == 0 or not _good_eps(eps):
+        return None
+    cdef int64_t C = ncs[1]
     if not (_vector(running_mean, t, C, False) and _vector(running_var, t, C, False)
             and _vector(weight, t, C, True) and _vector(bias, t, C, True)):
         return None
-    y = _output(out, xa, t)
+    y = _output(out, <cnp.ndarray>x, t, None)
     if y is None:
         return None
-    _bn_infer(xa, N, C, S, running_mean, running_var, weight, bias, eps, y, t)
+    _bn_infer(x, ncs[0], C, ncs[2], running_mean, running_var, weight, bias, eps, y, t)
     return y
+
+
+cdef object _vector_of(cnp.ndarray v, int t):
+    """A new 1-D array of type t holding the float64 vector v, rounded."""
+    cdef cnp.npy_intp n = cnp.PyArray_DIM(v, 0), i
+    cdef cnp.ndarray r = cnp.PyArray_EMPTY(1, &n, t, 0)
+    cdef double *src = <double*>cnp.PyArray_DATA(v)
+    if t == cnp.NPY_FLOAT32:
+        for i in range(n):
+            (<float*>cnp.PyArray_DATA(r))[i] = <float>src[i]
+    else:
+        for i in range(n):
+            (<double*>cnp.PyArray_DATA(r))[i] = src[i]
+    return r
+
+
+def bn_train_fast(x, weight, bias, eps, axis, out):
+    """batch_norm_train for the common case: (y, mean, invstd) in x's dtype,
+    or None (see above; also for eps == 0 and fewer than 2 values per
+    channel, which functional.py rejects with their messages)."""
+    cdef int64_t ncs[3]
+    cdef int t = _plain_channel_view(x, axis, ncs)
+    if t == 0 or not _good_eps(eps) or <double>eps == 0.0 or ncs[0] * ncs[2] < 2:
+        return None
+    cdef int64_t C = ncs[1]
+    if not (_vector(weight, t, C, True) and _vector(bias, t, C, True)):
+        return None
+    y = _output(out, <cnp.ndarray>x, t, None)
+    if y is None:
+        return None
+    cdef cnp.npy_intp c = C, i
+    cdef cnp.ndarray mean = cnp.PyArray_EMPTY(1, &c, cnp.NPY_FLOAT64, 0)
+    cdef cnp.ndarray var = cnp.PyArray_EMPTY(1, &c, cnp.NPY_FLOAT64, 0)
+    bn_forward_train(x, ncs[0], C, ncs[2], weight, bias, eps, y, mean, var)
+    cdef double e = <double>eps
+    cdef double *v = <double*>cnp.PyArray_DATA(var)
+    for i in range(c):  # invstd, as functional.batch_norm_train computes it
+        v[i] = 1.0 / sqrt(v[i] + e)
+    return y, _vector_of(mean, t), _vector_of(var, t)
+
+
+def bn_backward_fast(dy, x, mean, invstd, weight, axis, out):
+    """batch_norm_backward for the common case: (dx, dweight or None, dbias)
+    in x's dtype, or None (see above; out may also be dy)."""
+    cdef int64_t ncs[3]
+    cdef int t = _plain_channel_view(x, axis, ncs)
+    if t == 0 or not _plain(dy, t):
+        return None
+    cdef cnp.ndarray xa = <cnp.ndarray>x, da = <cnp.ndarray>dy
+    if not _same_dims(da, xa):
+        return None
+    cdef int64_t C = ncs[1]
+    if not (_vector(mean, t, C, False) and _vector(invstd, t, C, False)
+            and _vector(weight, t, C, True)):
+        return None
+    dx = _output(out, xa, t, dy)
+    if dx is None:
+        return None
+    cdef cnp.npy_intp c = C
+    cdef cnp.ndarray sum_dy = cnp.PyArray_EMPTY(1, &c, cnp.NPY_FLOAT64, 0)
+    cdef cnp.ndarray sum_dy_xhat = cnp.PyArray_EMPTY(1, &c, cnp.NPY_FLOAT64, 0)
+    bn_backward(dy, x, ncs[0], C, ncs[2], mean, invstd, weight, dx, sum_dy, sum_dy_xhat)
+    dweight = None if weight is None else _vector_of(sum_dy_xhat, t)
+    return dx, dweight, _vector_of(sum_dy, t)
 
 
 def layer_norm_fast(x, normalized_shape, weight, bias, eps, out):
@@ -351,7 +440,7 @@ def layer_norm_fast(x, normalized_shape, weight, bias, eps, out):
         M *= cnp.PyArray_DIM(xa, i)
     if not (_vector(weight, t, K, True) and _vector(bias, t, K, True)):
         return None
-    y = _output(out, xa, t)
+    y = _output(out, xa, t, None)
     if y is None:
         return None
     mean = cnp.PyArray_EMPTY(nd - 1, cnp.PyArray_DIMS(xa), t, 0)

@@ -86,6 +86,9 @@ def batch_norm_train(x, weight=None, bias=None, *, eps=1e-5, axis=1, out=None):
 
     Returns (y, mean, invstd): mean and invstd = 1/sqrt(biased_var + eps) per
     channel, shape (C,), in x's dtype (what batch_norm_backward needs)."""
+    result = _kernels.bn_train_fast(x, weight, bias, eps, axis, out)
+    if result is not None:
+        return result
     y, mean, var = batch_statistics(x, weight, bias, eps, axis, out)
     eps = float(eps)
     return y, mean.astype(y.dtype), (1.0 / np.sqrt(var + eps)).astype(y.dtype)
@@ -116,6 +119,9 @@ def batch_norm_backward(dy, x, mean, invstd, weight=None, *, axis=1, out=None):
 
     dweight = sum(dy * x_hat) is None when weight is None; dbias = sum(dy) is
     always returned.  out= receives dx and may be dy or x."""
+    result = _kernels.bn_backward_fast(dy, x, mean, invstd, weight, axis, out)
+    if result is not None:
+        return result
     x = as_float_array(x, "x")
     dy = as_float_array(dy, "dy")
     same_shape(dy, x, "dy")

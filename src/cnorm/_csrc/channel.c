@@ -72,7 +72,13 @@
  * reduction, so the two are fused per channel.  Measured here (512 KiB L2,
  * 32 MiB L3): 1 MiB beats 256 and 512 KiB, notably for the backward. */
 #define CHAN_FUSE_BYTES ((int64_t)1 << 20)
-
+/* ... and whose runs are at least this long: the fused pass writes a
+ * channel's runs one after another, far apart, and short runs written that
+ * way cost more than a second read of x in memory order (measured, one
+ * thread, L2 evicted, ratio to memcpy: 8x256x14x14 backward 6.1-6.6 fused
+ * against 4.5-4.9, 8x512x7x7 8.2-8.8 against 5.6-6.6; runs of 3 KiB and
+ * 4 KiB were even, 12 KiB favoured fusion). */
+#define CHAN_FUSE_RUN_BYTES 2048
 typedef struct {
     int64_t N, C, S, K, total;
     int planar;
@@ -312,6 +318,13 @@ static int chan_prologue(int64_t N, int64_t C, int64_t S, double *a, double *b)
         return CNORM_OK;
     }
     return C == 0 ? CNORM_OK : CHAN_GO_ON;
+}
+
+/* Whether a training forward or backward runs fused per channel: planar
+ * runs of run_bytes, channel_bytes of input per channel (x, or dy and x). */
+static int chan_fuse(const chan_geom *G, int64_t run_bytes, int64_t channel_bytes)
+{
+    return G->planar && run_bytes >= CHAN_FUSE_RUN_BYTES && channel_bytes <= CHAN_FUSE_BYTES;
 }
 
 /* Runs task(job, p) for p in [0, n) on nt threads.  Pieces and merge order
