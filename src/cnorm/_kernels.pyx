@@ -68,6 +68,17 @@ def simd_path():
     return k.simd_path().decode()
 
 
+def same_buffer(cnp.ndarray a, cnp.ndarray b):
+    """Whether a and b view the same elements: same start and strides."""
+    if cnp.PyArray_DATA(a) != cnp.PyArray_DATA(b) or cnp.PyArray_NDIM(a) != cnp.PyArray_NDIM(b):
+        return False
+    cdef int i
+    for i in range(cnp.PyArray_NDIM(a)):
+        if cnp.PyArray_STRIDE(a, i) != cnp.PyArray_STRIDE(b, i):
+            return False
+    return True
+
+
 def bn_forward_train(cnp.ndarray x, int64_t N, int64_t C, int64_t S, weight, bias,
                      double eps, cnp.ndarray y, cnp.ndarray mean, cnp.ndarray var,
                      renorm=None):

@@ -9,6 +9,8 @@ import operator
 
 import numpy as np
 
+from cnorm._kernels import same_buffer
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -120,7 +122,7 @@ def kernel_output(out, *inputs):
     if out is None:
         return np.empty(like.shape, like.dtype)
     if out.flags.c_contiguous and all(
-        _same_buffer(out, a) or not np.may_share_memory(out, a) for a in inputs
+        same_buffer(out, a) or not np.may_share_memory(out, a) for a in inputs
     ):
         return out
     return np.empty(like.shape, like.dtype)
@@ -131,10 +133,3 @@ def finish_output(result, out):
         return result
     np.copyto(out, result)
     return out
-
-
-def _same_buffer(a, b):
-    return (
-        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
-        and a.strides == b.strides
-    )
