@@ -483,6 +483,33 @@ def test_reference_backward_matches_finite_differences(rng):
     np.testing.assert_allclose(db, ndb, rtol=1e-6, atol=1e-7)
 
 
+# ------------------------------------------------- fused and unfused passes
+
+# Planar shapes on each side of channel.c's fusion rules (runs of 2 KiB,
+# 4 MiB per channel of x, or of dy and x for the backward): short runs,
+# fused, training fused but backward not, neither.
+PASS_CASES = [(8, 16, 14, 14), (4, 3, 64, 64), (12, 2, 224, 224), (24, 2, 224, 224)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", PASS_CASES, ids=["x".join(map(str, s)) for s in PASS_CASES])
+def test_train_and_backward_on_every_pass_structure(rng, shape, dtype):
+    x = make_x(rng, shape, dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    w, b = make_params(rng, shape[1], dtype, "both")
+    y, mean, invstd = cnorm.batch_norm_train(x, w, b)
+    ey, emean, einvstd = ref.bn_train(x, w, b)
+    assert_close(y, ey)
+    assert_close(mean, emean)
+    assert_close(invstd, einvstd)
+    dx, dw, db = cnorm.batch_norm_backward(dy, x, mean, invstd, w)
+    edx, edw, edb = ref.bn_backward(dy, x, mean, invstd, w)
+    m = x.size // shape[1]
+    assert_close(dx, edx)
+    assert_close(dw, edw, scale=np.sqrt(m))
+    assert_close(db, edb, scale=np.sqrt(m))
+
+
 # --------------------------------------------------------------- precision
 
 

@@ -68,10 +68,14 @@
  * enough that C = 1 still splits across cores. */
 #define CHAN_CHUNK ((int64_t)1 << 15)
 /* A planar channel whose data (x, or dy and x) is at most this size is
- * still in L2, or the L3 next to it, when its elementwise pass follows its
- * reduction, so the two are fused per channel.  Measured here (512 KiB L2,
- * 32 MiB L3): 1 MiB beats 256 and 512 KiB, notably for the backward. */
-#define CHAN_FUSE_BYTES ((int64_t)1 << 20)
+ * still in L2, or in L3, when its elementwise pass follows its reduction,
+ * so the two are fused per channel.  Measured here (512 KiB L2, 32 MiB L3,
+ * one thread, ratio to memcpy): 1 MiB beat 256 and 512 KiB; 4 MiB then
+ * took 16x64x112x112 backward (1.6 MB per channel) from 2.24-2.36 to
+ * 1.79-1.83 and 48x64x112x112 training (2.4 MB) from 1.45-1.70 to
+ * 1.41-1.53.  Where the L3 share is smaller the fused pass re-reads from
+ * memory, which costs what the unfused second pass does. */
+#define CHAN_FUSE_BYTES ((int64_t)4 << 20)
 /* ... and whose runs are at least this long: the fused pass writes a
  * channel's runs one after another, far apart, and short runs written that
  * way cost more than a second read of x in memory order (measured, one
