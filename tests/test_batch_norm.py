@@ -510,6 +510,37 @@ def test_train_and_backward_on_every_pass_structure(rng, shape, dtype):
     assert_close(db, edb, scale=np.sqrt(m))
 
 
+@pytest.mark.parametrize("offset", [0, 1, 3])
+def test_streamed_stores_match_plain_stores(offset):
+    """Outputs of 64 MiB and more are written with non-temporal stores (planar
+    layouts): the same bits as the in-place pass, which stores plainly, for
+    an out= window at any element offset, and nothing written outside it."""
+    rng = np.random.default_rng(offset)
+    shape, dtype = (16, 16, 256, 256), np.float32   # exactly 64 MiB
+    n = int(np.prod(shape))
+    x = (rng.standard_normal(shape, dtype=dtype) * 2 + 1).astype(dtype)
+    dy = rng.standard_normal(shape, dtype=dtype)
+    w, b = make_params(rng, shape[1], dtype, "both")
+    buf = np.full(n + 8, -7.0, dtype)
+    out = buf[offset:offset + n].reshape(shape)
+    y, mean, invstd = cnorm.batch_norm_train(x, w, b, out=out)
+    y_plain, mean_plain, invstd_plain = cnorm.batch_norm_train(x.copy(), w, b, out=None)
+    xi = x.copy()
+    cnorm.batch_norm_train(xi, w, b, out=xi)
+    np.testing.assert_array_equal(y, xi)
+    np.testing.assert_array_equal(y_plain, xi)
+    dx, _, _ = cnorm.batch_norm_backward(dy, x, mean, invstd, w, out=out)
+    dyi = dy.copy()
+    cnorm.batch_norm_backward(dyi, x, mean, invstd, w, out=dyi)
+    np.testing.assert_array_equal(dx, dyi)
+    rv = (1.0 / invstd.astype(np.float64) ** 2).astype(dtype)
+    yf = cnorm.batch_norm_infer(x, mean, rv, w, b, out=out)
+    xi = x.copy()
+    cnorm.batch_norm_infer(xi, mean, rv, w, b, out=xi)
+    np.testing.assert_array_equal(yf, xi)
+    assert np.all(buf[:offset] == -7.0) and np.all(buf[offset + n:] == -7.0)
+
+
 # --------------------------------------------------------------- precision
 
 

@@ -40,6 +40,20 @@
 #include <float.h>
 #include <string.h>
 #include "common.h"
+#include "simd.h"
+/* Non-temporal stores need GCC/Clang vector types (and x86 intrinsics for
+ * the stores themselves; elsewhere they are plain). */
+#if defined(__GNUC__) || defined(__clang__)
+#define CHAN_CAN_STREAM 1
+#else
+#define CHAN_CAN_STREAM 0
+#endif
+#if CNORM_HAVE_X86_PATHS
+#include <immintrin.h>
+#define chan_sfence() _mm_sfence()
+#else
+#define chan_sfence() ((void)0)
+#endif
 
 /* Lanes of one strip: 32 float32 (4 AVX2 vectors), 24 float64 (6): with 16
  * float64 lanes GCC unrolls the lane loops before vectorizing and then
@@ -73,9 +87,10 @@
  * one thread, ratio to memcpy): 1 MiB beat 256 and 512 KiB; 4 MiB then
  * took 16x64x112x112 backward (1.6 MB per channel) from 2.24-2.36 to
  * 1.79-1.83 and 48x64x112x112 training (2.4 MB) from 1.45-1.70 to
- * 1.41-1.53.  Where the L3 share is smaller the fused pass re-reads from
- * memory, which costs what the unfused second pass does. */
-#define CHAN_FUSE_BYTES ((int64_t)4 << 20)
+ * 1.41-1.53, 8 MiB its backward (4.8 MB) from 1.95-2.16 to 1.77-1.89.
+ * Where the L3 share is smaller the fused pass re-reads from memory, which
+ * costs what the unfused second pass does. */
+#define CHAN_FUSE_BYTES ((int64_t)8 << 20)
 /* ... and whose runs are at least this long: the fused pass writes a
  * channel's runs one after another, far apart, and short runs written that
  * way cost more than a second read of x in memory order (measured, one
@@ -83,6 +98,11 @@
  * against 4.5-4.9, 8x512x7x7 8.2-8.8 against 5.6-6.6; runs of 3 KiB and
  * 4 KiB were even, 12 KiB favoured fusion). */
 #define CHAN_FUSE_RUN_BYTES 2048
+/* Planar elementwise passes write with non-temporal stores when the output
+ * is at least this large: far beyond the L3 share of a core on common
+ * CPUs, so it would not be in cache when read next, and a plain store
+ * first reads every output line. */
+#define CHAN_STREAM_BYTES ((int64_t)64 << 20)
 typedef struct {
     int64_t N, C, S, K, total;
     int planar;
@@ -329,6 +349,14 @@ static int chan_prologue(int64_t N, int64_t C, int64_t S, double *a, double *b)
 static int chan_fuse(const chan_geom *G, int64_t run_bytes, int64_t channel_bytes)
 {
     return G->planar && run_bytes >= CHAN_FUSE_RUN_BYTES && channel_bytes <= CHAN_FUSE_BYTES;
+}
+
+/* Whether the planar elementwise pass from x into y streams its stores
+ * (y is a separate output far larger than the caches). */
+static int chan_stream(const chan_geom *G, size_t elsize, const void *x, const void *y)
+{
+    return CHAN_CAN_STREAM && G->planar && x != y
+           && G->total * (int64_t)elsize >= CHAN_STREAM_BYTES;
 }
 
 /* Runs task(job, p) for p in [0, n) on nt threads.  Pieces and merge order
