@@ -68,15 +68,19 @@ def simd_path():
     return k.simd_path().decode()
 
 
-def same_buffer(cnp.ndarray a, cnp.ndarray b):
-    """Whether a and b view the same elements: same start and strides."""
-    if cnp.PyArray_DATA(a) != cnp.PyArray_DATA(b) or cnp.PyArray_NDIM(a) != cnp.PyArray_NDIM(b):
-        return False
+cdef inline bint _equal(const cnp.npy_intp *a, const cnp.npy_intp *b, int n):
     cdef int i
-    for i in range(cnp.PyArray_NDIM(a)):
-        if cnp.PyArray_STRIDE(a, i) != cnp.PyArray_STRIDE(b, i):
+    for i in range(n):
+        if a[i] != b[i]:
             return False
     return True
+
+
+def same_buffer(cnp.ndarray a, cnp.ndarray b):
+    """Whether a and b view the same elements: same start and strides."""
+    return (cnp.PyArray_DATA(a) == cnp.PyArray_DATA(b)
+            and cnp.PyArray_NDIM(a) == cnp.PyArray_NDIM(b)
+            and _equal(cnp.PyArray_STRIDES(a), cnp.PyArray_STRIDES(b), cnp.PyArray_NDIM(a)))
 
 
 def bn_forward_train(cnp.ndarray x, int64_t N, int64_t C, int64_t S, weight, bias,
@@ -290,13 +294,8 @@ cdef inline bint _good_eps(object eps):
 
 
 cdef inline bint _same_dims(cnp.ndarray a, cnp.ndarray b):
-    if cnp.PyArray_NDIM(a) != cnp.PyArray_NDIM(b):
-        return False
-    cdef int i
-    for i in range(cnp.PyArray_NDIM(a)):
-        if cnp.PyArray_DIM(a, i) != cnp.PyArray_DIM(b, i):
-            return False
-    return True
+    return (cnp.PyArray_NDIM(a) == cnp.PyArray_NDIM(b)
+            and _equal(cnp.PyArray_DIMS(a), cnp.PyArray_DIMS(b), cnp.PyArray_NDIM(a)))
 
 
 cdef inline bint _overlaps(cnp.ndarray a, cnp.ndarray b):
