@@ -26,6 +26,11 @@
  * Results do not depend on the number of threads: partial sums and moments
  * are merged in a fixed order.  All functions are thread-safe: scratch
  * memory is per call.  No function touches the Python interpreter.
+ *
+ * Caches: the channel functions write an output of 64 MiB or more that is
+ * not one of their inputs with non-temporal stores when S >= 32 (float32)
+ * or 24 (float64), i.e. channels-first layouts, so it is not left in the
+ * caches.
  */
 #ifndef CNORM_H
 #define CNORM_H
