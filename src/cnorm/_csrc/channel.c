@@ -237,6 +237,11 @@ static void chan_merge_cols(double na, double *ma, double *m2a, double nb,
     int64_t k;
     if (nb == 0.0)
         return;
+    if (na == 0.0 && kw == 1) {   /* no call to memcpy for one value */
+        *ma = *mb;
+        *m2a = *m2b;
+        return;
+    }
     if (na == 0.0) {
         memcpy(ma, mb, (size_t)kw * sizeof(double));
         memcpy(m2a, m2b, (size_t)kw * sizeof(double));

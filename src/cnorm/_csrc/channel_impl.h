@@ -453,9 +453,14 @@ static double SFX(piece_moments)(const chan_geom *G, const T *x, int64_t g, int6
         int onepass = 1;
         chan_block B = chan_block_at(G, g, b);
         double nb = (double)(kw == 1 ? B.runs * B.len : B.runs * B.len / kw), inb = 1.0 / nb;
-        for (k = 0; k < kw; k++)
-            ctr[k] = x[B.off + k];
-        SFX(replicate)(ctr, kw, np);
+        if (kw == 1) {   /* no call to memcpy for one value */
+            ctr[0] = x[B.off];
+        } else {
+            for (k = 0; k < kw; k++)
+                ctr[k] = x[B.off + k];
+        }
+        if (kw > 1 || B.len < CL)   /* the block_* tiles take ctr[0] alone */
+            SFX(replicate)(ctr, kw, np);
         SFX(reduce)(CHAN_SUMS, &B, kw, pg, np, x, x, ctr, acc, acc2, s1, bm2);
         for (k = 0; k < kw; k++) {
             double v = bm2[k];
