@@ -350,10 +350,13 @@ static int chan_prologue(int64_t N, int64_t C, int64_t S, double *a, double *b)
 }
 
 /* Whether a training forward or backward runs fused per channel: planar
- * runs of run_bytes, channel_bytes of input per channel (x, or dy and x). */
-static int chan_fuse(const chan_geom *G, int64_t run_bytes, int64_t channel_bytes)
+ * runs of S elements of elsize bytes, `arrays` inputs per channel (x, or
+ * dy and x). */
+static int chan_fuse(const chan_geom *G, size_t elsize, int64_t arrays)
 {
-    return G->planar && run_bytes >= CHAN_FUSE_RUN_BYTES && channel_bytes <= CHAN_FUSE_BYTES;
+    int64_t run_bytes = G->S * (int64_t)elsize;
+    return G->planar && run_bytes >= CHAN_FUSE_RUN_BYTES
+           && arrays * G->N * run_bytes <= CHAN_FUSE_BYTES;
 }
 
 /* Whether the planar elementwise pass from x into y streams its stores

@@ -1110,7 +1110,7 @@ static int SFX(cnorm_bn_forward_train)(const T *x, int64_t N, int64_t C, int64_t
     j.renorm = renorm;
     j.mean = mean;
     j.var = var;
-    if (chan_fuse(&G, S * (int64_t)sizeof(T), N * S * (int64_t)sizeof(T))) {
+    if (chan_fuse(&G, sizeof(T), 1)) {
         chan_parallel(cnorm_threads_for(G.total, C), C, SFX(task_train_fused), &j);
     } else {
         SFX(run_pieces)(&j, SFX(task_moments));
@@ -1154,7 +1154,7 @@ static int SFX(cnorm_bn_backward)(const T *dy, const T *x, int64_t N, int64_t C,
     j.invstd = invstd;
     j.sum_dy = sum_dy;
     j.sum_dy_xhat = sum_dy_xhat;
-    if (dx && chan_fuse(&G, S * (int64_t)sizeof(T), 2 * N * S * (int64_t)sizeof(T))) {
+    if (dx && chan_fuse(&G, sizeof(T), 2)) {
         chan_parallel(cnorm_threads_for(G.total, C), C, SFX(task_bwd_fused), &j);
     } else {
         SFX(run_pieces)(&j, SFX(task_dot));
