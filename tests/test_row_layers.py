@@ -5,7 +5,7 @@ import pytest
 
 import cnorm
 
-import reference_rows as ref
+import reference as ref
 from conftest import DTYPES, assert_close
 
 

@@ -1,12 +1,12 @@
 """Functional row family (layer, group, instance, RMS norm) against the
-float64 NumPy reference in reference_rows.py, finite differences, and
+float64 NumPy reference in cnorm.reference, finite differences, and
 properties (out=, strides, determinism, errors)."""
 import numpy as np
 import pytest
 
 import cnorm
 
-import reference_rows as ref
+import reference as ref
 from conftest import DTYPES, assert_close
 
 AFFINE = ["none", "weight", "bias", "both"]
