@@ -1,12 +1,11 @@
-"""Self-check: cnorm against an independent float64 NumPy reference.
+"""Self-check: cnorm against the independent float64 NumPy reference.
 
-The reference is written from the formulas: statistics over a view of x,
-affine parameters broadcast against x, gradients from
-dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * weight.
-Shapes are small but cover planar and channels-last batch norm, few channels
-with many values (split reductions), inputs big enough for the parallel
-paths, and an input whose mean dwarfs its spread (where E[x^2] - E[x]^2
-fails).  Runs in well under a second.
+The reference is cnorm.reference: the formulas written out in float64 with
+plain NumPy reductions, never calling cnorm's kernels.  Shapes are small but
+cover planar and channels-last batch norm, few channels with many values
+(split reductions), inputs big enough for the parallel paths, and an input
+whose mean dwarfs its spread (where E[x^2] - E[x]^2 fails).  Runs in well
+under a second.
 """
 import math
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import cnorm
+from cnorm import reference as ref
 
 EPS = 1e-5
 # max |cnorm - reference| / max(1, max |reference|), per dtype
@@ -27,100 +27,36 @@ def tolerance(dtype, offset):
     return TOLERANCE[dtype] * (1.0 + offset / 100.0)
 
 
-# ---- reference --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Spec:
-    """Where the statistics and parameters of one normalization live."""
-
-    view: tuple  # x reshaped so the statistics reduce over `axes`
-    axes: tuple
-    param: tuple  # shape the parameters broadcast as against x
-    center: bool = True  # False for RMS norm
-
-
-def channel_spec(shape, axis):
-    a = axis % len(shape)
-    param = tuple(n if i == a else 1 for i, n in enumerate(shape))
-    return Spec(shape, tuple(i for i in range(len(shape)) if i != a), param)
-
-
-def trailing_spec(shape, dims, center=True):
-    lead = len(shape) - dims
-    return Spec(shape, tuple(range(lead, len(shape))), (1,) * lead + shape[lead:], center)
-
-
-def group_spec(shape, groups):
-    return Spec((shape[0], groups, -1), (2,), (1, shape[1]) + (1,) * (len(shape) - 2))
-
-
-def _param(p, spec):
-    return 1.0 if p is None else np.asarray(p, np.float64).reshape(spec.param)
-
-
-def ref_forward(x, weight, bias, spec):
-    """(y, mean, rstd, xhat) in float64; mean and rstd in the view's shape."""
-    x = np.asarray(x, np.float64)
-    xv = x.reshape(spec.view)
-    mean = xv.mean(spec.axes, keepdims=True) if spec.center else 0.0
-    rstd = 1.0 / np.sqrt(((xv - mean) ** 2).mean(spec.axes, keepdims=True) + EPS)
-    xhat = ((xv - mean) * rstd).reshape(x.shape)
-    y = xhat * _param(weight, spec) + (0.0 if bias is None else _param(bias, spec))
-    return y, mean, rstd, xhat
-
-
-def ref_backward(dy, x, weight, spec):
-    """(dx, dweight, dbias) in float64 for the forward of the same spec."""
-    dy = np.asarray(dy, np.float64)
-    _, _, rstd, xhat = ref_forward(x, None, None, spec)
-    g = (dy * _param(weight, spec)).reshape(spec.view)
-    xh = xhat.reshape(spec.view)
-    mean_g = g.mean(spec.axes, keepdims=True) if spec.center else 0.0
-    dx = rstd * (g - mean_g - xh * (g * xh).mean(spec.axes, keepdims=True))
-    summed = tuple(i for i, n in enumerate(spec.param) if n == 1)
-    shape = tuple(n for n in spec.param if n != 1) or (1,)
-    dweight = (dy * xhat).sum(summed).reshape(shape)
-    return dx.reshape(x.shape), dweight, dy.sum(summed).reshape(shape)
-
-
-def ref_infer(x, running_mean, running_var, weight, bias, spec):
-    x = np.asarray(x, np.float64)
-    rm, rv = _param(running_mean, spec), _param(running_var, spec)
-    return (x - rm) / np.sqrt(rv + EPS) * _param(weight, spec) + _param(bias, spec)
-
-
 # ---- checks -----------------------------------------------------------------
 # Each check runs cnorm (forwards into a preallocated out=, as the benchmark
 # does) and returns [(what, cnorm's array, reference array)].
 
 
 def check_batch_norm_train(d, axis=1):
-    spec = channel_spec(d.x.shape, axis)
     y, mean, invstd = cnorm.batch_norm_train(d.x, d.w, d.b, eps=EPS, axis=axis,
                                              out=np.empty_like(d.x))
-    ry, rmean, rrstd, _ = ref_forward(d.x, d.w, d.b, spec)
-    return [("y", y, ry), ("mean", mean, rmean), ("invstd", invstd, rrstd)]
+    ry, rmean, rinvstd = ref.bn_train(d.x, d.w, d.b, eps=EPS, axis=axis)
+    return [("y", y, ry), ("mean", mean, rmean), ("invstd", invstd, rinvstd)]
 
 
 def check_batch_norm_infer(d, axis=1):
-    spec = channel_spec(d.x.shape, axis)
     rm, rv = d.w - 1.0, d.w * 2.0  # any mean, any positive variance
     y = cnorm.batch_norm_infer(d.x, rm, rv, d.w, d.b, eps=EPS, axis=axis, out=np.empty_like(d.x))
-    return [("y", y, ref_infer(d.x, rm, rv, d.w, d.b, spec))]
+    return [("y", y, ref.bn_infer(d.x, rm, rv, d.w, d.b, eps=EPS, axis=axis))]
 
 
 def check_batch_norm_backward(d, axis=1):
-    spec = channel_spec(d.x.shape, axis)
     _, mean, invstd = cnorm.batch_norm_train(d.x, d.w, d.b, eps=EPS, axis=axis)
     got = cnorm.batch_norm_backward(d.dy, d.x, mean, invstd, d.w, axis=axis)
-    return list(zip(("dx", "dweight", "dbias"), got, ref_backward(d.dy, d.x, d.w, spec)))
+    _, rmean, rinvstd = ref.bn_train(d.x, eps=EPS, axis=axis)
+    want = ref.bn_backward(d.dy, d.x, rmean, rinvstd, d.w, axis=axis)
+    return list(zip(("dx", "dweight", "dbias"), got, want))
 
 
 def check_layer_norm(d, dims=1):
     shape = d.x.shape[-dims:]
     y, mean, rstd = cnorm.layer_norm(d.x, shape, d.w, d.b, eps=EPS, out=np.empty_like(d.x))
-    ry, rmean, rrstd, _ = ref_forward(d.x, d.w, d.b, trailing_spec(d.x.shape, dims))
+    ry, rmean, rrstd = ref.layer_norm(d.x, shape, d.w, d.b, eps=EPS)
     return [("y", y, ry), ("mean", mean, rmean), ("rstd", rstd, rrstd)]
 
 
@@ -128,47 +64,48 @@ def check_layer_norm_backward(d, dims=1):
     shape = d.x.shape[-dims:]
     _, mean, rstd = cnorm.layer_norm(d.x, shape, d.w, d.b, eps=EPS)
     got = cnorm.layer_norm_backward(d.dy, d.x, mean, rstd, shape, d.w)
-    ref = ref_backward(d.dy, d.x, d.w, trailing_spec(d.x.shape, dims))
-    return list(zip(("dx", "dweight", "dbias"), got, ref))
+    want = ref.layer_norm_backward(d.dy, d.x, shape, d.w, eps=EPS)
+    return list(zip(("dx", "dweight", "dbias"), got, want))
 
 
 def check_group_norm(d, groups):
     y, mean, rstd = cnorm.group_norm(d.x, groups, d.w, d.b, eps=EPS, out=np.empty_like(d.x))
-    ry, rmean, rrstd, _ = ref_forward(d.x, d.w, d.b, group_spec(d.x.shape, groups))
+    ry, rmean, rrstd = ref.group_norm(d.x, groups, d.w, d.b, eps=EPS)
     return [("y", y, ry), ("mean", mean, rmean), ("rstd", rstd, rrstd)]
 
 
 def check_group_norm_backward(d, groups):
     _, mean, rstd = cnorm.group_norm(d.x, groups, d.w, d.b, eps=EPS)
     got = cnorm.group_norm_backward(d.dy, d.x, mean, rstd, groups, d.w)
-    ref = ref_backward(d.dy, d.x, d.w, group_spec(d.x.shape, groups))
-    return list(zip(("dx", "dweight", "dbias"), got, ref))
+    want = ref.group_norm_backward(d.dy, d.x, groups, d.w, eps=EPS)
+    return list(zip(("dx", "dweight", "dbias"), got, want))
 
 
 def check_instance_norm(d):
     y, mean, rstd = cnorm.instance_norm(d.x, d.w, d.b, eps=EPS, out=np.empty_like(d.x))
-    ry, rmean, rrstd, _ = ref_forward(d.x, d.w, d.b, group_spec(d.x.shape, d.x.shape[1]))
+    ry, rmean, rrstd = ref.instance_norm(d.x, d.w, d.b, eps=EPS)
     return [("y", y, ry), ("mean", mean, rmean), ("rstd", rstd, rrstd)]
 
 
 def check_instance_norm_backward(d):
     _, mean, rstd = cnorm.instance_norm(d.x, d.w, d.b, eps=EPS)
     got = cnorm.instance_norm_backward(d.dy, d.x, mean, rstd, d.w)
-    ref = ref_backward(d.dy, d.x, d.w, group_spec(d.x.shape, d.x.shape[1]))
-    return list(zip(("dx", "dweight", "dbias"), got, ref))
+    want = ref.instance_norm_backward(d.dy, d.x, d.w, eps=EPS)
+    return list(zip(("dx", "dweight", "dbias"), got, want))
 
 
 def check_rms_norm(d):
-    y, rstd = cnorm.rms_norm(d.x, d.x.shape[-1:], d.w, eps=EPS, out=np.empty_like(d.x))
-    ry, _, rrstd, _ = ref_forward(d.x, d.w, None, trailing_spec(d.x.shape, 1, center=False))
+    shape = d.x.shape[-1:]
+    y, rstd = cnorm.rms_norm(d.x, shape, d.w, eps=EPS, out=np.empty_like(d.x))
+    ry, rrstd = ref.rms_norm(d.x, shape, d.w, eps=EPS)
     return [("y", y, ry), ("rstd", rstd, rrstd)]
 
 
 def check_rms_norm_backward(d):
-    _, rstd = cnorm.rms_norm(d.x, d.x.shape[-1:], d.w, eps=EPS)
-    got = cnorm.rms_norm_backward(d.dy, d.x, rstd, d.x.shape[-1:], d.w)
-    dx, dweight, _ = ref_backward(d.dy, d.x, d.w, trailing_spec(d.x.shape, 1, center=False))
-    return list(zip(("dx", "dweight"), got, (dx, dweight)))
+    shape = d.x.shape[-1:]
+    _, rstd = cnorm.rms_norm(d.x, shape, d.w, eps=EPS)
+    got = cnorm.rms_norm_backward(d.dy, d.x, rstd, shape, d.w)
+    return list(zip(("dx", "dweight"), got, ref.rms_norm_backward(d.dy, d.x, shape, d.w, eps=EPS)))
 
 
 # (check, shape, keyword arguments, offset added to x)
