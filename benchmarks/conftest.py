@@ -1,12 +1,12 @@
 """Options and fixtures of the pytest-benchmark suite (see README.md here).
 
-The cases and contenders come from cnorm._bench, the engine behind
+The cases and contenders come from cnorm.bench, the engine behind
 `python -m cnorm bench`, so both measure exactly the same calls.
 """
 import pytest
 
 import cnorm
-from cnorm import _bench
+from cnorm import bench as _bench
 
 
 def pytest_addoption(parser):

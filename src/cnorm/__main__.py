@@ -6,7 +6,8 @@ the benchmark table with default settings.
 import argparse
 import sys
 
-from cnorm import _bench, _selfcheck
+from cnorm import _selfcheck
+from cnorm.bench import engine as _bench
 
 
 def _positive_ints(text):

@@ -2,8 +2,8 @@
 
 Cases are the ops and shapes cnorm is tuned for; contenders are cnorm (the
 functional API writing into out=), "copy" (np.copyto of x's bytes: the
-physical reference of DESIGN.md section 3), a plain NumPy implementation and
-the peers that are installed (PyTorch, ONNX Runtime).  The contenders of one
+physical reference of docs/design.md section 3), a plain NumPy implementation
+and the peers that are installed (PyTorch, ONNX Runtime).  The contenders of one
 case run interleaved, round-robin in rotating order, and every figure is a
 median, so the drifts of a noisy machine hit all contenders alike.
 """
@@ -23,8 +23,8 @@ from functools import cache
 import numpy as np
 
 import cnorm
-from cnorm._bench_threads import python_threads_report
 from cnorm._config import config
+from cnorm.bench.threads import python_threads_report
 
 EPS = 1e-5
 CONTENDERS = ("cnorm", "copy", "numpy", "torch", "onnxruntime")
@@ -242,7 +242,14 @@ def _layout(case):
 
 def _numpy(case, d, threads):
     """The op as a NumPy user would vectorize it, in x's dtype, with scratch
-    and output buffers allocated once."""
+    and output buffers allocated once.
+
+    The same formulas as cnorm.reference (see its docstring), but a separate
+    implementation on purpose: the reference converts to float64 and
+    allocates a fresh array per step, so timing it would measure float64
+    conversions and the allocator rather than what NumPy can do in x's dtype.
+    Correctness is cnorm.reference's job (tests, ``python -m cnorm check``);
+    this is only a speed contender."""
     view, axes, pshape = _layout(case)
     x = d.x.reshape(view)
     w = d.weight.reshape(pshape)
@@ -668,8 +675,8 @@ def notes(env):
         "Times are medians in µs per call; calls of a few µs are timed in batches of many "
         "calls per sample.  The contenders of a case run interleaved (each round runs every "
         "one once, in rotating order), and ratios are medians of per-round ratios.",
-        "/copy: cnorm's time over np.copyto of x's bytes.  Ideal (DESIGN.md section 3): 1.0 "
-        "for inference and row-norm forwards, 1.0-1.5 for training forwards, 1.5-2.5 for "
+        "/copy: cnorm's time over np.copyto of x's bytes.  Ideal (docs/design.md section 3): "
+        "1.0 for inference and row-norm forwards, 1.0-1.5 for training forwards, 1.5-2.5 for "
         "backwards.",
         "x after a peer: peer time / cnorm time (4.0x: cnorm is 4 times faster); '-': not "
         "installed, or the op is not supported.  numpy and copy are single-threaded in every "
