@@ -1,7 +1,7 @@
 """Stateless normalization functions on NumPy arrays.
 
 Each function validates its arguments (see _validate.py), views x without
-copying as the channel view (N, C, S) or the row view (M, K) of DESIGN.md,
+copying as the channel view (N, C, S) or the row view (M, K) of docs/design.md,
 and hands C-contiguous buffers to one of the kernel families.
 """
 import math

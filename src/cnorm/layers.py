@@ -1,6 +1,6 @@
 """State objects: parameters, running statistics and the train/eval protocol.
 
-Every layer follows one protocol (DESIGN.md section 7): created in training
+Every layer follows one protocol (docs/design.md): created in training
 mode; ``layer(x)`` runs the forward for the current mode; ``train()`` /
 ``eval()``; ``layer.backward(dy)`` after a training-mode forward sets
 ``grad_weight`` / ``grad_bias``; parameters and buffers are NumPy arrays under
