@@ -5,7 +5,7 @@
  * int64_t so tensors above 2**31 elements work. Each kernel exists for
  * float32 (suffix _f32, T = float) and float64 (suffix _f64, T = double).
  *
- * Views (see DESIGN.md section 1):
+ * Views (see docs/design.md, section 1):
  *   channel view (N, C, S): element (n, c, s) is at x[(n*C + c)*S + s];
  *     statistics per channel c over all n and s.  NCHW with axis=1 is
  *     (N, C, H*W); channels-last is (N*H*W, C, 1).
@@ -40,6 +40,15 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Version of the C API, equal to the Python package's __version__.  The
+ * minor number grows when a kernel is added, the major one when an existing
+ * signature or meaning changes. */
+#define CNORM_VERSION_MAJOR 0
+#define CNORM_VERSION_MINOR 1
+#define CNORM_VERSION_PATCH 0
+#define CNORM_VERSION_HEX \
+    ((CNORM_VERSION_MAJOR << 16) | (CNORM_VERSION_MINOR << 8) | CNORM_VERSION_PATCH)
 
 #define CNORM_OK 0
 #define CNORM_ENOMEM (-1)

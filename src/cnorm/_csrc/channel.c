@@ -1,5 +1,5 @@
 /* Channel family: per-channel statistics and affine maps over the (N, C, S)
- * view (batch norm, batch renorm).  See DESIGN.md sections 1-3.
+ * view (batch norm, batch renorm).  See docs/design.md, sections 1-3.
  *
  * Layouts.  Planar (S >= one strip of lanes): a channel is N runs of S
  * contiguous values; we vectorize along s.  Interleaved (small S, e.g.
