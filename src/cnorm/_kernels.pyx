@@ -13,8 +13,9 @@ cnp.import_array()
 
 
 cdef inline void _require(cnp.ndarray a, int typenum, int64_t size, str name) except *:
-    if cnp.PyArray_TYPE(a) != typenum:
-        raise TypeError(f"{name}: expected dtype {cnp.PyArray_DescrFromType(typenum)}")
+    if cnp.PyArray_TYPE(a) != typenum or not cnp.PyArray_ISNOTSWAPPED(a):
+        raise TypeError(f"{name}: expected dtype {cnp.PyArray_DescrFromType(typenum)}"
+                        " in native byte order")
     if not cnp.PyArray_IS_C_CONTIGUOUS(a):
         raise ValueError(f"{name}: expected a C-contiguous array")
     if cnp.PyArray_SIZE(a) != size:
@@ -270,12 +271,13 @@ def row_backward(cnp.ndarray dy, cnp.ndarray x, int64_t M, int64_t K, int64_t G,
 # every check has passed.
 
 cdef inline bint _plain(object a, int t):
-    """a is an exact, C-contiguous, aligned ndarray of type t."""
+    """a is an exact, C-contiguous, aligned ndarray of type t in native byte
+    order."""
     if type(a) is not cnp.ndarray:
         return False
     cdef cnp.ndarray arr = <cnp.ndarray>a
     return (cnp.PyArray_TYPE(arr) == t and cnp.PyArray_IS_C_CONTIGUOUS(arr)
-            and cnp.PyArray_ISALIGNED(arr))
+            and cnp.PyArray_ISALIGNED(arr) and cnp.PyArray_ISNOTSWAPPED(arr))
 
 
 cdef inline bint _vector(object a, int t, int64_t n, bint optional):

@@ -15,8 +15,11 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def as_float_array(a, name):
-    """a as an ndarray of float32/float64 (no copy when it already is one)."""
+    """a as an ndarray of float32/float64 in native byte order (no copy when
+    it already is one; big-endian data from files is converted)."""
     arr = np.asarray(a)
+    if not arr.dtype.isnative and arr.dtype.newbyteorder("=") in FLOAT_DTYPES:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     if arr.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must have dtype float32 or float64, got {arr.dtype}")
     return arr
