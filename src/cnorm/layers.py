@@ -104,16 +104,27 @@ class _Layer:
                                  f"got {value.shape}")
             if value.dtype.kind not in "fiu":
                 raise TypeError(f"state_dict[{name!r}] must be numeric, got {value.dtype}")
-            if name == "num_batches_tracked" and not (value >= 0 and value == np.floor(value)):
-                raise ValueError(f"state_dict['num_batches_tracked'] must be a non-negative "
-                                 f"integer, got {value}")
-            converted[name] = value.astype(current.dtype)
+            if name == "num_batches_tracked":
+                converted[name] = _batch_counter(value)
+            else:
+                converted[name] = value.astype(current.dtype)
         with self._lock:
             for name, value in converted.items():
                 if name == "num_batches_tracked":
-                    self.num_batches_tracked = int(value)
+                    self.num_batches_tracked = value
                 else:
                     getattr(self, name)[...] = value
+
+
+def _batch_counter(value):
+    """num_batches_tracked of a state dict as a Python int in int64's range."""
+    v = value.item()
+    if isinstance(v, float) and not (math.isfinite(v) and v == math.floor(v)):
+        v = None
+    if v is None or not 0 <= int(v) <= np.iinfo(np.int64).max:
+        raise ValueError("state_dict['num_batches_tracked'] must be an integer in "
+                         f"[0, 2**63), got {value}")
+    return int(v)
 
 
 class _RunningStats:
@@ -138,10 +149,15 @@ class _RunningStats:
         """One step of the running averages (float64 arithmetic); caller holds the lock."""
         if not self.track_running_stats:
             return
-        self.num_batches_tracked += 1
-        f = 1.0 / self.num_batches_tracked if self.momentum is None else self.momentum
-        self.running_mean[...] = (1.0 - f) * self.running_mean.astype(np.float64) + f * mean
-        self.running_var[...] = (1.0 - f) * self.running_var.astype(np.float64) + f * unbiased_var
+        count = self.num_batches_tracked + 1
+        f = 1.0 / count if self.momentum is None else self.momentum
+        new_mean = (1.0 - f) * self.running_mean.astype(np.float64) + f * mean
+        new_var = (1.0 - f) * self.running_var.astype(np.float64) + f * unbiased_var
+        # Commit: stores only, no Python-level call between them, so a
+        # KeyboardInterrupt lands before or after the whole update.
+        self.running_mean[...] = new_mean
+        self.running_var[...] = new_var
+        self.num_batches_tracked = count
 
 
 def _unbiased(var, count):

@@ -1,0 +1,65 @@
+"""A layer's running state is all-or-nothing: state files with impossible
+batch counters are refused whole, and an interrupted training step leaves
+running_mean, running_var and num_batches_tracked all old or all new."""
+import numpy as np
+import pytest
+
+import cnorm
+
+LAYERS = {
+    "BatchNorm": lambda: cnorm.BatchNorm(3),
+    "BatchNorm_cumulative": lambda: cnorm.BatchNorm(3, momentum=None),
+    "BatchRenorm": lambda: cnorm.BatchRenorm(3),
+    "InstanceNorm": lambda: cnorm.InstanceNorm(3, track_running_stats=True),
+}
+BAD_COUNTERS = [1e300, 2.0**63, float("inf"), float("nan"), -1, 2.5,
+                np.uint64(2**64 - 1), np.int64(-5), np.float32(0.5)]
+
+
+def batch():
+    return np.random.default_rng(2).standard_normal((4, 3, 5), dtype=np.float32)
+
+
+@pytest.mark.parametrize("make", LAYERS.values(), ids=LAYERS)
+@pytest.mark.parametrize("counter", BAD_COUNTERS, ids=repr)
+def test_impossible_counter_is_refused_and_nothing_loads(make, counter):
+    layer = make()
+    state = {k: np.array(v, copy=True) for k, v in layer.state_dict().items()}
+    state["running_mean"] = state["running_mean"] + 1
+    state["num_batches_tracked"] = counter
+    with pytest.raises(ValueError, match="num_batches_tracked"):
+        layer.load_state_dict(state)
+    assert layer.num_batches_tracked == 0
+    assert np.all(layer.running_mean == 0)
+
+
+@pytest.mark.parametrize("counter", [0, 7, np.int64(2**63 - 1), 12.0, np.uint8(3)], ids=repr)
+def test_valid_counter_loads_as_int(counter):
+    layer = cnorm.BatchNorm(3)
+    state = layer.state_dict()
+    state["num_batches_tracked"] = counter
+    layer.load_state_dict(state)
+    assert layer.num_batches_tracked == int(counter)
+    assert type(layer.num_batches_tracked) is int
+
+
+class InterruptingArray(np.ndarray):
+    """A running buffer whose float64 view raises, as a Ctrl-C would, in the
+    middle of the update (after the counter would have moved)."""
+
+    def astype(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("make", LAYERS.values(), ids=LAYERS)
+@pytest.mark.parametrize("buffer", ["running_mean", "running_var"])
+def test_interrupted_step_changes_nothing(make, buffer):
+    layer = make()
+    layer(batch())
+    before = {k: np.array(v, copy=True) for k, v in layer.state_dict().items()}
+    setattr(layer, buffer, getattr(layer, buffer).view(InterruptingArray))
+    with pytest.raises(KeyboardInterrupt):
+        layer(batch() * 3 + 1)
+    after = layer.state_dict()
+    for key, value in before.items():
+        np.testing.assert_array_equal(np.asarray(after[key]), value, err_msg=key)
