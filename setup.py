@@ -4,7 +4,9 @@ OpenMP is found by compiling a probe with the real compiler; without it the
 kernels build serially.  Environment overrides:
   CNORM_OPENMP=0|1     force OpenMP off / on (on fails loudly if it cannot build)
   CNORM_SANITIZE=1     AddressSanitizer + UndefinedBehaviorSanitizer build
-No -march=native: SIMD paths are chosen at run time.
+No -march=native: SIMD paths are chosen at run time.  The Cython
+declarations and exports are generated first from include/cnorm_kernels.def
+(tools/gen_bindings.py).
 """
 import os
 import shutil
@@ -35,10 +37,12 @@ OPENMP_PROBE = textwrap.dedent(
 
 
 def ship_public_header():
-    """The public header lives in include/; the package carries a copy."""
+    """The public header and its kernel list live in include/; the package
+    carries a copy."""
     target = ROOT / PKG / "include"
     target.mkdir(exist_ok=True)
-    shutil.copy2(ROOT / "include" / "cnorm.h", target / "cnorm.h")
+    for name in ("cnorm.h", "cnorm_kernels.def"):
+        shutil.copy2(ROOT / "include" / name, target / name)
 
 
 def openmp_flags(compiler):
@@ -81,6 +85,10 @@ class BuildExt(build_ext):
 
 
 ship_public_header()
+sys.path.insert(0, str(ROOT / "tools"))
+import gen_bindings  # noqa: E402  (tools/ is not a package)
+
+gen_bindings.generate()
 include_dirs = ["include", str(PKG / "_csrc"), numpy.get_include()]
 macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
 extensions = [

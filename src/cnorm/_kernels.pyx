@@ -6,6 +6,7 @@ cimport numpy as cnp
 from libc.math cimport sqrt
 from libc.stdint cimport int64_t
 
+from cnorm cimport _dispatch as kernel
 from cnorm cimport kernels as k
 from cnorm._capi cimport cnorm_renorm, CNORM_ENOMEM, CNORM_OK
 
@@ -40,6 +41,11 @@ cdef inline int _dtype_num(cnp.ndarray x) except -1:
     if t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64:
         raise TypeError(f"expected float32 or float64 data, got {x.dtype}")
     return t
+
+
+cdef inline int _element(int typenum) noexcept nogil:
+    """The kernels' element code of a NumPy type number (_dtype_num's)."""
+    return kernel.ELEMENT_F32 if typenum == cnp.NPY_FLOAT32 else kernel.ELEMENT_F64
 
 
 cdef inline void _check(int status) except *:
@@ -112,14 +118,9 @@ def bn_forward_train(cnp.ndarray x, int64_t N, int64_t C, int64_t S, weight, bia
     cdef void *yp = cnp.PyArray_DATA(y)
     cdef double *mp = <double*>cnp.PyArray_DATA(mean)
     cdef double *vp = <double*>cnp.PyArray_DATA(var)
-    cdef int status
+    cdef int status, e = _element(t)
     with nogil:
-        if t == cnp.NPY_FLOAT32:
-            status = k.bn_forward_train_f32(<float*>xp, N, C, S, <float*>w, <float*>b, eps, rp,
-                                            <float*>yp, mp, vp)
-        else:
-            status = k.bn_forward_train_f64(<double*>xp, N, C, S, <double*>w, <double*>b, eps,
-                                            rp, <double*>yp, mp, vp)
+        status = kernel.bn_forward_train(e, xp, N, C, S, w, b, eps, rp, yp, mp, vp)
     _check(status)
 
 
@@ -147,14 +148,9 @@ cdef int _bn_infer(cnp.ndarray x, int64_t N, int64_t C, int64_t S, cnp.ndarray r
     cdef void *b = NULL if bias is None else cnp.PyArray_DATA(<cnp.ndarray>bias)
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef void *yp = cnp.PyArray_DATA(y)
-    cdef int status
+    cdef int status, e = _element(t)
     with nogil:
-        if t == cnp.NPY_FLOAT32:
-            status = k.bn_forward_infer_f32(<float*>xp, N, C, S, <float*>rm, <float*>rv,
-                                            <float*>w, <float*>b, eps, <float*>yp)
-        else:
-            status = k.bn_forward_infer_f64(<double*>xp, N, C, S, <double*>rm, <double*>rv,
-                                            <double*>w, <double*>b, eps, <double*>yp)
+        status = kernel.bn_forward_infer(e, xp, N, C, S, rm, rv, w, b, eps, yp)
     _check(status)
     return 0
 
@@ -178,14 +174,9 @@ def bn_backward(cnp.ndarray dy, cnp.ndarray x, int64_t N, int64_t C, int64_t S,
     cdef void *dxp = cnp.PyArray_DATA(dx)
     cdef double *s1 = <double*>cnp.PyArray_DATA(sum_dy)
     cdef double *s2 = <double*>cnp.PyArray_DATA(sum_dy_xhat)
-    cdef int status
+    cdef int status, e = _element(t)
     with nogil:
-        if t == cnp.NPY_FLOAT32:
-            status = k.bn_backward_f32(<float*>dyp, <float*>xp, N, C, S, <float*>mp,
-                                       <float*>ip, <float*>w, <float*>dxp, s1, s2)
-        else:
-            status = k.bn_backward_f64(<double*>dyp, <double*>xp, N, C, S, <double*>mp,
-                                       <double*>ip, <double*>w, <double*>dxp, s1, s2)
+        status = kernel.bn_backward(e, dyp, xp, N, C, S, mp, ip, w, dxp, s1, s2)
     _check(status)
 
 
@@ -216,14 +207,9 @@ cdef int _row_forward(cnp.ndarray x, int64_t M, int64_t K, int64_t G, int64_t S,
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef void *yp = cnp.PyArray_DATA(y)
     cdef void *rp = cnp.PyArray_DATA(rstd)
-    cdef int status
+    cdef int status, e = _element(t)
     with nogil:
-        if t == cnp.NPY_FLOAT32:
-            status = k.row_forward_f32(<float*>xp, M, K, G, S, center, eps, <float*>w,
-                                       <float*>b, <float*>yp, <float*>mp, <float*>rp)
-        else:
-            status = k.row_forward_f64(<double*>xp, M, K, G, S, center, eps, <double*>w,
-                                       <double*>b, <double*>yp, <double*>mp, <double*>rp)
+        status = kernel.row_forward(e, xp, M, K, G, S, center, eps, w, b, yp, mp, rp)
     _check(status)
     return 0
 
@@ -249,15 +235,9 @@ def row_backward(cnp.ndarray dy, cnp.ndarray x, int64_t M, int64_t K, int64_t G,
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef void *rp = cnp.PyArray_DATA(rstd)
     cdef void *dxp = cnp.PyArray_DATA(dx)
-    cdef int status
+    cdef int status, e = _element(t)
     with nogil:
-        if t == cnp.NPY_FLOAT32:
-            status = k.row_backward_f32(<float*>dyp, <float*>xp, M, K, G, S, center,
-                                        <float*>mp, <float*>rp, <float*>w, <float*>dxp, dw, db)
-        else:
-            status = k.row_backward_f64(<double*>dyp, <double*>xp, M, K, G, S, center,
-                                        <double*>mp, <double*>rp, <double*>w, <double*>dxp,
-                                        dw, db)
+        status = kernel.row_backward(e, dyp, xp, M, K, G, S, center, mp, rp, w, dxp, dw, db)
     _check(status)
 
 

@@ -416,32 +416,5 @@ static void chan_train_coefs(int64_t c, double count, double mean, double m2, do
 }
 
 #define CNORM_FAMILY_IMPL "channel_impl.h"
+#define CNORM_FAMILY_KERNELS CNORM_CHANNEL_KERNELS
 #include "instantiate.h"
-
-#define CNORM_CHANNEL_DISPATCH(T, SFX)                                                 \
-    CNORM_DISPATCH(cnorm_channel_moments_##SFX,                                        \
-                   (const T *x, int64_t N, int64_t C, int64_t S, double *mean,         \
-                    double *m2),                                                       \
-                   (x, N, C, S, mean, m2))                                             \
-    CNORM_DISPATCH(cnorm_channel_affine_##SFX,                                         \
-                   (const T *x, int64_t N, int64_t C, int64_t S, const T *scale,       \
-                    const T *shift, T *y),                                             \
-                   (x, N, C, S, scale, shift, y))                                      \
-    CNORM_DISPATCH(cnorm_bn_forward_train_##SFX,                                       \
-                   (const T *x, int64_t N, int64_t C, int64_t S, const T *weight,      \
-                    const T *bias, double eps, const cnorm_renorm *renorm, T *y,       \
-                    double *mean, double *var),                                        \
-                   (x, N, C, S, weight, bias, eps, renorm, y, mean, var))              \
-    CNORM_DISPATCH(cnorm_bn_forward_infer_##SFX,                                       \
-                   (const T *x, int64_t N, int64_t C, int64_t S,                       \
-                    const T *running_mean, const T *running_var, const T *weight,      \
-                    const T *bias, double eps, T *y),                                  \
-                   (x, N, C, S, running_mean, running_var, weight, bias, eps, y))      \
-    CNORM_DISPATCH(cnorm_bn_backward_##SFX,                                            \
-                   (const T *dy, const T *x, int64_t N, int64_t C, int64_t S,          \
-                    const T *mean, const T *invstd, const T *weight, T *dx,            \
-                    double *sum_dy, double *sum_dy_xhat),                              \
-                   (dy, x, N, C, S, mean, invstd, weight, dx, sum_dy, sum_dy_xhat))
-
-CNORM_CHANNEL_DISPATCH(float, f32)
-CNORM_CHANNEL_DISPATCH(double, f64)

@@ -1,51 +1,35 @@
-/* Instantiates a kernel family once per element type and SIMD path.
+/* Instantiates a kernel family once per element type and SIMD path, and
+ * defines its public, dispatching entry points.
  *
  * The family's .c file defines CNORM_FAMILY_IMPL (its *_impl.h, written
- * with T and SFX as common.h describes) and includes this file; each
- * public name then exists as name_f32_base, name_f32_avx2, ... and
- * CNORM_DISPATCH (below) defines the public name_f32 that calls the path
- * chosen at run time (simd.h).  The x86 paths are the same source compiled
- * with target options; no -march flag is needed at build time. */
+ * with T and SFX as common.h describes) and CNORM_FAMILY_KERNELS (its list
+ * in cnorm_kernels.def), then includes this file.  Each kernel then exists
+ * as name_f32_base, name_f32_avx2, ... (instantiate_types.h) and the public
+ * name_f32 calls the path chosen at run time (simd.h).  The x86 paths are
+ * the same source compiled with target options; no -march flag is needed at
+ * build time. */
 #include "simd.h"
 
-#define T float
-#define SFX(name) name##_f32_base
-#include CNORM_FAMILY_IMPL
-#undef T
-#undef SFX
-#define T double
-#define SFX(name) name##_f64_base
-#include CNORM_FAMILY_IMPL
-#undef T
-#undef SFX
+#define CNORM_PASTE3_(a, b, c) a##b##c
+#define CNORM_PASTE3(a, b, c) CNORM_PASTE3_(a, b, c)
+
+#define CNORM_PATH base
+#include "instantiate_types.h"
+#undef CNORM_PATH
 
 #if CNORM_HAVE_X86_PATHS
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
-#define T float
-#define SFX(name) name##_f32_avx2
-#include CNORM_FAMILY_IMPL
-#undef T
-#undef SFX
-#define T double
-#define SFX(name) name##_f64_avx2
-#include CNORM_FAMILY_IMPL
-#undef T
-#undef SFX
+#define CNORM_PATH avx2
+#include "instantiate_types.h"
+#undef CNORM_PATH
 #pragma GCC pop_options
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
-#define T float
-#define SFX(name) name##_f32_avx512
-#include CNORM_FAMILY_IMPL
-#undef T
-#undef SFX
-#define T double
-#define SFX(name) name##_f64_avx512
-#include CNORM_FAMILY_IMPL
-#undef T
-#undef SFX
+#define CNORM_PATH avx512
+#include "instantiate_types.h"
+#undef CNORM_PATH
 #pragma GCC pop_options
 
 /* name(params) calls name_<path>(args) for the path in use. */
@@ -62,3 +46,10 @@
 #define CNORM_DISPATCH(name, params, args) \
     int name params { return name##_base args; }
 #endif
+
+/* One dispatching definition per (kernel of the family, element type). */
+#define CNORM_DISPATCH_KERNEL(SFX, name, params, args) \
+    CNORM_DISPATCH(cnorm_##name##_##SFX, params, args)
+#define CNORM_DISPATCH_ELEMENT_TYPE(T, SFX) \
+    CNORM_FAMILY_KERNELS(CNORM_DISPATCH_KERNEL, T, SFX)
+CNORM_ELEMENT_TYPES(CNORM_DISPATCH_ELEMENT_TYPE)

@@ -248,19 +248,5 @@ static void row_chunks_merge(row_chunks *ch, int64_t GP, double *dweight, double
 }
 
 #define CNORM_FAMILY_IMPL "row_impl.h"
+#define CNORM_FAMILY_KERNELS CNORM_ROW_KERNELS
 #include "instantiate.h"
-
-#define CNORM_ROW_DISPATCH(T, SFX)                                                     \
-    CNORM_DISPATCH(cnorm_row_forward_##SFX,                                            \
-                   (const T *x, int64_t M, int64_t K, int64_t G, int64_t S, int center, \
-                    double eps, const T *weight, const T *bias, T *y, T *mean,          \
-                    T *rstd),                                                          \
-                   (x, M, K, G, S, center, eps, weight, bias, y, mean, rstd))          \
-    CNORM_DISPATCH(cnorm_row_backward_##SFX,                                           \
-                   (const T *dy, const T *x, int64_t M, int64_t K, int64_t G, int64_t S, \
-                    int center, const T *mean, const T *rstd, const T *weight, T *dx,  \
-                    double *dweight, double *dbias),                                   \
-                   (dy, x, M, K, G, S, center, mean, rstd, weight, dx, dweight, dbias))
-
-CNORM_ROW_DISPATCH(float, f32)
-CNORM_ROW_DISPATCH(double, f64)
