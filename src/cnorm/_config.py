@@ -14,7 +14,7 @@ __all__ = ["get_include", "get_num_threads", "set_num_threads", "show_config"]
 def set_num_threads(n):
     """Threads the kernels use (a positive int); None restores the default,
     which follows OpenMP's own setting (OMP_NUM_THREADS, threadpoolctl)."""
-    _kernels.set_num_threads(0 if n is None else check_positive_int(n, "n"))
+    _kernels.set_num_threads(0 if n is None else check_positive_int(n, "n", 2**31 - 1))
 
 
 def get_num_threads():

@@ -309,8 +309,8 @@ cdef int _plain_channel_view(object x, object axis, int64_t *ncs) except -1:
     """The dtype number of x when x is a plain float32/float64 array of at
     least 2 dims and axis an int in range, with its channel view (N, C, S)
     in ncs; 0 otherwise."""
-    if type(x) is not cnp.ndarray or type(axis) is not int:
-        return 0
+    if type(x) is not cnp.ndarray or type(axis) is not int or not -64 <= axis <= 64:
+        return 0  # (an axis beyond any ndim goes to functional.py's message)
     cdef cnp.ndarray xa = <cnp.ndarray>x
     cdef int t = cnp.PyArray_TYPE(xa)
     cdef int nd = cnp.PyArray_NDIM(xa)
@@ -418,6 +418,8 @@ def layer_norm_fast(x, normalized_shape, weight, bias, eps, out):
     if type(normalized_shape) is tuple and len(normalized_shape) == 1:
         normalized_shape = normalized_shape[0]
     if type(x) is not cnp.ndarray or type(normalized_shape) is not int or not _good_eps(eps):
+        return None
+    if not 0 < normalized_shape < 2**62:  # fits int64_t; others get functional's message
         return None
     cdef cnp.ndarray xa = <cnp.ndarray>x
     cdef int t = cnp.PyArray_TYPE(xa)

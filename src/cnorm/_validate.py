@@ -12,6 +12,9 @@ import numpy as np
 from cnorm._kernels import same_buffer
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# Largest size a layer's parameters may have: beyond it no array can exist
+# (and int64 element counts would overflow), so it is a ValueError, not NumPy's.
+MAX_SIZE = 2**62
 
 
 def as_float_array(a, name):
@@ -37,6 +40,9 @@ def check_eps(eps, name="eps"):
         value = float(eps)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a real number, got {eps!r}") from None
+    except OverflowError:
+        raise ValueError(f"{name} must be finite and >= 0, got an integer beyond float's "
+                         "range") from None
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be finite and >= 0, got {eps!r}")
     return value
@@ -51,18 +57,23 @@ def check_momentum(momentum):
         value = float(momentum)
     except (TypeError, ValueError):
         raise TypeError(f"momentum must be a number in [0, 1] or None, got {momentum!r}") from None
+    except OverflowError:
+        raise ValueError("momentum must be in [0, 1] or None, got an integer beyond float's "
+                         "range") from None
     if not (0.0 <= value <= 1.0):
         raise ValueError(f"momentum must be in [0, 1] or None, got {momentum!r}")
     return value
 
 
-def check_positive_int(value, name):
+def check_positive_int(value, name, maximum=None):
     try:
         n = operator.index(value)
     except TypeError:
         raise TypeError(f"{name} must be an integer, got {value!r}") from None
     if n < 1:
         raise ValueError(f"{name} must be >= 1, got {n}")
+    if maximum is not None and n > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {n}")
     return n
 
 
@@ -88,8 +99,8 @@ def param(p, name, shape, dtype, *, optional=True):
             return None
         raise ValueError(f"{name} is required")
     arr = np.asarray(p)
-    if arr.dtype.kind != "f":
-        raise TypeError(f"{name} must be a floating-point array, got dtype {arr.dtype}")
+    if arr.dtype.newbyteorder("=") not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {arr.dtype}")
     if arr.shape != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
     return np.ascontiguousarray(arr, dtype=dtype)

@@ -5,6 +5,7 @@ copying as the channel view (N, C, S) or the row view (M, K) of docs/design.md,
 and hands C-contiguous buffers to one of the kernel families.
 """
 import math
+import operator
 
 import numpy as np
 
@@ -145,9 +146,9 @@ def batch_norm_backward(dy, x, mean, invstd, weight=None, *, axis=1, out=None):
 def _normalized_shape(normalized_shape, x):
     """(leading shape, normalized shape) of x; the trailing dims must match."""
     shape = (normalized_shape,) if np.ndim(normalized_shape) == 0 else tuple(normalized_shape)
-    try:
-        shape = tuple(int(d) for d in shape)
-    except (TypeError, ValueError):
+    try:  # operator.index: 16.7 and "16" are not sizes
+        shape = tuple(operator.index(d) for d in shape)
+    except TypeError:
         raise TypeError(f"normalized_shape must be an int or a tuple of ints, got "
                         f"{normalized_shape!r}") from None
     D = len(shape)

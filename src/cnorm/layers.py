@@ -18,6 +18,7 @@ import numpy as np
 
 from cnorm import functional as F
 from cnorm._validate import (
+    MAX_SIZE,
     as_float_array,
     check_eps,
     check_momentum,
@@ -170,7 +171,7 @@ class BatchNorm(_RunningStats, _Layer):
     def __init__(self, num_features, *, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, axis=1, dtype=np.float32):
         super().__init__(dtype)
-        self.num_features = check_positive_int(num_features, "num_features")
+        self.num_features = check_positive_int(num_features, "num_features", MAX_SIZE)
         self.eps = check_eps(eps)
         self.affine = bool(affine)
         self.axis = axis
@@ -178,8 +179,11 @@ class BatchNorm(_RunningStats, _Layer):
         self._init_running(self.num_features, momentum, track_running_stats)
 
     def _channels(self, x):
-        axis = normalize_axis(self.axis, max(x.ndim, 1))
-        if x.ndim < 2 or x.shape[axis] != self.num_features:
+        if x.ndim < 2:
+            raise ValueError(f"x must have at least 2 dimensions (a batch and {self.num_features} "
+                             f"channels on axis {self.axis}), got shape {x.shape}")
+        axis = normalize_axis(self.axis, x.ndim)
+        if x.shape[axis] != self.num_features:
             raise ValueError(f"x must have {self.num_features} channels on axis {self.axis}, "
                              f"got shape {x.shape}")
         return x.size // self.num_features
@@ -320,7 +324,7 @@ class InstanceNorm(_RunningStats, _Layer):
     def __init__(self, num_features, *, eps=1e-5, momentum=0.1, affine=False,
                  track_running_stats=False, dtype=np.float32):
         super().__init__(dtype)
-        self.num_features = check_positive_int(num_features, "num_features")
+        self.num_features = check_positive_int(num_features, "num_features", MAX_SIZE)
         self.eps = check_eps(eps)
         self.affine = bool(affine)
         self._ones_zeros(self.num_features, self.affine)
@@ -333,8 +337,8 @@ class InstanceNorm(_RunningStats, _Layer):
     def _forward_train(self, x):
         self._check_channels(x)
         y, mean, rstd = F.instance_norm(x, self.weight, self.bias, eps=self.eps)
-        if self.track_running_stats:
-            count = x.size // (x.shape[0] * x.shape[1])
+        if self.track_running_stats and x.shape[0] > 0:  # an empty batch observes nothing
+            count = math.prod(x.shape[2:])
             var = 1.0 / np.square(rstd.astype(np.float64)) - self.eps
             self._update_running(mean.mean(axis=0, dtype=np.float64),
                                  _unbiased(var, count).mean(axis=0))
@@ -382,4 +386,4 @@ class RMSNorm(_Layer):
 
 def _shape_tuple(normalized_shape):
     shape = (normalized_shape,) if np.ndim(normalized_shape) == 0 else tuple(normalized_shape)
-    return tuple(check_positive_int(d, "normalized_shape") for d in shape)
+    return tuple(check_positive_int(d, "normalized_shape", MAX_SIZE) for d in shape)
