@@ -402,6 +402,22 @@ static void SFX(expand)(const chan_geom *G, int64_t g, const T *perchan, int64_t
     SFX(replicate)(out, kw, np);
 }
 
+/* Mean of column k of block B (nb values), in double: the rare path where
+ * float32 sums overflowed (|x| near 1e36 and beyond) or x holds NaN/Inf,
+ * which this reproduces. */
+static double SFX(block_mean_wide)(const T *x, const chan_block *B, int64_t kw, int64_t k,
+                                   double nb)
+{
+    double s = 0.0;
+    int64_t i, t;
+    for (i = 0; i < B->runs; i++) {
+        const T *p = x + B->off + i * B->ld;
+        for (t = k; t < B->len; t += kw)
+            s += (double)p[t];
+    }
+    return s / nb;
+}
+
 /* Sum of squared deviations of column k of block B from mean, in double:
  * the rare path where float32 squares overflow or underflow. */
 static double SFX(block_m2_wide)(const T *x, const chan_block *B, int64_t kw, int64_t k,
@@ -480,13 +496,35 @@ static double SFX(piece_moments)(const chan_geom *G, const T *x, int64_t g, int6
                     bm2[k] = 0.0;
             }
         }
-        for (k = 0; k < kw; k++)
-            if (SFX(m2_unsafe)(bm2[k], nb, s1[k]) && isfinite(bm[k]))
+        for (k = 0; k < kw; k++) {
+            int wide = SFX(m2_unsafe)(bm2[k], nb, s1[k]);
+            if (wide && !isfinite(bm[k]))   /* float32 sums overflowed, or NaN/Inf */
+                bm[k] = SFX(block_mean_wide)(x, &B, kw, k, nb);
+            if (wide && isfinite(bm[k]))
                 bm2[k] = SFX(block_m2_wide)(x, &B, kw, k, bm[k]);
+        }
         chan_merge_cols(n, mean, m2, nb, bm, bm2, kw);
         n += nb;
     }
     return n;
+}
+
+/* Backward sums of column k of block B in double (sum u, sum u * (x - c)):
+ * the rare path where float32 lanes overflowed, or u or x holds NaN/Inf. */
+static void SFX(block_dots_wide)(const T *u, const T *x, const chan_block *B, int64_t kw,
+                                 int64_t k, double c, double *su, double *sw)
+{
+    double a = 0.0, w = 0.0;
+    int64_t i, t;
+    for (i = 0; i < B->runs; i++) {
+        const T *pu = u + B->off + i * B->ld, *px = x + B->off + i * B->ld;
+        for (t = k; t < B->len; t += kw) {
+            a += (double)pu[t];
+            w += (double)pu[t] * ((double)px[t] - c);
+        }
+    }
+    *su = a;
+    *sw = w;
 }
 
 /* Backward sums of group g's columns over chunk q, block by block, both
@@ -507,6 +545,8 @@ static void SFX(piece_dot)(const chan_geom *G, const T *dy, const T *x, const T 
         chan_block B = chan_block_at(G, g, b);
         SFX(reduce)(CHAN_DOTS, &B, kw, pg, np, x, dy, mp, acc, acc2, f, f2);
         for (k = 0; k < kw; k++) {
+            if (sizeof(T) < sizeof(double) && !(isfinite(f[k]) && isfinite(f2[k])))
+                SFX(block_dots_wide)(dy, x, &B, kw, k, mp[k], &f[k], &f2[k]);
             sdy[k] += f[k];
             sdx[k] += f2[k];
         }
