@@ -109,7 +109,8 @@ typedef struct cnorm_renorm {
 /* cnorm_row_forward_*: row-normalization forward.  center = 1: layer/group/instance norm,
  * x_hat = (x - mean[m]) * rstd[m], rstd = 1/sqrt(var + eps) (biased var);
  * center = 0: RMS norm, x_hat = x * rstd[m], rstd = 1/sqrt(mean(x**2) + eps),
- * and mean may be NULL (if given, it is set to 0).  y = x_hat * weight[p] +
+ * and mean may be NULL (if given, it is set to 0).  mean is saved rounded to
+ * T, and x_hat uses the exact mean.  y = x_hat * weight[p] +
  * bias[p] with p as in the header comment; weight and bias may be NULL.
  * y may equal x. */
 
@@ -118,7 +119,11 @@ typedef struct cnorm_renorm {
  *   dx = rstd * (g - mean_k(g) - x_hat * mean_k(g * x_hat));
  * center = 0:  dx = rstd * (g - x_hat * mean_k(g * x_hat)).
  * dweight[p] = sum over rows and s of dy * x_hat, dbias[p] = sum of dy
- * (each has G*K/S entries and may be NULL).  dx may equal dy. */
+ * (each has G*K/S entries and may be NULL).  dx may equal dy.  mean is
+ * taken as the forward's, i.e. the row mean rounded to T: where that
+ * rounding is visible in float32 (|mean| * rstd > 1) x_hat uses the row's
+ * exact mean, as the forward did (rows split across threads, M small and K
+ * large, use mean as given). */
 
 /* ---- declarations, from the list ------------------------------------- */
 

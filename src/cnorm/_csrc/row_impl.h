@@ -64,30 +64,50 @@ ROW_TILE double SFX(row_sum_squares)(const T *x, int64_t n)
     return total;
 }
 
-/* y = (x - mean) * a * w[k] + b[k] over n values; w == NULL means 1 and
- * b == NULL means the scalar c.  y may equal x.
+/* What rounding the saved mean of a row to T lost, mean(x) - mean, for
+ * backward to use the forward's x_hat: computed (one more pass over the row,
+ * in cache) only where it is visible, |mean| * rstd > 1 in float32; else 0.
+ * A row with a NaN or Inf gives NaN, which backward propagates anyway. */
+static T SFX(row_mean_residual)(const T *x, int64_t n, T mean, T rstd)
+{
+    if (sizeof(T) >= sizeof(double) || !(fabs((double)mean) * (double)rstd > 1.0))
+        return 0;
+    double total = 0.0;
+    for (int64_t i0 = 0; i0 < n; i0 += CNORM_BLOCK) {
+        const T *xb = x + i0;
+        double part;
+        ROW_LANE_SUM(part, cnorm_min64(CNORM_BLOCK, n - i0), k, xb[k] - mean);
+        total += part;
+    }
+    return (T)(total / (double)n);
+}
+
+/* y = ((x - mean) - delta) * a * w[k] + b[k] over n values; w == NULL
+ * means 1 and b == NULL means the scalar c.  y may equal x.  mean is the
+ * row mean rounded to T and delta what that rounding lost: x - mean is exact
+ * for x near the mean, so |mean| >> std costs no precision.
  *
  * Here and in row_dx, row_dx_cols each NULL case has its own loop: GCC 13
  * if-converts a loop-invariant `b ? b[k] : c` into a masked vector load
  * from b, which on Intel costs a microcode assist per vector when b is
  * NULL (measured on a Xeon, layer norm without bias and RMS norm with
  * weight: 4x slower on the AVX-512 path, 38x on AVX2). */
-ROW_TILE void SFX(row_normalize)(const T *x, int64_t n, T mean, T a,
+ROW_TILE void SFX(row_normalize)(const T *x, int64_t n, T mean, T delta, T a,
                                  const T *w, const T *b, T c, T *y)
 {
     int64_t k;
     if (w && b)
         for (k = 0; k < n; k++)
-            y[k] = (x[k] - mean) * a * w[k] + b[k];
+            y[k] = ((x[k] - mean) - delta) * a * w[k] + b[k];
     else if (w)
         for (k = 0; k < n; k++)
-            y[k] = (x[k] - mean) * a * w[k] + c;
+            y[k] = ((x[k] - mean) - delta) * a * w[k] + c;
     else if (b)
         for (k = 0; k < n; k++)
-            y[k] = (x[k] - mean) * a + b[k];
+            y[k] = ((x[k] - mean) - delta) * a + b[k];
     else
         for (k = 0; k < n; k++)
-            y[k] = (x[k] - mean) * a + c;
+            y[k] = ((x[k] - mean) - delta) * a + c;
 }
 
 /* Sums over n values of g = dy * w[k] (w == NULL: dy) and of g * x_hat,
@@ -132,21 +152,21 @@ ROW_TILE void SFX(row_dx)(const T *dy, const T *x, int64_t n, T mean, T rstd,
  * dx[k] is written); x and w are inputs no output overlaps and sw, sb the
  * caller's scratch, hence restrict: without it GCC gives up on the run-time
  * alias checks of so many pointers and leaves the loop scalar. */
-ROW_TILE void SFX(row_dx_cols)(const T *dy, const T *restrict x, int64_t n, T mean, T rstd,
-                               const T *restrict w, T q, T c, T *dx, T *restrict sw,
-                               T *restrict sb, int first)
+ROW_TILE void SFX(row_dx_cols)(const T *dy, const T *restrict x, int64_t n, T mean,
+                               T delta, T rstd, const T *restrict w, T q, T c, T *dx,
+                               T *restrict sw, T *restrict sb, int first)
 {
     int64_t k;
     if (w)   /* a loop per NULL case, as in row_normalize */
         for (k = 0; k < n; k++) {
-            const T d = dy[k], xh = (x[k] - mean) * rstd;
+            const T d = dy[k], xh = ((x[k] - mean) - delta) * rstd;
             dx[k] = d * w[k] * rstd + xh * q + c;
             sw[k] = first ? d * xh : sw[k] + d * xh;
             sb[k] = first ? d : sb[k] + d;
         }
     else
         for (k = 0; k < n; k++) {
-            const T d = dy[k], xh = (x[k] - mean) * rstd;
+            const T d = dy[k], xh = ((x[k] - mean) - delta) * rstd;
             dx[k] = d * rstd + xh * q + c;
             sw[k] = first ? d * xh : sw[k] + d * xh;
             sb[k] = first ? d : sb[k] + d;
@@ -166,21 +186,23 @@ ROW_TILE void SFX(row_flush_cols)(const T *restrict sw, const T *restrict sb, in
 
 /* ---- one row --------------------------------------------------------- */
 
-/* The part [k0, k1) of a row: y = (x - mean) * rstd * w + b, w and b (or
- * NULL) per column for S == 1, else per run of S values. */
+/* The part [k0, k1) of a row: y = (x - mu) * rstd * w + b with
+ * mu = mean + delta (row_normalize), w and b (or NULL) per column for
+ * S == 1, else per run of S values. */
 static void SFX(row_normalize_part)(const T *x, int64_t k0, int64_t k1, int64_t S,
-                                    T mean, T rstd, const T *w, const T *b, T *y)
+                                    T mean, T delta, T rstd, const T *w, const T *b, T *y)
 {
     if (S == 1) {
-        SFX(row_normalize)(x + k0, k1 - k0, mean, rstd, w ? w + k0 : NULL,
+        SFX(row_normalize)(x + k0, k1 - k0, mean, delta, rstd, w ? w + k0 : NULL,
                            b ? b + k0 : NULL, 0, y + k0);
         return;
     }
     for (int64_t s0 = k0, s1; s0 < k1; s0 = s1) {
         const int64_t p = s0 / S;
         s1 = cnorm_min64(k1, (p + 1) * S);
-        SFX(row_normalize)(x + s0, s1 - s0, mean, w ? rstd * w[p] : rstd, NULL, NULL,
-                           b ? b[p] : 0, y + s0);
+        const T a = w ? rstd * w[p] : rstd;   /* one scale per run: delta goes into c */
+        SFX(row_normalize)(x + s0, s1 - s0, mean, 0, a, NULL, NULL,
+                           (T)((b ? (double)b[p] : 0.0) - (double)delta * (double)a), y + s0);
     }
 }
 
@@ -201,8 +223,8 @@ static void SFX(row_forward_one)(const T *x, int64_t K, int64_t S, int center,
     }
     if (var < 0.0)   /* rounding only; NaN stays NaN */
         var = 0.0;
-    /* The T-rounded mean is what backward will see: normalize with it. */
-    const T mean = (T)mu, rstd = (T)(1.0 / sqrt(var + eps));
+    /* The saved mean is rounded to T; delta keeps the rest for normalizing. */
+    const T mean = (T)mu, delta = (T)(mu - (double)mean), rstd = (T)(1.0 / sqrt(var + eps));
     if (mean_out)
         *mean_out = mean;
     if (rstd_out)
@@ -213,7 +235,7 @@ static void SFX(row_forward_one)(const T *x, int64_t K, int64_t S, int center,
         const int64_t bytes = (k1 - k0) * (int64_t)sizeof(T);
         row_prefetch(next_x ? next_x + k0 : NULL, bytes, 0);
         row_prefetch(next_y ? next_y + k0 : NULL, bytes, 1);
-        SFX(row_normalize_part)(x, k0, k1, S, mean, rstd, w, b, y);
+        SFX(row_normalize_part)(x, k0, k1, S, mean, delta, rstd, w, b, y);
     }
 }
 
@@ -236,16 +258,19 @@ static void SFX(row_dx_coefs)(double sg, double sgx, int64_t K, int center, T rs
  * and, times w[p], its share of the row sums; for S == 1 the second half
  * does the parameter gradients. */
 static void SFX(row_grad_coefs)(const T *dy, const T *x, int64_t K, int64_t S,
-                                int center, T mean, T rstd, const T *w,
+                                int center, T mean, T delta, T rstd, const T *w,
                                 double *dw, double *db, T *q, T *c)
 {
     double sg = 0.0, sgx = 0.0;
+    const double dr = (double)delta * (double)rstd;   /* x_hat's shift, see row_mean_residual */
     if (S == 1) {
         SFX(row_grad_sums)(dy, x, K, mean, rstd, w, &sg, &sgx);
+        sgx -= dr * sg;
     } else {
         for (int64_t p = 0; p < K / S; p++) {
             double sd, sdx, wp = w ? (double)w[p] : 1.0;
             SFX(row_grad_sums)(dy + p * S, x + p * S, S, mean, rstd, NULL, &sd, &sdx);
+            sdx -= dr * sd;
             sg += wp * sd;
             sgx += wp * sdx;
             if (dw)
@@ -262,9 +287,12 @@ static void SFX(row_grad_coefs)(const T *dy, const T *x, int64_t K, int64_t S,
  * row_dx_cols for `first`); prefetching the next_dy, next_x, next_dx rows (or NULL)
  * piece by piece. */
 static void SFX(row_apply_dx)(const T *dy, const T *x, int64_t K, int64_t S, T mean,
-                              T rstd, const T *w, T q, T c, T *dx, T *sw, T *sb, int first,
+                              T delta, T rstd, const T *w, T q, T c, T *dx, T *sw, T *sb,
+                              int first,
                               const T *next_dy, const T *next_x, T *next_dx)
 {
+    /* x_hat * q with x_hat shifted by delta * rstd: a constant, folded into c */
+    const T cd = (T)((double)c - (double)delta * (double)rstd * (double)q);
     const int64_t piece = next_dy ? ROW_PIECE : K;   /* no next row: one piece */
     for (int64_t k0 = 0; k0 < K; k0 += piece) {
         const int64_t k1 = cnorm_min64(K, k0 + piece);
@@ -273,12 +301,12 @@ static void SFX(row_apply_dx)(const T *dy, const T *x, int64_t K, int64_t S, T m
         row_prefetch(next_x ? next_x + k0 : NULL, bytes, 0);
         row_prefetch(next_dx ? next_dx + k0 : NULL, bytes, 1);
         if (S == 1 && sw) {
-            SFX(row_dx_cols)(dy + k0, x + k0, k1 - k0, mean, rstd, w ? w + k0 : NULL, q, c,
-                             dx + k0, sw + k0, sb + k0, first);
+            SFX(row_dx_cols)(dy + k0, x + k0, k1 - k0, mean, delta, rstd, w ? w + k0 : NULL,
+                             q, c, dx + k0, sw + k0, sb + k0, first);
             continue;
         }
         if (S == 1) {
-            SFX(row_dx)(dy + k0, x + k0, k1 - k0, mean, rstd, w ? w + k0 : NULL, rstd, q, c,
+            SFX(row_dx)(dy + k0, x + k0, k1 - k0, mean, rstd, w ? w + k0 : NULL, rstd, q, cd,
                         dx + k0);
             continue;
         }
@@ -286,7 +314,7 @@ static void SFX(row_apply_dx)(const T *dy, const T *x, int64_t K, int64_t S, T m
             const int64_t p = s0 / S;
             s1 = cnorm_min64(k1, (p + 1) * S);
             SFX(row_dx)(dy + s0, x + s0, s1 - s0, mean, rstd, NULL, w ? rstd * w[p] : rstd,
-                        q, c, dx + s0);
+                        q, cd, dx + s0);
         }
     }
 }
@@ -360,12 +388,14 @@ static void SFX(row_backward_task)(const void *job, int64_t c)
     for (int64_t m = start; m < end; m++) {
         const int64_t off = (m % j->G) * P;
         const T mean = j->center ? j->mean[m] : (T)0, rstd = j->rstd[m];
+        const T delta = SFX(row_mean_residual)(j->x + m * K, K, mean, rstd);
         const T *w = j->weight ? j->weight + off : NULL;
         T q, cc;
-        SFX(row_grad_coefs)(j->dy + m * K, j->x + m * K, K, j->S, j->center, mean, rstd, w,
-                            dw && !sw ? dw + off : NULL, db && !sw ? db + off : NULL, &q, &cc);
+        SFX(row_grad_coefs)(j->dy + m * K, j->x + m * K, K, j->S, j->center, mean, delta,
+                            rstd, w, dw && !sw ? dw + off : NULL, db && !sw ? db + off : NULL,
+                            &q, &cc);
         const int next = m + 1 < j->M && K * (int64_t)sizeof(T) <= ROW_PREFETCH_MAX;
-        SFX(row_apply_dx)(j->dy + m * K, j->x + m * K, K, j->S, mean, rstd, w, q, cc,
+        SFX(row_apply_dx)(j->dy + m * K, j->x + m * K, K, j->S, mean, delta, rstd, w, q, cc,
                           j->dx + m * K, sw, sb, (m - start) % flush_rows == 0,
                           next ? j->dy + (m + 1) * K : NULL, next ? j->x + (m + 1) * K : NULL,
                           next && j->dx != j->dy ? j->dx + (m + 1) * K : NULL);
@@ -395,7 +425,9 @@ typedef struct {
     int center;
 } SFX(row_split_job);
 
-/* Phase 1, task s: every row's sums over segment s. */
+/* Phase 1, task s: every row's sums over segment s.  (Split rows use the
+ * saved mean as it is, without row_mean_residual, which needs the whole
+ * row: for |mean| >> std their x_hat is off by mean's rounding.) */
 static void SFX(row_split_sums_task)(const void *job, int64_t s)
 {
     const SFX(row_split_job) *j = job;
@@ -433,7 +465,7 @@ static void SFX(row_split_dx_task)(const void *job, int64_t s)
             SFX(row_dx)(j->dy + o, j->x + o, n, mean, rstd, w, rstd, q, c, j->dx + o);
             continue;
         }
-        SFX(row_dx_cols)(j->dy + o, j->x + o, n, mean, rstd, w, q, c, j->dx + o, sw, sb,
+        SFX(row_dx_cols)(j->dy + o, j->x + o, n, mean, 0, rstd, w, q, c, j->dx + o, sw, sb,
                          m % flush_rows == 0);
         if ((m + 1) % flush_rows == 0 || m + 1 == j->M)
             SFX(row_flush_cols)(sw, sb, n, j->dweight ? j->dweight + off : NULL,
