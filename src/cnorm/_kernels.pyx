@@ -383,7 +383,7 @@ def bn_train_fast(x, weight, bias, eps, axis, out):
     bn_forward_train(x, ncs[0], C, ncs[2], weight, bias, eps, y, mean, var)
     cdef double e = <double>eps
     cdef double *v = <double*>cnp.PyArray_DATA(var)
-    for i in range(c):  # invstd, as functional.batch_norm_train computes it
+    for i in range(c):  # invstd, the bits of functional.saved_statistics
         v[i] = 1.0 / sqrt(v[i] + e)
     return y, _vector_of(mean, t), _vector_of(var, t)
 

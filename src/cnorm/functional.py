@@ -49,11 +49,31 @@ def channel_view(x, axis):
     return math.prod(x.shape[:a]), x.shape[a], math.prod(x.shape[a + 1 :])
 
 
-def batch_statistics(x, weight, bias, eps, axis, out, renorm=None):
-    """Training forward: (y, mean, var) with float64 batch mean and biased var.
+def batch_statistics(x, weight, bias, eps, axis, out):
+    """Training forward: (y, mean, var) with float64 batch mean and biased var."""
+    y, mean, var, _ = _train_forward(x, weight, bias, eps, axis, out, None)
+    return y, mean, var
 
-    renorm: None, or (running_mean, running_var, rmax, dmax) for batch
-    renormalization; then (y, mean, var, r, d) is returned."""
+
+def batch_renorm_statistics(x, weight, bias, eps, axis, out, running_mean, running_var,
+                            rmax, dmax):
+    """Batch-renorm training forward: (y, mean, var, r, d), all but y float64,
+    r and d clipped from the float64 running statistics before this step."""
+    y, mean, var, (r, d) = _train_forward(x, weight, bias, eps, axis, out,
+                                          (running_mean, running_var, rmax, dmax))
+    return y, mean, var, r, d
+
+
+def saved_statistics(mean, var, eps, dtype):
+    """(mean, invstd) in dtype as batch_norm_train returns them and
+    batch_norm_backward takes them: invstd = 1 / sqrt(var + eps) in float64,
+    then rounded (the lean path in _kernels.pyx computes the same bits)."""
+    return mean.astype(dtype), (1.0 / np.sqrt(var + eps)).astype(dtype)
+
+
+def _train_forward(x, weight, bias, eps, axis, out, renorm):
+    """The checks and kernel call of both training forwards: (y, mean, var,
+    (r, d) or None); renorm is None or (running_mean, running_var, rmax, dmax)."""
     x = as_float_array(x, "x")
     N, C, S = channel_view(x, axis)
     if N * S < 2:
@@ -73,13 +93,11 @@ def batch_statistics(x, weight, bias, eps, axis, out, renorm=None):
     var = np.empty(C, np.float64)
     if renorm is None:
         _kernels.bn_forward_train(xc, N, C, S, weight, bias, eps, y, mean, var)
-        return finish_output(y, out), mean, var
-    running_mean, running_var, rmax, dmax = renorm
+        return finish_output(y, out), mean, var, None
     r = np.empty(C, np.float64)
     d = np.empty(C, np.float64)
-    args = (running_mean, running_var, rmax, dmax, r, d)
-    _kernels.bn_forward_train(xc, N, C, S, weight, bias, eps, y, mean, var, args)
-    return finish_output(y, out), mean, var, r, d
+    _kernels.bn_forward_train(xc, N, C, S, weight, bias, eps, y, mean, var, (*renorm, r, d))
+    return finish_output(y, out), mean, var, (r, d)
 
 
 def batch_norm_train(x, weight=None, bias=None, *, eps=1e-5, axis=1, out=None):
@@ -91,8 +109,7 @@ def batch_norm_train(x, weight=None, bias=None, *, eps=1e-5, axis=1, out=None):
     if result is not None:
         return result
     y, mean, var = batch_statistics(x, weight, bias, eps, axis, out)
-    eps = float(eps)
-    return y, mean.astype(y.dtype), (1.0 / np.sqrt(var + eps)).astype(y.dtype)
+    return (y, *saved_statistics(mean, var, float(eps), y.dtype))
 
 
 def batch_norm_infer(x, running_mean, running_var, weight=None, bias=None, *, eps=1e-5,

@@ -192,7 +192,7 @@ class BatchNorm(_RunningStats, _Layer):
         count = self._channels(x)
         y, mean, var = F.batch_statistics(x, self.weight, self.bias, self.eps, self.axis, None)
         self._update_running(mean, _unbiased(var, count))
-        return y, (x, mean.astype(x.dtype), (1.0 / np.sqrt(var + self.eps)).astype(x.dtype))
+        return y, (x, *F.saved_statistics(mean, var, self.eps, x.dtype))
 
     def _forward_eval(self, x):
         self._channels(x)
@@ -236,13 +236,11 @@ class BatchRenorm(BatchNorm):
     def _forward_train(self, x):
         count = self._channels(x)
         rmax, dmax = self._clip_limits()
-        renorm = (self.running_mean.astype(np.float64), self.running_var.astype(np.float64),
-                  rmax, dmax)
-        y, mean, var, r, d = F.batch_statistics(x, self.weight, self.bias, self.eps, self.axis,
-                                                None, renorm)
+        y, mean, var, r, d = F.batch_renorm_statistics(
+            x, self.weight, self.bias, self.eps, self.axis, None,
+            self.running_mean.astype(np.float64), self.running_var.astype(np.float64), rmax, dmax)
         self._update_running(mean, _unbiased(var, count))
-        invstd = 1.0 / np.sqrt(var + self.eps)
-        return y, (x, mean.astype(x.dtype), invstd.astype(x.dtype), r, d)
+        return y, (x, *F.saved_statistics(mean, var, self.eps, x.dtype), r, d)
 
     def _backward(self, dy, saved):
         # dx is batch norm's dx with weight * r; dweight = sum(dy * x_hat) with
