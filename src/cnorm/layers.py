@@ -73,6 +73,30 @@ class _Layer:
         dx, self.grad_weight, self.grad_bias = self._backward(dy, saved)
         return dx
 
+    # ---- pickling, copying, repr ----------------------------------------
+
+    def __getstate__(self):
+        """Everything but the lock (pickle and copy.deepcopy go through here)."""
+        with self._lock:
+            state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def _repr_args(self):
+        """(positional values, [(keyword, value)]) for __repr__."""
+        raise NotImplementedError
+
+    def __repr__(self):
+        positional, keywords = self._repr_args()
+        if self.dtype != np.dtype(np.float32):
+            keywords = [*keywords, ("dtype", self.dtype.name)]
+        parts = [repr(v) for v in positional] + [f"{k}={v!r}" for k, v in keywords]
+        return f"{type(self).__name__}({', '.join(parts)})"
+
     # ---- state ----------------------------------------------------------
 
     def _ones_zeros(self, shape, affine, with_bias=True):
@@ -178,6 +202,11 @@ class BatchNorm(_RunningStats, _Layer):
         self._ones_zeros(self.num_features, self.affine)
         self._init_running(self.num_features, momentum, track_running_stats)
 
+    def _repr_args(self):
+        return (self.num_features,), [
+            ("eps", self.eps), ("momentum", self.momentum), ("affine", self.affine),
+            ("track_running_stats", self.track_running_stats), ("axis", self.axis)]
+
     def _channels(self, x):
         if x.ndim < 2:
             raise ValueError(f"x must have at least 2 dimensions (a batch and {self.num_features} "
@@ -225,6 +254,11 @@ class BatchRenorm(BatchNorm):
         self.rmax = rmax
         self.dmax = dmax
 
+    def _repr_args(self):
+        return (self.num_features,), [
+            ("eps", self.eps), ("momentum", self.momentum), ("rmax", self.rmax),
+            ("dmax", self.dmax), ("affine", self.affine), ("axis", self.axis)]
+
     def _clip_limits(self):
         rmax, dmax = float(self.rmax), float(self.dmax)
         if not (math.isfinite(rmax) and rmax >= 1.0):
@@ -267,6 +301,11 @@ class LayerNorm(_Layer):
         self.elementwise_affine = bool(elementwise_affine)
         self._ones_zeros(self.normalized_shape, self.elementwise_affine, bias)
 
+    def _repr_args(self):
+        return (self.normalized_shape,), [
+            ("eps", self.eps), ("elementwise_affine", self.elementwise_affine),
+            ("bias", self.bias is not None or not self.elementwise_affine)]
+
     def _forward_eval(self, x):
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, eps=self.eps)[0]
 
@@ -295,6 +334,10 @@ class GroupNorm(_Layer):
         self.eps = check_eps(eps)
         self.affine = bool(affine)
         self._ones_zeros(self.num_channels, self.affine)
+
+    def _repr_args(self):
+        return (self.num_groups, self.num_channels), [("eps", self.eps),
+                                                      ("affine", self.affine)]
 
     def _check_channels(self, x):
         if x.ndim < 2 or x.shape[1] != self.num_channels:
@@ -327,6 +370,11 @@ class InstanceNorm(_RunningStats, _Layer):
         self.affine = bool(affine)
         self._ones_zeros(self.num_features, self.affine)
         self._init_running(self.num_features, momentum, track_running_stats)
+
+    def _repr_args(self):
+        return (self.num_features,), [
+            ("eps", self.eps), ("momentum", self.momentum), ("affine", self.affine),
+            ("track_running_stats", self.track_running_stats)]
 
     def _check_channels(self, x):
         if x.ndim < 3 or x.shape[1] != self.num_features:
@@ -368,6 +416,10 @@ class RMSNorm(_Layer):
         self.eps = None if eps is None else check_eps(eps)
         self.elementwise_affine = bool(elementwise_affine)
         self._ones_zeros(self.normalized_shape, self.elementwise_affine, with_bias=False)
+
+    def _repr_args(self):
+        return (self.normalized_shape,), [("eps", self.eps),
+                                          ("elementwise_affine", self.elementwise_affine)]
 
     def _forward_eval(self, x):
         return F.rms_norm(x, self.normalized_shape, self.weight, eps=self.eps)[0]
