@@ -77,6 +77,10 @@ extern "C" {
 
 /* cnorm_channel_affine_*: y[n, c, s] = x[n, c, s] * scale[c] + shift[c].  y may equal x. */
 
+/* cnorm_channel_standardize_*: y[n, c, s] = (x[n, c, s] - center[c]) * scale[c] + shift[c], the
+ * centred form (exact x - center near center: full precision for data far from 0).  y may equal
+ * x. */
+
 /* Optional batch-renormalization inputs of the training forward
  * (Ioffe 2017).  r and d are written per channel. */
 typedef struct cnorm_renorm {

@@ -124,6 +124,45 @@ def bn_forward_train(cnp.ndarray x, int64_t N, int64_t C, int64_t S, weight, bia
     _check(status)
 
 
+def channel_moments(cnp.ndarray x, int64_t N, int64_t C, int64_t S, cnp.ndarray mean,
+                    cnp.ndarray m2):
+    """Per-channel float64 mean and m2 of the (N, C, S) view into mean, m2."""
+    cdef int t = _dtype_num(x)
+    _require(x, t, N * C * S, "x")
+    _require(mean, cnp.NPY_FLOAT64, C, "mean")
+    _require(m2, cnp.NPY_FLOAT64, C, "m2")
+    _require_writable(mean, "mean")
+    _require_writable(m2, "m2")
+    cdef const void *xp = cnp.PyArray_DATA(x)
+    cdef double *mp = <double*>cnp.PyArray_DATA(mean)
+    cdef double *m2p = <double*>cnp.PyArray_DATA(m2)
+    cdef int status, e = _element(t)
+    with nogil:
+        status = kernel.channel_moments(e, xp, N, C, S, mp, m2p)
+    _check(status)
+
+
+def channel_standardize(cnp.ndarray x, int64_t N, int64_t C, int64_t S, cnp.ndarray center,
+                        cnp.ndarray scale, cnp.ndarray shift, cnp.ndarray y):
+    """y = (x - center[c]) * scale[c] + shift[c] on the (N, C, S) view; y may be x."""
+    cdef int t = _dtype_num(x)
+    _require(x, t, N * C * S, "x")
+    _require(y, t, N * C * S, "out")
+    _require_writable(y, "out")
+    _require(center, t, C, "center")
+    _require(scale, t, C, "scale")
+    _require(shift, t, C, "shift")
+    cdef const void *xp = cnp.PyArray_DATA(x)
+    cdef const void *mp = cnp.PyArray_DATA(center)
+    cdef const void *sp = cnp.PyArray_DATA(scale)
+    cdef const void *hp = cnp.PyArray_DATA(shift)
+    cdef void *yp = cnp.PyArray_DATA(y)
+    cdef int status, e = _element(t)
+    with nogil:
+        status = kernel.channel_standardize(e, xp, N, C, S, mp, sp, hp, yp)
+    _check(status)
+
+
 def bn_forward_infer(cnp.ndarray x, int64_t N, int64_t C, int64_t S,
                      cnp.ndarray running_mean, cnp.ndarray running_var, weight, bias,
                      double eps, cnp.ndarray y):

@@ -1058,14 +1058,17 @@ static int SFX(cnorm_channel_moments)(const T *x, int64_t N, int64_t C, int64_t 
     return CNORM_OK;
 }
 
-/* The elementwise pass y = x * scale[c] + shift[c]; scratch for wide
- * interleaved rows is allocated here (ENOMEM before anything is written). */
-static int SFX(affine)(const chan_geom *G, const T *x, const T *scale, const T *shift, T *y)
+/* The elementwise pass y = (x - center[c]) * scale[c] + shift[c] (center
+ * NULL: 0); scratch for wide interleaved rows is allocated here (ENOMEM
+ * before anything is written). */
+static int SFX(affine)(const chan_geom *G, const T *x, const T *center, const T *scale,
+                       const T *shift, T *y)
 {
     SFX(chan_job) j = { 0 };
     int64_t nw = SFX(wide_size)(G);
     j.G = G;
     j.x = x;
+    j.m = center;
     j.y = y;
     j.stream = chan_stream(G, sizeof(T), x, y);
     j.p1 = scale;
@@ -1086,7 +1089,22 @@ static int SFX(cnorm_channel_affine)(const T *x, int64_t N, int64_t C, int64_t S
     if (N == 0 || C == 0 || S == 0)
         return CNORM_OK;
     chan_geom_init(&G, N, C, S, sizeof(T));
-    return SFX(affine)(&G, x, scale, shift, y);
+    return SFX(affine)(&G, x, NULL, scale, shift, y);
+}
+
+/* The centred form keeps x - center exact for x near center, so data far
+ * from 0 (mean 1e6, std 1) standardizes to full precision. */
+static int SFX(cnorm_channel_standardize)(const T *x, int64_t N, int64_t C, int64_t S,
+                                          const T *center, const T *scale, const T *shift,
+                                          T *y)
+{
+    chan_geom G;
+    if (N < 0 || C < 0 || S < 0)
+        return CNORM_EINVAL;
+    if (N == 0 || C == 0 || S == 0)
+        return CNORM_OK;
+    chan_geom_init(&G, N, C, S, sizeof(T));
+    return SFX(affine)(&G, x, center, scale, shift, y);
 }
 
 /* y = x * scale + shift with scale = weight / sqrt(running_var + eps) and
@@ -1114,7 +1132,7 @@ static int SFX(cnorm_bn_forward_infer)(const T *x, int64_t N, int64_t C, int64_t
         coef[C + c] = (T)((bias ? (double)bias[c] : 0.0) - (double)running_mean[c] * scale);
     }
     chan_geom_init(&G, N, C, S, sizeof(T));
-    rc = SFX(affine)(&G, x, coef, coef + C, y);
+    rc = SFX(affine)(&G, x, NULL, coef, coef + C, y);
     if (coef != stack)
         free(coef);
     return rc;
