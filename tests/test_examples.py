@@ -20,3 +20,11 @@ def test_mlp_with_batch_norm_learns():
     losses, accuracy = mlp.train(x, labels, use_bn=True, steps=120)
     assert losses[-20:].mean() < 0.5 * losses[:5].mean()
     assert accuracy > 0.6  # four classes: chance is 25%
+
+
+def test_memmap_standardization_in_chunks(tmp_path, monkeypatch):
+    example = load("standardize_memmap")
+    monkeypatch.setattr(example, "CHUNK_ROWS", 1000)   # many chunks of a small file
+    after = example.main(gigabytes=0.001, directory=tmp_path)
+    np.testing.assert_allclose(after.mean, 0, atol=1e-5)
+    np.testing.assert_allclose(after.std(), 1, atol=1e-5)

@@ -2,7 +2,9 @@
 
 Functions (stateless) and state objects for batch, layer, group, instance
 and RMS normalization and batch renormalization, forward and backward, in
-float32 and float64, on C kernels that release the GIL.
+float32 and float64, on C kernels that release the GIL; mergeable per-feature
+Moments and a scikit-learn-compatible StandardScaler on the same kernels
+(cnorm.dask: the same for dask arrays).
 """
 __version__ = "0.1.0"
 
@@ -21,6 +23,8 @@ from cnorm.functional import (
     rms_norm_backward,
 )
 from cnorm.layers import BatchNorm, BatchRenorm, GroupNorm, InstanceNorm, LayerNorm, RMSNorm
+from cnorm.scaler import StandardScaler
+from cnorm.statistics import Moments
 
 __all__ = [
     "BatchNorm",
@@ -28,7 +32,9 @@ __all__ = [
     "GroupNorm",
     "InstanceNorm",
     "LayerNorm",
+    "Moments",
     "RMSNorm",
+    "StandardScaler",
     "batch_norm_backward",
     "batch_norm_infer",
     "batch_norm_train",

@@ -1,0 +1,290 @@
+"""StandardScaler: scikit-learn's Z-score feature standardization on cnorm's
+moments and standardize kernels.
+
+A drop-in for ``sklearn.preprocessing.StandardScaler`` on dense arrays: the
+same parameters, attributes and results (to float rounding), usable with
+``sklearn.base.clone`` and in a ``Pipeline``.  scikit-learn is not imported
+unless it is installed and asked for (its tags, its NotFittedError).
+"""
+import numpy as np
+
+from cnorm import _kernels
+from cnorm.statistics import Moments, _check_sample_weight
+
+__all__ = ["NotFittedError", "StandardScaler"]
+
+_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _not_fitted_error_type():
+    """scikit-learn's NotFittedError when it is installed, else ours (both are
+    ValueError and AttributeError)."""
+    try:
+        from sklearn.exceptions import NotFittedError as error
+    except ImportError:
+        error = NotFittedError
+    return error
+
+
+class NotFittedError(ValueError, AttributeError):
+    """The scaler was used before fit (scikit-learn's type when installed)."""
+
+
+class StandardScaler:
+    """Standardize features: z = (x - mean_) / scale_ per column of X.
+
+    fit/partial_fit accumulate exact per-feature moments (NaN ignored, as in
+    scikit-learn); transform keeps NaN and X's float dtype.  Infinite values
+    are rejected by fit; transform passes them through."""
+
+    def __init__(self, *, copy=True, with_mean=True, with_std=True):
+        self.copy = copy
+        self.with_mean = with_mean
+        self.with_std = with_std
+
+    # ---- scikit-learn's estimator protocol --------------------------------
+
+    def get_params(self, deep=True):
+        return {"copy": self.copy, "with_mean": self.with_mean, "with_std": self.with_std}
+
+    def set_params(self, **params):
+        valid = self.get_params()
+        for key, value in params.items():
+            if key not in valid:
+                raise ValueError(f"Invalid parameter {key!r} for estimator {self!r}. "
+                                 f"Valid parameters are: {sorted(valid)!r}.")
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self):
+        defaults = {"copy": True, "with_mean": True, "with_std": True}
+        args = [f"{k}={v!r}" for k, v in self.get_params().items() if v is not defaults[k]]
+        return f"StandardScaler({', '.join(args)})"
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
+
+        return Tags(estimator_type=None, target_tags=TargetTags(required=False),
+                    transformer_tags=TransformerTags(preserves_dtype=["float64", "float32"]),
+                    input_tags=InputTags(allow_nan=True))
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "n_samples_seen_")
+
+    def get_feature_names_out(self, input_features=None):
+        self._check_fitted()
+        if input_features is not None:
+            names = np.asarray(input_features, dtype=object)
+            if len(names) != self.n_features_in_:
+                raise ValueError(f"input_features should have length equal to number of "
+                                 f"features ({self.n_features_in_}), got {len(names)}")
+            return names
+        if hasattr(self, "feature_names_in_"):
+            return self.feature_names_in_.copy()
+        return np.asarray([f"x{i}" for i in range(self.n_features_in_)], dtype=object)
+
+    # ---- fitting --------------------------------------------------------
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Reset, then partial_fit(X)."""
+        fresh = type(self)(**self.get_params())
+        fresh.partial_fit(X, y, sample_weight)   # a failing fit leaves self as it was
+        self.__dict__.update(fresh.__dict__)
+        for name in _FITTED:
+            if name not in fresh.__dict__:
+                self.__dict__.pop(name, None)
+        return self
+
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Merge the moments of X (2-d, samples on axis 0) into the fitted ones.
+
+        Accepts dask arrays (moments per block, merged; see cnorm.dask)."""
+        first = not self.__sklearn_is_fitted__()
+        if _is_dask(X):
+            from cnorm.dask import moments as dask_moments
+
+            if sample_weight is not None:
+                raise ValueError("sample_weight is not supported with a dask array X")
+            _check_2d(X.shape)
+            self._check_features(X.shape[1], first)
+            part = dask_moments(X, axis=-1, ignore_nan=True)
+        else:
+            X = _as_2d_floats(X)
+            self._check_features(X.shape[1], first)
+            if self.with_mean or self.with_std:
+                part = _fit_moments(X, sample_weight)
+            else:   # only counts, and (as scikit-learn) unweighted ones
+                if sample_weight is not None:
+                    _check_sample_weight(sample_weight, X, 1)
+                counts = X.shape[0] - np.isnan(X).sum(axis=0)
+                part = Moments(counts, np.zeros(X.shape[1]), np.zeros(X.shape[1]))
+        total = part if first else self._moments.merge(part)
+        names = _feature_names(X) if first else getattr(self, "feature_names_in_", None)
+        count_dtype = np.int64 if sample_weight is None else X.dtype
+        self._commit(total, count_dtype, names)
+        return self
+
+    def _check_features(self, n_features, first):
+        if not first and n_features != self.n_features_in_:
+            raise ValueError(f"X has {n_features} features, but StandardScaler is expecting "
+                             f"{self.n_features_in_} features as input.")
+
+    def _commit(self, moments, count_dtype, names):
+        """Set every fitted attribute from the merged moments at once."""
+        count = moments.count
+        if not (self.with_mean or self.with_std):
+            seen = count.astype(count_dtype)
+            mean = var = scale = None
+        else:
+            seen = count.copy()
+            empty = count == 0
+            mean = np.where(empty, np.nan, moments.mean)
+            var = moments.var(0) if self.with_std else None
+            scale = _scale(var, mean, count) if self.with_std else None
+        if seen.size and np.all(seen == seen[0]):
+            seen = seen[0]
+        state = {"_moments": moments, "n_samples_seen_": seen, "mean_": mean, "var_": var,
+                 "scale_": scale, "n_features_in_": moments.n_features}
+        if names is not None:
+            state["feature_names_in_"] = names
+        self.__dict__.update(state)
+
+    # ---- transforming ---------------------------------------------------
+
+    def transform(self, X, copy=None):
+        """(X - mean_) / scale_ in X's float dtype; a dask X gives a lazy dask array."""
+        return self._apply(X, copy, inverse=False)
+
+    def inverse_transform(self, X, copy=None):
+        """X * scale_ + mean_ in X's float dtype."""
+        return self._apply(X, copy, inverse=True)
+
+    def fit_transform(self, X, y=None, sample_weight=None):
+        return self.fit(X, y, sample_weight).transform(X)
+
+    def _apply(self, X, copy, inverse):
+        self._check_fitted()
+        copy = self.copy if copy is None else copy
+        coefficients = self._coefficients(inverse)   # fixed now, even for a lazy result
+        if _is_dask(X):
+            _check_2d(X.shape)
+            self._check_features(X.shape[1], False)
+            dtype = X.dtype if X.dtype in _FLOATS else np.dtype(np.float64)
+            return X.rechunk({1: -1}).map_blocks(_apply_coefficients, *coefficients, True,
+                                                 dtype=dtype)
+        X = _as_2d_floats(X)
+        self._check_features(X.shape[1], False)
+        return _apply_coefficients(X, *coefficients, copy or not X.flags.writeable)
+
+    def _coefficients(self, inverse):
+        """(center, scale, shift) of y = (x - center) * scale + shift."""
+        n = self.n_features_in_
+        mean = self.mean_ if self.with_mean else np.zeros(n)
+        scale = self.scale_ if self.with_std else np.ones(n)
+        if inverse:
+            return np.zeros(n), scale, mean
+        return mean, 1.0 / scale, np.zeros(n)
+
+    def _check_fitted(self):
+        if not self.__sklearn_is_fitted__():
+            raise _not_fitted_error_type()(
+                "This StandardScaler instance is not fitted yet. Call 'fit' with appropriate "
+                "arguments before using this estimator.")
+
+
+_FITTED = ("_moments", "n_samples_seen_", "mean_", "var_", "scale_", "n_features_in_",
+           "feature_names_in_")
+
+
+def _is_dask(X):
+    return type(X).__module__.startswith("dask.") and hasattr(X, "map_blocks")
+
+
+def _check_2d(shape):
+    if len(shape) != 2:
+        raise ValueError(f"Expected 2D array, got an array of shape {tuple(shape)} instead: "
+                         "reshape your data with X.reshape(-1, 1) for a single feature or "
+                         "X.reshape(1, -1) for a single sample.")
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(f"Found array with shape {tuple(shape)}: at least one sample and one "
+                         "feature are required.")
+
+
+def _as_2d_floats(X, copy=False):
+    """X as a 2-d float16/32/64 array (other real dtypes as float64)."""
+    if hasattr(X, "toarray") and hasattr(X, "nnz"):
+        raise TypeError("cnorm.StandardScaler takes dense arrays; a sparse matrix needs "
+                        "scikit-learn's StandardScaler(with_mean=False)")
+    arr = np.asarray(X)
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"X must hold real numbers, got dtype {arr.dtype}")
+    _check_2d(arr.shape)
+    native = arr.dtype.newbyteorder("=")
+    return arr.astype(native if native in _FLOATS else np.float64, copy=copy)
+
+
+def _feature_names(X):
+    columns = getattr(X, "columns", None)
+    if columns is None:
+        return None
+    names = np.asarray(columns, dtype=object)
+    return names if all(isinstance(n, str) for n in names) else None
+
+
+def _fit_moments(X, sample_weight):
+    """Moments of X's columns, NaN ignored; infinite values rejected."""
+    if sample_weight is not None:
+        _check_sample_weight(sample_weight, X, 1)
+    data = X.astype(np.float32) if X.dtype == np.float16 else X
+    if sample_weight is None:
+        moments = Moments.of(data, axis=1)
+        if np.all(np.isfinite(moments.m2)):   # no NaN or Inf anywhere: one kernel pass
+            return moments
+    nan = np.isnan(data)
+    if np.isinf(data).any():
+        raise ValueError(f"Input X contains infinity or a value too large for {X.dtype}.")
+    return Moments.of(data, axis=1, sample_weight=sample_weight,
+                      mask=~nan if nan.any() else None)
+
+
+def _scale(var, mean, count):
+    """sqrt(var), with 1 for features indistinguishable from constant (the
+    two-pass error bound of Chan, Golub and LeVeque, as scikit-learn)."""
+    eps = np.finfo(np.float64).eps
+    with np.errstate(invalid="ignore", over="ignore"):
+        constant = var <= count * eps * var + (count * mean * eps) ** 2
+    scale = np.sqrt(var)
+    scale[constant] = 1.0
+    return scale
+
+
+def _apply_coefficients(X, center, scale, shift, copy):
+    """y = (X - center) * scale + shift in X's float dtype."""
+    X = _as_2d_floats(X)
+    if X.dtype == np.float16:   # no float16 kernel: float32 arithmetic, rounded once
+        y = (X.astype(np.float32) - center.astype(np.float32)) * scale.astype(np.float32)
+        y += shift.astype(np.float32)
+        if copy:
+            return y.astype(np.float16)
+        X[...] = y
+        return X
+    return _standardize(X, center.astype(X.dtype), scale.astype(X.dtype),
+                        shift.astype(X.dtype), copy)
+
+
+def _standardize(X, center, scale, shift, copy):
+    """The standardize kernel on X's (rows, features) view, or on the
+    (features, rows) view of a Fortran-ordered X; in place unless copy."""
+    transposed = X.flags.f_contiguous and not X.flags.c_contiguous
+    src = X.T if transposed else np.ascontiguousarray(X)
+    y = np.empty_like(src) if copy else src
+    if transposed:
+        _kernels.channel_standardize(src, 1, src.shape[0], src.shape[1], center, scale, shift, y)
+        y = y.T
+    else:
+        _kernels.channel_standardize(src, src.shape[0], src.shape[1], 1, center, scale, shift, y)
+    if copy:
+        return y
+    if not (X.flags.c_contiguous or X.flags.f_contiguous):   # strided X: write the result back
+        X[...] = y
+    return X

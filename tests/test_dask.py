@@ -1,0 +1,62 @@
+"""cnorm.dask.moments and StandardScaler on dask arrays equal the NumPy
+results of the same data (dask is optional: skipped without it)."""
+import numpy as np
+import pytest
+
+import cnorm
+
+da = pytest.importorskip("dask.array")
+cdask = pytest.importorskip("cnorm.dask")
+
+
+def _data(seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(10.0, 3.0, (1000, 6))
+
+
+@pytest.mark.parametrize("chunks", [(1000, 6), (128, 6), (100, 2), (7, 5)])
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_moments_equal_numpy(chunks, axis):
+    x = _data()
+    m = cdask.moments(da.from_array(x, chunks=chunks), axis=axis)
+    ref = cnorm.Moments.of(x, axis=axis)
+    np.testing.assert_array_equal(m.count, ref.count)
+    np.testing.assert_allclose(m.mean, ref.mean, rtol=1e-13)
+    np.testing.assert_allclose(m.m2, ref.m2, rtol=1e-11)
+
+
+def test_result_does_not_depend_on_scheduler():
+    d = da.from_array(_data(), chunks=(64, 3))
+    import dask
+
+    with dask.config.set(scheduler="threads"):
+        a = cdask.moments(d)
+    with dask.config.set(scheduler="synchronous"):
+        b = cdask.moments(d)
+    assert a.mean.tobytes() == b.mean.tobytes() and a.m2.tobytes() == b.m2.tobytes()
+
+
+def test_scaler_fit_and_lazy_transform():
+    x = _data()
+    x[3, 1] = np.nan
+    d = da.from_array(x, chunks=(100, 4))
+    lazy_fit = cnorm.StandardScaler().fit(d)
+    eager = cnorm.StandardScaler().fit(x)
+    np.testing.assert_allclose(lazy_fit.mean_, eager.mean_, rtol=1e-13)
+    np.testing.assert_allclose(lazy_fit.var_, eager.var_, rtol=1e-11)
+    np.testing.assert_array_equal(lazy_fit.n_samples_seen_, eager.n_samples_seen_)
+    z = lazy_fit.transform(d)
+    assert isinstance(z, da.Array)
+    lazy_fit.fit(x * 2)          # refitting does not change a result already built
+    np.testing.assert_allclose(z.compute(), eager.transform(x), rtol=1e-12, atol=1e-12)
+    back = eager.inverse_transform(eager.transform(d)).compute()
+    np.testing.assert_allclose(back, x, rtol=1e-12)
+
+
+def test_bad_input():
+    with pytest.raises(TypeError, match="dask"):
+        cdask.moments(np.ones((3, 2)))
+    with pytest.raises(ValueError, match="features"):
+        cnorm.StandardScaler().fit(_data()).transform(da.ones((4, 3)))
+    with pytest.raises(ValueError, match="sample_weight"):
+        cnorm.StandardScaler().fit(da.ones((4, 3)), sample_weight=np.ones(4))
