@@ -25,6 +25,7 @@ from cnorm.functional import (
 from cnorm.layers import BatchNorm, BatchRenorm, GroupNorm, InstanceNorm, LayerNorm, RMSNorm
 from cnorm.scaler import StandardScaler
 from cnorm.statistics import Moments
+from cnorm.sync import SyncBatchNorm
 
 __all__ = [
     "BatchNorm",
@@ -35,6 +36,7 @@ __all__ = [
     "Moments",
     "RMSNorm",
     "StandardScaler",
+    "SyncBatchNorm",
     "batch_norm_backward",
     "batch_norm_infer",
     "batch_norm_train",

@@ -1,0 +1,170 @@
+"""SyncBatchNorm: batch norm whose training statistics span every rank of an
+MPI communicator (data-parallel training on CPUs).
+
+Forward: each rank computes its per-channel (count, mean, m2) with the
+channel kernel; one all-gather shares them and every rank merges them in
+rank order with Chan's formula, so all ranks hold the same bits whatever the
+arrival order.  Backward: one all-gather of the per-channel (sum(dy),
+sum(dy * x_hat)), summed in rank order.  Before either, a small all-gather of
+each rank's shape check turns a rank's bad input into the same error on every
+rank instead of a hang.
+
+mpi4py is imported only when a SyncBatchNorm is built.
+"""
+import numpy as np
+
+from cnorm import _kernels
+from cnorm import functional as F
+from cnorm._validate import as_contiguous, as_float_array, same_shape
+from cnorm.layers import BatchNorm, _unbiased
+from cnorm.statistics import Moments
+
+__all__ = ["SyncBatchNorm"]
+
+
+class SyncBatchNorm(BatchNorm):
+    """BatchNorm over the union of every rank's batch (see the module doc).
+
+    Training on P ranks equals BatchNorm on the concatenation of their
+    batches: outputs, saved statistics, running statistics (unbiased with
+    the global count), dx per rank, and grad_weight/grad_bias (the global
+    sums) on every rank.  A rank may hold an empty batch.  Eval mode
+    normalizes locally with the running statistics, without communication.
+    """
+
+    def __init__(self, num_features, *, comm=None, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, axis=1, dtype=np.float32):
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine,
+                         track_running_stats=track_running_stats, axis=axis, dtype=dtype)
+        try:
+            from mpi4py import MPI
+        except ImportError as error:
+            raise ImportError("SyncBatchNorm needs mpi4py and an MPI library: "
+                              'pip install "cnorm[mpi]"') from error
+        if comm is None:
+            comm = MPI.COMM_WORLD
+        if not isinstance(comm, MPI.Comm):
+            raise TypeError(f"comm must be an mpi4py communicator (mpi4py.MPI.Comm), got "
+                            f"{type(comm).__name__}")
+        self.comm = comm
+
+    def _repr_args(self):
+        positional, keywords = super()._repr_args()
+        return positional, [("comm", self.comm), *keywords]
+
+    def __getstate__(self):
+        raise TypeError("a SyncBatchNorm holds an MPI communicator and cannot be pickled; "
+                        "pickle its state_dict() instead")
+
+    # ---- collectives ----------------------------------------------------
+
+    def _agree(self, problem, x_dtype):
+        """All-gather every rank's (problem or None, layer configuration, x's
+        dtype) and raise the same error on every rank when any rank has a
+        problem or the ranks disagree.  It runs before the other collectives
+        of a step, so no rank waits in one that another never enters."""
+        mine = (problem, self.num_features, self.dtype.str, self.axis, x_dtype)
+        views = self.comm.allgather(mine)
+        for rank, (message, *_) in enumerate(views):
+            if message is not None:
+                raise ValueError(f"SyncBatchNorm: rank {rank} of {len(views)}: {message}")
+        if len({tuple(v[1:]) for v in views}) > 1:
+            listed = "; ".join(f"rank {r}: num_features={v[1]}, dtype={np.dtype(v[2])}, "
+                               f"axis={v[3]}, x dtype={v[4]}" for r, v in enumerate(views))
+            raise ValueError(f"SyncBatchNorm: ranks disagree on the layer or input ({listed})")
+
+    def _gather_rows(self, rows):
+        """(P, *rows.shape) float64: every rank's rows, in rank order."""
+        rows = np.ascontiguousarray(rows, np.float64)
+        everyone = np.empty((self.comm.Get_size(), *rows.shape), np.float64)
+        self.comm.Allgather(rows, everyone)
+        return everyone
+
+    # ---- training -------------------------------------------------------
+
+    def __call__(self, x):
+        if not self.training:
+            return super().__call__(x)
+        problem, x_dtype = None, None
+        try:
+            x = as_float_array(x, "x")
+            x_dtype = x.dtype.str
+            self._channels(x)
+        except (TypeError, ValueError) as error:
+            problem = str(error)
+        self._agree(problem, x_dtype)
+        return super().__call__(x)
+
+    def backward(self, dy):
+        with self._lock:
+            saved = self._saved
+        problem, dy_dtype = None, None
+        try:
+            if saved is None:
+                raise ValueError("backward() needs a training-mode forward call first")
+            dy = as_float_array(dy, "dy")
+            dy_dtype = dy.dtype.str
+            same_shape(dy, saved[0], "dy")
+        except (TypeError, ValueError) as error:
+            problem = str(error)
+        self._agree(problem, dy_dtype)
+        return super().backward(dy)
+
+    def _forward_train(self, x):
+        N, C, S = F.channel_view(x, self.axis)
+        mean_local = np.empty(C, np.float64)
+        m2_local = np.empty(C, np.float64)
+        _kernels.channel_moments(x, N, C, S, mean_local, m2_local)
+        parts = self._gather_rows([np.full(C, float(N * S)), mean_local, m2_local])
+        total = Moments.empty(C)
+        for part in parts:   # rank order: the same bits on every rank
+            total = total.merge(Moments(*part))
+        count = float(total.count[0])
+        if count < 2:
+            raise ValueError(f"training needs more than one value per channel over all ranks, "
+                             f"got {count:.0f}")
+        var = total.m2 / count
+        mean, invstd = F.saved_statistics(total.mean, var, self.eps, x.dtype)
+        self._update_running(total.mean, _unbiased(var, count))
+        weight = np.ones(C) if self.weight is None else self.weight.astype(np.float64)
+        bias = np.zeros(C) if self.bias is None else self.bias
+        y = np.empty_like(x)
+        _kernels.channel_standardize(x, N, C, S, mean, (weight * invstd).astype(x.dtype),
+                                     bias.astype(x.dtype), y)
+        return y, (x, mean, invstd, count)
+
+    def _backward(self, dy, saved):
+        x, mean, invstd, count = saved
+        N, C, S = F.channel_view(x, self.axis)
+        dyc = as_contiguous(dy)
+        weight = None if self.weight is None else self.weight.astype(x.dtype)
+        dx = np.empty_like(x)
+        sums = np.empty((2, C), np.float64)
+        # The kernel's float64 sums use the saved (global) mean and invstd;
+        # the dx it writes uses local counts and is overwritten below.
+        _kernels.bn_backward(dyc, x, N, C, S, mean, invstd, weight, dx, sums[0], sums[1])
+        sum_dy, sum_dy_xhat = self._gather_rows(sums).sum(axis=0)
+        _input_gradient(dyc, x, (N, C, S), mean, invstd, weight, sum_dy, sum_dy_xhat, count, dx)
+        if not self.affine:
+            return dx, None, None
+        return dx, sum_dy_xhat.astype(x.dtype), sum_dy.astype(x.dtype)
+
+
+def _input_gradient(dy, x, view, mean, invstd, weight, sum_dy, sum_dy_xhat, count, dx):
+    """dx = weight * invstd * (dy - sum_dy / n - x_hat * sum_dy_xhat / n) with
+    the global sums and count n, in x's dtype, into dx."""
+    N, C, S = view
+    if N * S == 0:
+        return
+    inv = invstd.astype(np.float64)
+    k1 = inv if weight is None else weight.astype(np.float64) * inv
+    a = -inv * sum_dy_xhat / count
+    k3 = -k1 * sum_dy / count
+    col = (C, 1)
+    t = x.dtype
+    d = dx.reshape(N, C, S)
+    np.subtract(x.reshape(N, C, S), mean.reshape(col), out=d)
+    d *= a.astype(t).reshape(col)
+    d += dy.reshape(N, C, S)
+    d *= k1.astype(t).reshape(col)
+    d += k3.astype(t).reshape(col)

@@ -1,0 +1,97 @@
+"""One rank of a SyncBatchNorm scenario, run by tests/test_sync_batch_norm.py
+under mpiexec:  python sync_worker.py SCENARIO DEADLINE_SECONDS
+
+Every rank builds the same global batch from a fixed seed, trains on its own
+slice and checks itself against cnorm.BatchNorm on the whole batch and its
+bits against every other rank.  Exit status 0 means the scenario held on
+this rank; SIGALRM ends a rank that hangs past the deadline.
+"""
+import signal
+import sys
+
+import numpy as np
+
+signal.alarm(int(sys.argv[2]))   # a hang fails the test instead of blocking it
+
+from mpi4py import MPI  # noqa: E402
+
+import cnorm  # noqa: E402
+
+comm = MPI.COMM_WORLD
+rank, size = comm.Get_rank(), comm.Get_size()
+C = 3
+
+
+def batch_sizes(scenario):
+    """Rows of the global batch held by each rank."""
+    return {"equal": [4] * size, "unequal": [5, 1, 3][:size],
+            "empty": [4, 0, 3][:size]}[scenario]
+
+
+def same_on_every_rank(array, what):
+    everyone = comm.allgather(np.asarray(array).tobytes())
+    assert all(b == everyone[0] for b in everyone), f"{what} differs between ranks"
+
+
+def close(actual, expected, what, dtype):
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol, err_msg=what)
+
+
+def train_and_compare(scenario, dtype, axis):
+    sizes = batch_sizes(scenario)
+    rng = np.random.default_rng(42)
+    lo, hi = sum(sizes[:rank]), sum(sizes[:rank + 1])
+    shape = (sum(sizes), C, 5) if axis == 1 else (sum(sizes), 5, C)
+    sync = cnorm.SyncBatchNorm(C, axis=axis, dtype=dtype, momentum=None if axis == 1 else 0.3)
+    single = cnorm.BatchNorm(C, axis=axis, dtype=dtype, momentum=None if axis == 1 else 0.3)
+    for step in range(3):
+        x = rng.normal(2.0 + step, 3.0, shape).astype(dtype)
+        dy = rng.normal(0.0, 1.0, shape).astype(dtype)
+        sync.weight[...] = single.weight[...] = rng.uniform(0.5, 2, C)
+        sync.bias[...] = single.bias[...] = rng.uniform(-1, 1, C)
+        y = sync(x[lo:hi])
+        y_all = single(x)
+        close(y, y_all[lo:hi], f"y, step {step}", dtype)
+        dx = sync.backward(dy[lo:hi])
+        dx_all = single.backward(dy)
+        close(dx, dx_all[lo:hi], f"dx, step {step}", dtype)
+        for name in ("grad_weight", "grad_bias", "running_mean", "running_var"):
+            close(getattr(sync, name), getattr(single, name), f"{name}, step {step}", dtype)
+            same_on_every_rank(getattr(sync, name), name)
+        assert sync.num_batches_tracked == single.num_batches_tracked == step + 1
+    sync.eval()
+    single.eval()
+    x = rng.normal(size=shape).astype(dtype)
+    close(sync(x[lo:hi]), single(x)[lo:hi], "eval", dtype)
+
+
+def expect_error_everywhere(make_call, fragment):
+    try:
+        make_call()
+    except ValueError as error:
+        assert fragment in str(error), str(error)
+        return
+    raise AssertionError("expected a ValueError on every rank")
+
+
+def main(scenario):
+    if scenario == "mismatch":   # ranks build different layers
+        layer = cnorm.SyncBatchNorm(C + (rank == size - 1))
+        x = np.ones((2, layer.num_features, 4), np.float32)
+        expect_error_everywhere(lambda: layer(x), "disagree")
+    elif scenario == "bad_input":   # rank 0's batch has the wrong channel count
+        layer = cnorm.SyncBatchNorm(C)
+        x = np.ones((2, C + (rank == 0), 4), np.float32)
+        expect_error_everywhere(lambda: layer(x), "rank 0")
+        expect_error_everywhere(lambda: layer.backward(x), "forward")   # nothing saved
+    else:
+        for dtype in (np.float64, np.float32):
+            for axis in (1, -1):
+                train_and_compare(scenario, dtype, axis)
+    comm.Barrier()
+    print(f"rank {rank}: {scenario} ok", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
