@@ -23,6 +23,7 @@ from cnorm._validate import (
     param,
     same_shape,
 )
+from cnorm.statistics import Moments
 
 __all__ = [
     "batch_norm_backward",
@@ -100,16 +101,92 @@ def _train_forward(x, weight, bias, eps, axis, out, renorm):
     return finish_output(y, out), mean, var, (r, d)
 
 
-def batch_norm_train(x, weight=None, bias=None, *, eps=1e-5, axis=1, out=None):
+def batch_norm_train(x, weight=None, bias=None, *, eps=1e-5, axis=1, out=None, mask=None):
     """Batch-norm training forward with the batch's own statistics.
 
     Returns (y, mean, invstd): mean and invstd = 1/sqrt(biased_var + eps) per
-    channel, shape (C,), in x's dtype (what batch_norm_backward needs)."""
-    result = _kernels.bn_train_fast(x, weight, bias, eps, axis, out)
-    if result is not None:
-        return result
-    y, mean, var = batch_statistics(x, weight, bias, eps, axis, out)
+    channel, shape (C,), in x's dtype (what batch_norm_backward needs).
+    mask (bool, broadcastable to x, size 1 on the channel axis): only the
+    positions where it is True enter the statistics; every position is
+    normalized (padded sequences)."""
+    if mask is None:
+        result = _kernels.bn_train_fast(x, weight, bias, eps, axis, out)
+        if result is not None:
+            return result
+        y, mean, var = batch_statistics(x, weight, bias, eps, axis, out)
+    else:
+        y, mean, var, _ = masked_batch_statistics(x, weight, bias, eps, axis, out, mask)
     return (y, *saved_statistics(mean, var, float(eps), y.dtype))
+
+
+def channel_mask(mask, x, axis):
+    """mask as a bool array broadcast to x's shape with size 1 on the channel
+    axis, and the number of positions it selects per channel."""
+    m = np.asarray(mask)
+    a = normalize_axis(axis, x.ndim)
+    if m.dtype != np.bool_:
+        raise ValueError(f"mask must have dtype bool, got {m.dtype}")
+    target = x.shape[:a] + (1,) + x.shape[a + 1:]
+    if m.ndim > x.ndim or m.ndim > x.ndim - a and m.shape[a - x.ndim] != 1:
+        raise ValueError(f"mask must broadcast to x's shape {x.shape} with size 1 on the "
+                         f"channel axis {axis}, got shape {m.shape}")
+    try:
+        m = np.broadcast_to(m, target)
+    except ValueError:
+        raise ValueError(f"mask must broadcast to x's shape {x.shape} with size 1 on the "
+                         f"channel axis {axis}, got shape {m.shape}") from None
+    return m, int(np.count_nonzero(m))
+
+
+def masked_batch_statistics(x, weight, bias, eps, axis, out, mask):
+    """Training forward with statistics over the masked-in positions only:
+    (y, mean, var, count), mean and biased var float64."""
+    x = as_float_array(x, "x")
+    N, C, S = channel_view(x, axis)
+    weight = param(weight, "weight", (C,), x.dtype)
+    bias = param(bias, "bias", (C,), x.dtype)
+    eps = check_eps(eps)
+    if eps == 0.0:
+        raise ValueError("eps must be > 0 for batch-norm training, got 0")
+    check_out(out, x)
+    m, count = channel_mask(mask, x, axis)
+    if count < 2:
+        raise ValueError(f"training needs more than one value per channel, the mask selects "
+                         f"{count}")
+    moments = Moments.of(x, axis, mask=m)
+    var = moments.m2 / count
+    mean, invstd = saved_statistics(moments.mean, var, eps, x.dtype)
+    xc = as_contiguous(x)
+    y = kernel_output(out, xc)
+    scale = invstd.astype(np.float64) * (1.0 if weight is None else weight)
+    shift = np.zeros(C, x.dtype) if bias is None else bias
+    _kernels.channel_standardize(xc, N, C, S, mean, scale.astype(x.dtype), shift, y)
+    return finish_output(y, out), moments.mean, var, count
+
+
+def channel_input_gradient(dy, x, view, mean, invstd, weight, sum_dy, sum_dy_xhat, count, dx,
+                           mask=None):
+    """dx = weight * invstd * (dy - mask * (sum_dy + x_hat * sum_dy_xhat) / count)
+    in x's dtype, into dx (C-contiguous, x's shape): batch norm's input
+    gradient from sums and a count that need not be this array's own
+    (masked statistics, statistics over several processes).  mask (x's
+    shape with size 1 on the channel axis) or None for all positions."""
+    N, C, S = view
+    if N * S == 0:
+        return dx
+    inv = invstd.astype(np.float64)
+    k1 = inv if weight is None else weight.astype(np.float64) * inv
+    col = (C, 1)
+    t = x.dtype
+    d = dx.reshape(N, C, S)
+    np.subtract(x.reshape(N, C, S), mean.reshape(col), out=d)
+    d *= (-inv * sum_dy_xhat / count).astype(t).reshape(col)
+    d -= (sum_dy / count).astype(t).reshape(col)
+    if mask is not None:
+        d *= mask.reshape(N, 1, S)
+    d += dy.reshape(N, C, S)
+    d *= k1.astype(t).reshape(col)
+    return dx
 
 
 def batch_norm_infer(x, running_mean, running_var, weight=None, bias=None, *, eps=1e-5,
@@ -132,14 +209,16 @@ def batch_norm_infer(x, running_mean, running_var, weight=None, bias=None, *, ep
     return finish_output(y, out)
 
 
-def batch_norm_backward(dy, x, mean, invstd, weight=None, *, axis=1, out=None):
+def batch_norm_backward(dy, x, mean, invstd, weight=None, *, axis=1, out=None, mask=None):
     """Gradients of batch_norm_train: (dx, dweight, dbias).
 
     dweight = sum(dy * x_hat) is None when weight is None; dbias = sum(dy) is
-    always returned.  out= receives dx and may be dy or x."""
-    result = _kernels.bn_backward_fast(dy, x, mean, invstd, weight, axis, out)
-    if result is not None:
-        return result
+    always returned.  out= receives dx and may be dy or x.  mask: the one
+    the forward took (the statistics' positions)."""
+    if mask is None:
+        result = _kernels.bn_backward_fast(dy, x, mean, invstd, weight, axis, out)
+        if result is not None:
+            return result
     x = as_float_array(x, "x")
     dy = as_float_array(dy, "dy")
     same_shape(dy, x, "dy")
@@ -149,10 +228,19 @@ def batch_norm_backward(dy, x, mean, invstd, weight=None, *, axis=1, out=None):
     weight = param(weight, "weight", (C,), x.dtype)
     check_out(out, x)
     xc, dyc = as_contiguous(x), as_contiguous(dy)
-    dx = kernel_output(out, dyc, xc)
+    if mask is not None:
+        m, count = channel_mask(mask, x, axis)
+        if count == 0:
+            raise ValueError("mask selects no position: the forward had no statistics")
+    # Masked: the kernel's sums are the masked gradient's too, its dx (which
+    # counts every position) is replaced; a fresh buffer, as dx may be dy.
+    dx = kernel_output(out, dyc, xc) if mask is None else np.empty_like(xc)
     sum_dy = np.empty(C, np.float64)
     sum_dy_xhat = np.empty(C, np.float64)
     _kernels.bn_backward(dyc, xc, N, C, S, mean, invstd, weight, dx, sum_dy, sum_dy_xhat)
+    if mask is not None:
+        channel_input_gradient(dyc, xc, (N, C, S), mean, invstd, weight, sum_dy, sum_dy_xhat,
+                               count, dx, m)
     dweight = None if weight is None else sum_dy_xhat.astype(x.dtype)
     return finish_output(dx, out), dweight, sum_dy.astype(x.dtype)
 

@@ -51,18 +51,26 @@ class _Layer:
     def eval(self):
         return self.train(False)
 
-    def __call__(self, x):
+    # Whether __call__ takes mask= (statistics over the masked-in positions).
+    _accepts_mask = False
+
+    def __call__(self, x, mask=None):
         x = as_float_array(x, "x")
+        options = {}
+        if mask is not None:
+            if not self._accepts_mask:
+                raise TypeError(f"{type(self).__name__} does not take a mask")
+            options["mask"] = np.array(mask, copy=True)
         if self.training:
             # backward() must see this batch even if the caller refills its
             # buffer in between: keep a private copy (the functional API is
             # the zero-copy path).
             x = np.array(x, copy=True)
             with self._lock:
-                y, saved = self._forward_train(x)
+                y, saved = self._forward_train(x, **options)
                 self._saved = saved
             return y
-        return self._forward_eval(x)
+        return self._forward_eval(x, **options)
 
     def backward(self, dy):
         """dx for the most recent training-mode forward; sets grad_weight/grad_bias."""
@@ -190,22 +198,37 @@ def _unbiased(var, count):
 
 
 class BatchNorm(_RunningStats, _Layer):
-    """Batch normalization over channel axis ``axis`` (1: NCHW, -1: channels-last)."""
+    """Batch normalization over channel axis ``axis`` (1: NCHW, -1: channels-last).
+
+    ``layer(x, mask=m)`` (bool, broadcastable to x, size 1 on the channel
+    axis) takes the statistics over the masked-in positions only, and
+    backward() uses the same mask.  ``unbiased_running_var=False`` keeps the
+    population variance in running_var (ONNX, Keras, Flax) instead of
+    PyTorch's unbiased one."""
+
+    _accepts_mask = True
 
     def __init__(self, num_features, *, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True, axis=1, dtype=np.float32):
+                 track_running_stats=True, axis=1, dtype=np.float32, unbiased_running_var=True):
         super().__init__(dtype)
         self.num_features = check_positive_int(num_features, "num_features", MAX_SIZE)
         self.eps = check_eps(eps)
         self.affine = bool(affine)
         self.axis = axis
+        self.unbiased_running_var = bool(unbiased_running_var)
         self._ones_zeros(self.num_features, self.affine)
         self._init_running(self.num_features, momentum, track_running_stats)
 
     def _repr_args(self):
-        return (self.num_features,), [
-            ("eps", self.eps), ("momentum", self.momentum), ("affine", self.affine),
-            ("track_running_stats", self.track_running_stats), ("axis", self.axis)]
+        keywords = [("eps", self.eps), ("momentum", self.momentum), ("affine", self.affine),
+                    ("track_running_stats", self.track_running_stats), ("axis", self.axis)]
+        if not self.unbiased_running_var:
+            keywords.append(("unbiased_running_var", False))
+        return (self.num_features,), keywords
+
+    def _running_var_of(self, var, count):
+        """The batch variance the running average takes."""
+        return _unbiased(var, count) if self.unbiased_running_var else var
 
     def _channels(self, x):
         if x.ndim < 2:
@@ -217,23 +240,29 @@ class BatchNorm(_RunningStats, _Layer):
                              f"got shape {x.shape}")
         return x.size // self.num_features
 
-    def _forward_train(self, x):
+    def _forward_train(self, x, mask=None):
         count = self._channels(x)
-        y, mean, var = F.batch_statistics(x, self.weight, self.bias, self.eps, self.axis, None)
-        self._update_running(mean, _unbiased(var, count))
-        return y, (x, *F.saved_statistics(mean, var, self.eps, x.dtype))
+        if mask is None:
+            y, mean, var = F.batch_statistics(x, self.weight, self.bias, self.eps, self.axis,
+                                              None)
+        else:
+            y, mean, var, count = F.masked_batch_statistics(x, self.weight, self.bias, self.eps,
+                                                            self.axis, None, mask)
+        self._update_running(mean, self._running_var_of(var, count))
+        return y, (x, *F.saved_statistics(mean, var, self.eps, x.dtype), mask)
 
-    def _forward_eval(self, x):
+    def _forward_eval(self, x, mask=None):
         self._channels(x)
         if not self.track_running_stats:
-            return F.batch_norm_train(x, self.weight, self.bias, eps=self.eps, axis=self.axis)[0]
+            return F.batch_norm_train(x, self.weight, self.bias, eps=self.eps, axis=self.axis,
+                                      mask=mask)[0]
         return F.batch_norm_infer(x, self.running_mean, self.running_var, self.weight, self.bias,
                                   eps=self.eps, axis=self.axis)
 
     def _backward(self, dy, saved):
-        x, mean, invstd = saved
+        x, mean, invstd, mask = saved
         dx, dweight, dbias = F.batch_norm_backward(dy, x, mean, invstd, self.weight,
-                                                   axis=self.axis)
+                                                   axis=self.axis, mask=mask)
         return dx, dweight, dbias if self.affine else None
 
 
@@ -246,6 +275,8 @@ class BatchRenorm(BatchNorm):
     are constants for the gradient.  ``rmax`` and ``dmax`` are plain
     attributes a training loop may ramp.  Inference is batch norm with the
     running statistics."""
+
+    _accepts_mask = False
 
     def __init__(self, num_features, *, eps=1e-5, momentum=0.1, rmax=3.0, dmax=5.0,
                  affine=True, axis=1, dtype=np.float32):
@@ -273,7 +304,7 @@ class BatchRenorm(BatchNorm):
         y, mean, var, r, d = F.batch_renorm_statistics(
             x, self.weight, self.bias, self.eps, self.axis, None,
             self.running_mean.astype(np.float64), self.running_var.astype(np.float64), rmax, dmax)
-        self._update_running(mean, _unbiased(var, count))
+        self._update_running(mean, self._running_var_of(var, count))
         return y, (x, *F.saved_statistics(mean, var, self.eps, x.dtype), r, d)
 
     def _backward(self, dy, saved):

@@ -16,7 +16,7 @@ import numpy as np
 from cnorm import _kernels
 from cnorm import functional as F
 from cnorm._validate import as_contiguous, as_float_array, same_shape
-from cnorm.layers import BatchNorm, _unbiased
+from cnorm.layers import BatchNorm
 from cnorm.statistics import Moments
 
 __all__ = ["SyncBatchNorm"]
@@ -47,6 +47,8 @@ class SyncBatchNorm(BatchNorm):
             raise TypeError(f"comm must be an mpi4py communicator (mpi4py.MPI.Comm), got "
                             f"{type(comm).__name__}")
         self.comm = comm
+
+    _accepts_mask = False
 
     def _repr_args(self):
         positional, keywords = super()._repr_args()
@@ -125,7 +127,7 @@ class SyncBatchNorm(BatchNorm):
                              f"got {count:.0f}")
         var = total.m2 / count
         mean, invstd = F.saved_statistics(total.mean, var, self.eps, x.dtype)
-        self._update_running(total.mean, _unbiased(var, count))
+        self._update_running(total.mean, self._running_var_of(var, count))
         weight = np.ones(C) if self.weight is None else self.weight.astype(np.float64)
         bias = np.zeros(C) if self.bias is None else self.bias
         y = np.empty_like(x)
@@ -144,27 +146,8 @@ class SyncBatchNorm(BatchNorm):
         # the dx it writes uses local counts and is overwritten below.
         _kernels.bn_backward(dyc, x, N, C, S, mean, invstd, weight, dx, sums[0], sums[1])
         sum_dy, sum_dy_xhat = self._gather_rows(sums).sum(axis=0)
-        _input_gradient(dyc, x, (N, C, S), mean, invstd, weight, sum_dy, sum_dy_xhat, count, dx)
+        F.channel_input_gradient(dyc, x, (N, C, S), mean, invstd, weight, sum_dy, sum_dy_xhat,
+                                 count, dx)
         if not self.affine:
             return dx, None, None
         return dx, sum_dy_xhat.astype(x.dtype), sum_dy.astype(x.dtype)
-
-
-def _input_gradient(dy, x, view, mean, invstd, weight, sum_dy, sum_dy_xhat, count, dx):
-    """dx = weight * invstd * (dy - sum_dy / n - x_hat * sum_dy_xhat / n) with
-    the global sums and count n, in x's dtype, into dx."""
-    N, C, S = view
-    if N * S == 0:
-        return
-    inv = invstd.astype(np.float64)
-    k1 = inv if weight is None else weight.astype(np.float64) * inv
-    a = -inv * sum_dy_xhat / count
-    k3 = -k1 * sum_dy / count
-    col = (C, 1)
-    t = x.dtype
-    d = dx.reshape(N, C, S)
-    np.subtract(x.reshape(N, C, S), mean.reshape(col), out=d)
-    d *= a.astype(t).reshape(col)
-    d += dy.reshape(N, C, S)
-    d *= k1.astype(t).reshape(col)
-    d += k3.astype(t).reshape(col)
