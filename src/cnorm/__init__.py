@@ -9,6 +9,7 @@ Moments and a scikit-learn-compatible StandardScaler on the same kernels
 __version__ = "0.1.0"
 
 from cnorm._config import get_include, get_num_threads, set_num_threads, show_config
+from cnorm.folding import fold_batch_norm
 from cnorm.functional import (
     batch_norm_backward,
     batch_norm_infer,
@@ -40,6 +41,7 @@ __all__ = [
     "batch_norm_backward",
     "batch_norm_infer",
     "batch_norm_train",
+    "fold_batch_norm",
     "get_include",
     "get_num_threads",
     "group_norm",

@@ -25,6 +25,7 @@ from cnorm._validate import (
     check_positive_int,
     normalize_axis,
 )
+from cnorm.folding import fold_batch_norm
 
 __all__ = ["BatchNorm", "BatchRenorm", "GroupNorm", "InstanceNorm", "LayerNorm", "RMSNorm"]
 
@@ -225,6 +226,14 @@ class BatchNorm(_RunningStats, _Layer):
         if not self.unbiased_running_var:
             keywords.append(("unbiased_running_var", False))
         return (self.num_features,), keywords
+
+    def fold_into(self, weight, bias=None, *, axis=0):
+        """(weight', bias') of the preceding Linear/Conv with this layer's
+        eval-mode normalization folded in (see cnorm.fold_batch_norm)."""
+        if not self.track_running_stats:
+            raise ValueError("fold_into needs running statistics (track_running_stats=True)")
+        return fold_batch_norm(weight, bias, self.running_mean, self.running_var, self.weight,
+                               self.bias, eps=self.eps, axis=axis)
 
     def _running_var_of(self, var, count):
         """The batch variance the running average takes."""
