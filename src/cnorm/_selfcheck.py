@@ -108,6 +108,42 @@ def check_rms_norm_backward(d):
     return list(zip(("dx", "dweight"), got, ref.rms_norm_backward(d.dy, d.x, shape, d.w, eps=EPS)))
 
 
+def _sample_mask(d, axis):
+    """Whole positions (all channels) masked out, about a third of them."""
+    shape = list(d.x.shape)
+    shape[axis] = 1
+    mask = np.random.default_rng(7).random(shape) > 0.35
+    mask.flat[:2] = True
+    return mask
+
+
+def check_masked_batch_norm(d, axis=1):
+    mask = _sample_mask(d, axis)
+    y, mean, invstd = cnorm.batch_norm_train(d.x, d.w, d.b, eps=EPS, axis=axis, mask=mask)
+    ry, rmean, rinvstd, _ = ref.masked_bn_train(d.x, mask, d.w, d.b, eps=EPS, axis=axis)
+    got = cnorm.batch_norm_backward(d.dy, d.x, mean, invstd, d.w, axis=axis, mask=mask)
+    want = ref.masked_bn_backward(d.dy, d.x, mask, d.w, eps=EPS, axis=axis)
+    return [("y", y, ry), ("mean", mean, rmean), ("invstd", invstd, rinvstd),
+            *zip(("dx", "dweight", "dbias"), got, want)]
+
+
+def check_moments_and_scaler(d, axis=-1):
+    m = cnorm.Moments.of(d.x, axis=axis)
+    count, mean, m2 = ref.moments(d.x, axis)
+    z = cnorm.StandardScaler().fit(d.x).transform(d.x)
+    rz = (ref.f64(d.x) - mean) / np.sqrt(m2 / count)
+    return [("count", m.count, np.full_like(mean, count)), ("mean", m.mean, mean),
+            ("m2", m.m2 / count, m2 / count), ("transform", z, rz)]
+
+
+def check_fold_batch_norm(d):
+    C = d.w.shape[0]
+    weight = np.linspace(-1, 1, C * 6).reshape(C, 2, 3).astype(d.x.dtype)
+    args = (weight, d.b, d.b * 0.5, d.w * 2.0, d.w, d.b)
+    got = cnorm.fold_batch_norm(*args, eps=EPS)
+    return list(zip(("weight", "bias"), got, ref.fold_batch_norm(*args, eps=EPS)))
+
+
 # (check, shape, keyword arguments, offset added to x)
 CASES = [
     *[(check, shape, kw, 0.0)
@@ -127,6 +163,11 @@ CASES = [
       for check in (check_instance_norm, check_instance_norm_backward,
                     check_rms_norm, check_rms_norm_backward)
       for shape in ((2, 3, 4, 4), (4, 32, 32, 32))],
+    (check_masked_batch_norm, (6, 3, 5, 5), {}, 0.0),
+    (check_masked_batch_norm, (16, 20, 8), {"axis": -1}, 0.0),
+    (check_moments_and_scaler, (5000, 12), {}, 0.0),
+    (check_moments_and_scaler, (5000, 12), {}, 1e3),
+    (check_fold_batch_norm, (4, 5, 3), {}, 0.0),
 ]
 
 
@@ -143,8 +184,10 @@ def _inputs(check, shape, kw, offset, dtype, rng):
     dy = rng.standard_normal(shape).astype(dtype)
     if check in (check_layer_norm, check_layer_norm_backward):
         pshape = shape[len(shape) - kw.get("dims", 1):]
-    elif check in (check_rms_norm, check_rms_norm_backward):
+    elif check in (check_rms_norm, check_rms_norm_backward, check_moments_and_scaler):
         pshape = shape[-1:]
+    elif check is check_fold_batch_norm:
+        pshape = (shape[1],)
     else:
         pshape = (shape[kw.get("axis", 1)],)
     w = rng.uniform(0.5, 1.5, pshape).astype(dtype)

@@ -80,6 +80,20 @@ reduced set::
     dweight = sum of dy * xhat over everything but the parameter dims
     dbias   = sum of dy over everything but the parameter dims
 
+Masked batch norm (mask: bool, broadcastable to x, size 1 on the channel
+axis) takes mean and var over the masked-in positions only (count n per
+channel) and normalizes every position; its backward is
+``dx = weight * invstd * (dy - mask * (sum(dy) + xhat * sum(dy * xhat)) / n)``
+with the sums over every position.
+
+Statistics and folding
+----------------------
+Moments per feature: count, mean and m2 = sum((x - mean)**2) of the values
+sharing that feature index.  Standardization: z = (x - mean) / scale.
+Folding an eval batch norm into the preceding layer (output channels on
+``axis`` of its weight): s = bn_weight / sqrt(running_var + eps),
+weight' = weight * s, bias' = (bias - running_mean) * s + bn_bias.
+
 Every function takes arrays of any float dtype (or None for an absent
 weight/bias) and returns float64 arrays.
 """
@@ -91,6 +105,7 @@ __all__ = [
     "layer_norm", "layer_norm_backward", "group_norm", "group_norm_backward",
     "instance_norm", "instance_norm_backward", "instance_running_update",
     "rms_norm", "rms_norm_backward",
+    "masked_bn_train", "masked_bn_backward", "moments", "fold_batch_norm",
 ]
 
 
@@ -192,6 +207,59 @@ def bn_backward(dy, x, mean, invstd, weight=None, axis=1):
         dy - _bcast(dbias / count, nd, axis) - xhat * _bcast(dweight / count, nd, axis)
     )
     return dx, (None if weight is None else dweight), dbias
+
+
+def masked_bn_train(x, mask, weight=None, bias=None, eps=1e-5, axis=1):
+    """Training forward with statistics over the masked-in positions:
+    (y, mean, invstd, count)."""
+    x = f64(x)
+    red = _reduce_axes(x.ndim, axis)
+    m = np.broadcast_to(mask, x.shape)
+    count = m.sum(axis=red, keepdims=True)
+    mean = np.where(m, x, 0.0).sum(axis=red, keepdims=True) / count
+    var = np.where(m, (x - mean) ** 2, 0.0).sum(axis=red, keepdims=True) / count
+    invstd = 1.0 / np.sqrt(var + eps)
+    y = _affine((x - mean) * invstd, weight, bias, lambda p: _bcast(p, x.ndim, axis))
+    return y, mean.reshape(-1), invstd.reshape(-1), count.reshape(-1)
+
+
+def masked_bn_backward(dy, x, mask, weight=None, eps=1e-5, axis=1):
+    """Backward of masked_bn_train: (dx, dweight, dbias)."""
+    dy, x = f64(dy), f64(x)
+    nd = x.ndim
+    red = _reduce_axes(nd, axis)
+    _, mean, invstd, count = masked_bn_train(x, mask, eps=eps, axis=axis)
+    xhat = (x - _bcast(mean, nd, axis)) * _bcast(invstd, nd, axis)
+    dbias = dy.sum(axis=red)
+    dweight = (dy * xhat).sum(axis=red)
+    w = np.ones_like(dbias) if weight is None else f64(weight)
+    m = np.broadcast_to(mask, x.shape)
+    dx = _bcast(w * invstd, nd, axis) * (
+        dy - m * (_bcast(dbias, nd, axis) + xhat * _bcast(dweight, nd, axis))
+        / _bcast(count, nd, axis))
+    return dx, (None if weight is None else dweight), dbias
+
+
+def moments(x, axis=-1):
+    """(count, mean, m2) per feature on `axis` over every other axis."""
+    x = f64(x)
+    red = _reduce_axes(x.ndim, axis)
+    mean = x.mean(axis=red, keepdims=True)
+    m2 = ((x - mean) ** 2).sum(axis=red)
+    return x.size // x.shape[axis], mean.reshape(-1), m2
+
+
+def fold_batch_norm(weight, bias, running_mean, running_var, bn_weight=None, bn_bias=None,
+                    eps=1e-5, axis=0):
+    """(weight', bias') of the preceding layer with an eval batch norm folded in."""
+    weight = f64(weight)
+    s = 1.0 / np.sqrt(f64(running_var) + eps)
+    if bn_weight is not None:
+        s = s * f64(bn_weight)
+    b = -f64(running_mean) * s if bias is None else (f64(bias) - f64(running_mean)) * s
+    if bn_bias is not None:
+        b = b + f64(bn_bias)
+    return weight * _bcast(s, weight.ndim, axis), b
 
 
 def running_update(running_mean, running_var, x, momentum, num_batches_tracked, axis=1):
