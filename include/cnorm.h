@@ -108,6 +108,9 @@ typedef struct cnorm_renorm {
  * weight may be NULL (1); dx may be NULL (only the sums) and may equal dy;
  * sum_dy and sum_dy_xhat are required. */
 
+/* cnorm_bn_backward_dx_*: the dx of cnorm_bn_backward from given sums and count M (> 0), e.g.
+ * sums all-reduced over the processes of a synchronized batch norm; dx may equal dy. */
+
 /* ---- row family: (M, K) ------------------------------------------------ */
 
 /* cnorm_row_forward_*: row-normalization forward.  center = 1: layer/group/instance norm,

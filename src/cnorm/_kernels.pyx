@@ -195,9 +195,34 @@ cdef int _bn_infer(cnp.ndarray x, int64_t N, int64_t C, int64_t S, cnp.ndarray r
 
 
 def bn_backward(cnp.ndarray dy, cnp.ndarray x, int64_t N, int64_t C, int64_t S,
-                cnp.ndarray mean, cnp.ndarray invstd, weight, cnp.ndarray dx,
+                cnp.ndarray mean, cnp.ndarray invstd, weight, dx,
                 cnp.ndarray sum_dy, cnp.ndarray sum_dy_xhat):
-    """dx and the per-channel float64 sums (dbias, dweight)."""
+    """dx (None: only the sums) and the per-channel float64 sums (dbias, dweight)."""
+    cdef int t = _dtype_num(x)
+    _require(x, t, N * C * S, "x")
+    _require(dy, t, N * C * S, "dy")
+    cdef void *dxp = _data(dx, t, N * C * S, "out")
+    if dx is not None:
+        _require_writable(<cnp.ndarray>dx, "out")
+    cdef void *mp = _data(mean, t, C, "mean")
+    cdef void *ip = _data(invstd, t, C, "invstd")
+    cdef void *w = _data(weight, t, C, "weight")
+    cdef double *s1 = <double*>_data(sum_dy, cnp.NPY_FLOAT64, C, "sum_dy")
+    cdef double *s2 = <double*>_data(sum_dy_xhat, cnp.NPY_FLOAT64, C, "sum_dy_xhat")
+    _require_writable(sum_dy, "sum_dy")
+    _require_writable(sum_dy_xhat, "sum_dy_xhat")
+    cdef void *dyp = cnp.PyArray_DATA(dy)
+    cdef void *xp = cnp.PyArray_DATA(x)
+    cdef int status, e = _element(t)
+    with nogil:
+        status = kernel.bn_backward(e, dyp, xp, N, C, S, mp, ip, w, dxp, s1, s2)
+    _check(status)
+
+
+def bn_backward_dx(cnp.ndarray dy, cnp.ndarray x, int64_t N, int64_t C, int64_t S,
+                   cnp.ndarray mean, cnp.ndarray invstd, weight, cnp.ndarray sum_dy,
+                   cnp.ndarray sum_dy_xhat, double count, cnp.ndarray dx):
+    """dx from given float64 sums and count (bn_backward's elementwise pass)."""
     cdef int t = _dtype_num(x)
     _require(x, t, N * C * S, "x")
     _require(dy, t, N * C * S, "dy")
@@ -206,16 +231,14 @@ def bn_backward(cnp.ndarray dy, cnp.ndarray x, int64_t N, int64_t C, int64_t S,
     cdef void *mp = _data(mean, t, C, "mean")
     cdef void *ip = _data(invstd, t, C, "invstd")
     cdef void *w = _data(weight, t, C, "weight")
-    _require(sum_dy, cnp.NPY_FLOAT64, C, "sum_dy")
-    _require(sum_dy_xhat, cnp.NPY_FLOAT64, C, "sum_dy_xhat")
+    cdef const double *s1 = <double*>_data(sum_dy, cnp.NPY_FLOAT64, C, "sum_dy")
+    cdef const double *s2 = <double*>_data(sum_dy_xhat, cnp.NPY_FLOAT64, C, "sum_dy_xhat")
     cdef void *dyp = cnp.PyArray_DATA(dy)
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef void *dxp = cnp.PyArray_DATA(dx)
-    cdef double *s1 = <double*>cnp.PyArray_DATA(sum_dy)
-    cdef double *s2 = <double*>cnp.PyArray_DATA(sum_dy_xhat)
     cdef int status, e = _element(t)
     with nogil:
-        status = kernel.bn_backward(e, dyp, xp, N, C, S, mp, ip, w, dxp, s1, s2)
+        status = kernel.bn_backward_dx(e, dyp, xp, N, C, S, mp, ip, w, s1, s2, count, dxp)
     _check(status)
 
 

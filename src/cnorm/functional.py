@@ -164,13 +164,11 @@ def masked_batch_statistics(x, weight, bias, eps, axis, out, mask):
     return finish_output(y, out), moments.mean, var, count
 
 
-def channel_input_gradient(dy, x, view, mean, invstd, weight, sum_dy, sum_dy_xhat, count, dx,
-                           mask=None):
+def masked_input_gradient(dy, x, view, mean, invstd, weight, sum_dy, sum_dy_xhat, count, dx,
+                          mask):
     """dx = weight * invstd * (dy - mask * (sum_dy + x_hat * sum_dy_xhat) / count)
-    in x's dtype, into dx (C-contiguous, x's shape): batch norm's input
-    gradient from sums and a count that need not be this array's own
-    (masked statistics, statistics over several processes).  mask (x's
-    shape with size 1 on the channel axis) or None for all positions."""
+    in x's dtype, into dx (C-contiguous, x's shape): masked batch norm's
+    input gradient (mask: x's shape with size 1 on the channel axis)."""
     N, C, S = view
     if N * S == 0:
         return dx
@@ -182,8 +180,7 @@ def channel_input_gradient(dy, x, view, mean, invstd, weight, sum_dy, sum_dy_xha
     np.subtract(x.reshape(N, C, S), mean.reshape(col), out=d)
     d *= (-inv * sum_dy_xhat / count).astype(t).reshape(col)
     d -= (sum_dy / count).astype(t).reshape(col)
-    if mask is not None:
-        d *= mask.reshape(N, 1, S)
+    d *= mask.reshape(N, 1, S)
     d += dy.reshape(N, C, S)
     d *= k1.astype(t).reshape(col)
     return dx
@@ -239,8 +236,8 @@ def batch_norm_backward(dy, x, mean, invstd, weight=None, *, axis=1, out=None, m
     sum_dy_xhat = np.empty(C, np.float64)
     _kernels.bn_backward(dyc, xc, N, C, S, mean, invstd, weight, dx, sum_dy, sum_dy_xhat)
     if mask is not None:
-        channel_input_gradient(dyc, xc, (N, C, S), mean, invstd, weight, sum_dy, sum_dy_xhat,
-                               count, dx, m)
+        masked_input_gradient(dyc, xc, (N, C, S), mean, invstd, weight, sum_dy, sum_dy_xhat,
+                              count, dx, m)
     dweight = None if weight is None else sum_dy_xhat.astype(x.dtype)
     return finish_output(dx, out), dweight, sum_dy.astype(x.dtype)
 

@@ -140,14 +140,12 @@ class SyncBatchNorm(BatchNorm):
         N, C, S = F.channel_view(x, self.axis)
         dyc = as_contiguous(dy)
         weight = None if self.weight is None else self.weight.astype(x.dtype)
-        dx = np.empty_like(x)
         sums = np.empty((2, C), np.float64)
-        # The kernel's float64 sums use the saved (global) mean and invstd;
-        # the dx it writes uses local counts and is overwritten below.
-        _kernels.bn_backward(dyc, x, N, C, S, mean, invstd, weight, dx, sums[0], sums[1])
+        _kernels.bn_backward(dyc, x, N, C, S, mean, invstd, weight, None, sums[0], sums[1])
         sum_dy, sum_dy_xhat = self._gather_rows(sums).sum(axis=0)
-        F.channel_input_gradient(dyc, x, (N, C, S), mean, invstd, weight, sum_dy, sum_dy_xhat,
-                                 count, dx)
+        dx = np.empty_like(x)
+        _kernels.bn_backward_dx(dyc, x, N, C, S, mean, invstd, weight, sum_dy, sum_dy_xhat,
+                                count, dx)
         if not self.affine:
             return dx, None, None
         return dx, sum_dy_xhat.astype(x.dtype), sum_dy.astype(x.dtype)

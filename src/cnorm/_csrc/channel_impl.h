@@ -1226,4 +1226,44 @@ static int SFX(cnorm_bn_backward)(const T *dy, const T *x, int64_t N, int64_t C,
     return CNORM_OK;
 }
 
+/* The elementwise pass of cnorm_bn_backward alone, from sums and a count
+ * that need not be this call's own (statistics over several processes). */
+static int SFX(cnorm_bn_backward_dx)(const T *dy, const T *x, int64_t N, int64_t C, int64_t S,
+                                     const T *mean, const T *invstd, const T *weight,
+                                     const double *sum_dy, const double *sum_dy_xhat,
+                                     double count, T *dx)
+{
+    chan_geom G;
+    SFX(chan_job) j = { 0 };
+    T *coef;
+    int64_t c;
+    if (N < 0 || C < 0 || S < 0 || !(count > 0.0))
+        return CNORM_EINVAL;
+    if (N == 0 || C == 0 || S == 0)
+        return CNORM_OK;
+    chan_geom_init(&G, N, C, S, sizeof(T));
+    if (!(coef = malloc((size_t)(3 * C + SFX(wide_size)(&G)) * sizeof(T))))
+        return CNORM_ENOMEM;
+    for (c = 0; c < C; c++) {   /* bwd_channel's coefficients, with the given sums */
+        const double is = invstd[c], k1 = (weight ? (double)weight[c] : 1.0) * is;
+        coef[c] = (T)(-is * sum_dy_xhat[c] / count);
+        coef[C + c] = (T)k1;
+        coef[2 * C + c] = (T)(-k1 * sum_dy[c] / count);
+    }
+    j.G = &G;
+    j.x = x;
+    j.dy = dy;
+    j.y = dx;
+    j.bwd = 1;
+    j.stream = chan_stream(&G, sizeof(T), x, dx);
+    j.m = mean;
+    j.p1 = coef;
+    j.p2 = coef + C;
+    j.p3 = coef + 2 * C;
+    j.wide = coef + 3 * C;
+    SFX(run_apply)(&j);
+    free(coef);
+    return CNORM_OK;
+}
+
 #undef CL
