@@ -76,3 +76,17 @@ def test_example_trains_and_ranks_agree():
     accuracies = [float(a) for a in re.findall(r"accuracy ([0-9.]+),", out)]
     assert len(accuracies) == 2, out
     assert min(accuracies) > 0.9, out
+
+
+def test_state_dict_loads_into_torch_sync_batch_norm():
+    torch = pytest.importorskip("torch")
+    layer = cnorm.SyncBatchNorm(3)
+    layer(np.random.default_rng(1).normal(2.0, 3.0, (5, 3, 4)).astype(np.float32))
+    peer = torch.nn.SyncBatchNorm(3)
+    peer.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in
+                          layer.state_dict().items()})
+    np.testing.assert_array_equal(peer.running_mean.numpy(), layer.running_mean)
+    assert int(peer.num_batches_tracked) == layer.num_batches_tracked == 1
+    back = cnorm.BatchNorm(3)
+    back.load_state_dict(peer.state_dict())
+    np.testing.assert_array_equal(back.running_var, layer.running_var)

@@ -104,6 +104,8 @@ def default_cases():
             Case("rms_norm" + suffix, (32, 128, 768)),
         ]
     cases.append(Case("layer_norm", (1, 768)))
+    # Per-feature statistics (Moments, StandardScaler.fit) of the 2-D case's bytes.
+    cases.append(Case("moments", (32 * 56 * 56, 64)))
     # 154 MB of float32, 4.6 times a 32 MiB L3: every pass streams from DRAM.
     cases.append(Case("batch_norm_train", (48, 64, 112, 112), big=True))
     return cases
@@ -191,6 +193,8 @@ def build_contender(name, case, data, threads):
 def _cnorm(case, d, threads):
     cnorm.set_num_threads(threads)
     x, dy, w, b, out = d.x, d.dy, d.weight, d.bias, np.empty_like(d.x)
+    if case.op == "moments":
+        return lambda: cnorm.Moments.of(x, axis=-1)
     if case.op == "batch_norm_infer":
         return lambda: cnorm.batch_norm_infer(x, d.running_mean, d.running_var, w, b, eps=EPS,
                                               axis=case.axis, out=out)
@@ -249,6 +253,8 @@ def _numpy(case, d, threads):
     allocates a fresh array per step, so timing it would measure float64
     conversions and the allocator rather than what NumPy can do in x's dtype.
     tests/test_bench_contenders.py checks it against cnorm.reference."""
+    if case.op == "moments":   # per column: (mean, biased var), two passes
+        return lambda: (d.x.mean(axis=0), d.x.var(axis=0))
     view, axes, pshape = _layout(case)
     x = d.x.reshape(view)
     w = d.weight.reshape(pshape)
@@ -343,6 +349,8 @@ def _torch_op(case, d, torch):
     dy = None if d.dy is None else torch.from_numpy(d.dy)
     shape, G = list(case.norm_shape), case.groups
 
+    if case.op == "moments":
+        return lambda: torch.var_mean(x, dim=0, correction=0)
     if case.family == "batch_norm":
         # torch wants channels in dim 1; moving the axis keeps the memory
         # layout, so axis=-1 runs torch's channels-last kernels
