@@ -63,8 +63,8 @@ static double run_pass(const buffers *B, int p)
         cnorm_channel_affine_f32(B->x, B->N, B->C, B->S, B->w, B->b, B->y);
         break;
     case TRAIN:
-        cnorm_bn_forward_train_f32(B->x, B->N, B->C, B->S, B->w, B->b, 1e-5, NULL, B->y,
-                                   B->mean, B->var);
+        cnorm_bn_forward_train_f32(B->x, B->N, B->C, B->S, B->w, B->b, 1e-5, CNORM_ACT_NONE,
+                                   NULL, B->y, B->mean, B->var);
         break;
     case DOTS:
         cnorm_bn_backward_f32(B->dy, B->x, B->N, B->C, B->S, B->mean_t, B->invstd_t, B->w,

@@ -48,7 +48,7 @@ extern "C" {
  * minor number grows when a kernel is added, the major one when an existing
  * signature or meaning changes. */
 #define CNORM_VERSION_MAJOR 0
-#define CNORM_VERSION_MINOR 1
+#define CNORM_VERSION_MINOR 2
 #define CNORM_VERSION_PATCH 0
 #define CNORM_VERSION_HEX \
     ((CNORM_VERSION_MAJOR << 16) | (CNORM_VERSION_MINOR << 8) | CNORM_VERSION_PATCH)
@@ -56,6 +56,12 @@ extern "C" {
 #define CNORM_OK 0
 #define CNORM_ENOMEM (-1)
 #define CNORM_EINVAL (-2)
+
+/* Activation codes of the forward kernels' `activation` argument (since 0.2):
+ * y = act(normalized * weight + bias), applied in the same pass. */
+#define CNORM_ACT_NONE 0
+#define CNORM_ACT_RELU 1   /* max(y, 0); NaN stays NaN */
+#define CNORM_ACT_SILU 2   /* y * sigmoid(y) */
 
 /* ---- library configuration ------------------------------------------- */
 
@@ -77,9 +83,9 @@ extern "C" {
 
 /* cnorm_channel_affine_*: y[n, c, s] = x[n, c, s] * scale[c] + shift[c].  y may equal x. */
 
-/* cnorm_channel_standardize_*: y[n, c, s] = (x[n, c, s] - center[c]) * scale[c] + shift[c], the
- * centred form (exact x - center near center: full precision for data far from 0).  y may equal
- * x. */
+/* cnorm_channel_standardize_*: y[n, c, s] = act((x[n, c, s] - center[c]) * scale[c] + shift[c]),
+ * the centred form (exact x - center near center: full precision for data far from 0), act a
+ * CNORM_ACT_* code.  y may equal x. */
 
 /* Optional batch-renormalization inputs of the training forward
  * (Ioffe 2017).  r and d are written per channel. */
@@ -96,10 +102,12 @@ typedef struct cnorm_renorm {
  * y = (x - mean) * invstd * weight + bias with invstd = 1/sqrt(var + eps);
  * with renorm != NULL, x_hat = (x - mean) * invstd * r + d instead.
  * weight and bias may be NULL (1 and 0).  mean and var (biased) are written
- * per channel in float64.  y may equal x.  Requires N*S >= 1. */
+ * per channel in float64.  y may equal x.  Requires N*S >= 1.  activation: CNORM_ACT_*,
+ * applied to y in the same pass. */
 
 /* cnorm_bn_forward_infer_*: batch-norm inference: y = (x - running_mean) / sqrt(running_var + eps)
- * * weight + bias.  weight and bias may be NULL.  y may equal x. */
+ * * weight + bias, then activation (CNORM_ACT_*).  weight and bias may be NULL.  y may equal
+ * x. */
 
 /* cnorm_bn_backward_*: batch-norm backward with saved mean and invstd (per channel):
  *   sum_dy[c]      = sum(dy)                    (= dbias)
@@ -118,8 +126,13 @@ typedef struct cnorm_renorm {
  * center = 0: RMS norm, x_hat = x * rstd[m], rstd = 1/sqrt(mean(x**2) + eps),
  * and mean may be NULL (if given, it is set to 0).  mean is saved rounded to
  * T, and x_hat uses the exact mean.  y = x_hat * weight[p] +
- * bias[p] with p as in the header comment; weight and bias may be NULL.
- * y may equal x. */
+ * bias[p] with p as in the header comment; weight and bias may be NULL;
+ * then activation (CNORM_ACT_*).  y may equal x. */
+
+/* cnorm_row_add_forward_*: residual add + layer norm (center = 1) or RMS norm (center = 0)
+ * over rows of K values (G = S = 1) in one pass: sum = x + residual (rounded to T) is
+ * written, then y is row_forward of sum.  sum may equal x or residual; y may equal x or
+ * residual but not sum. */
 
 /* cnorm_row_backward_*: row-normalization backward with saved mean (NULL when center = 0) and
  * rstd.  g = dy * weight[p];  center = 1:

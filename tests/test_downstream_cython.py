@@ -39,7 +39,7 @@ PYX = textwrap.dedent(
         cdef const float *bp = &b[0] if affine else NULL
         cdef int rc
         with nogil:
-            rc = bn_forward_infer_f32(&x[0, 0, 0], N, C, S, &rm[0], &rv[0], wp, bp, eps,
+            rc = bn_forward_infer_f32(&x[0, 0, 0], N, C, S, &rm[0], &rv[0], wp, bp, eps, 0,
                                       &yv[0, 0, 0])
         return rc, y
     """

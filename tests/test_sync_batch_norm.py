@@ -90,3 +90,15 @@ def test_state_dict_loads_into_torch_sync_batch_norm():
     back = cnorm.BatchNorm(3)
     back.load_state_dict(peer.state_dict())
     np.testing.assert_array_equal(back.running_var, layer.running_var)
+
+
+def test_activation_on_one_rank_equals_batch_norm():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(6, 3, 5))
+    dy = rng.normal(size=x.shape)
+    sync = cnorm.SyncBatchNorm(3, activation="silu", dtype=np.float64)
+    plain = cnorm.BatchNorm(3, activation="silu", dtype=np.float64)
+    sync.bias[...] = plain.bias[...] = [0.5, -0.5, 1.0]
+    np.testing.assert_allclose(sync(x), plain(x), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sync.backward(dy), plain.backward(dy), rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(sync.grad_bias, plain.grad_bias, rtol=1e-12)

@@ -6,11 +6,13 @@ float32 and float64, on C kernels that release the GIL; mergeable per-feature
 Moments and a scikit-learn-compatible StandardScaler on the same kernels
 (cnorm.dask: the same for dask arrays).
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from cnorm._config import get_include, get_num_threads, set_num_threads, show_config
 from cnorm.folding import fold_batch_norm
 from cnorm.functional import (
+    add_layer_norm,
+    add_rms_norm,
     batch_norm_backward,
     batch_norm_infer,
     batch_norm_train,
@@ -38,6 +40,8 @@ __all__ = [
     "RMSNorm",
     "StandardScaler",
     "SyncBatchNorm",
+    "add_layer_norm",
+    "add_rms_norm",
     "batch_norm_backward",
     "batch_norm_infer",
     "batch_norm_train",

@@ -92,9 +92,10 @@ def same_buffer(cnp.ndarray a, cnp.ndarray b):
 
 def bn_forward_train(cnp.ndarray x, int64_t N, int64_t C, int64_t S, weight, bias,
                      double eps, cnp.ndarray y, cnp.ndarray mean, cnp.ndarray var,
-                     renorm=None):
+                     renorm=None, int activation=0):
     """y = normalized x; mean, var (biased) float64[C].  renorm: None or
-    (running_mean f64[C], running_var f64[C], rmax, dmax, r f64[C], d f64[C])."""
+    (running_mean f64[C], running_var f64[C], rmax, dmax, r f64[C], d f64[C]).
+    activation: a CNORM_ACT_* code."""
     cdef int t = _dtype_num(x)
     _require(x, t, N * C * S, "x")
     _require(y, t, N * C * S, "out")
@@ -120,7 +121,8 @@ def bn_forward_train(cnp.ndarray x, int64_t N, int64_t C, int64_t S, weight, bia
     cdef double *vp = <double*>cnp.PyArray_DATA(var)
     cdef int status, e = _element(t)
     with nogil:
-        status = kernel.bn_forward_train(e, xp, N, C, S, w, b, eps, rp, yp, mp, vp)
+        status = kernel.bn_forward_train(e, xp, N, C, S, w, b, eps, activation, rp, yp, mp,
+                                         vp)
     _check(status)
 
 
@@ -143,8 +145,9 @@ def channel_moments(cnp.ndarray x, int64_t N, int64_t C, int64_t S, cnp.ndarray 
 
 
 def channel_standardize(cnp.ndarray x, int64_t N, int64_t C, int64_t S, cnp.ndarray center,
-                        cnp.ndarray scale, cnp.ndarray shift, cnp.ndarray y):
-    """y = (x - center[c]) * scale[c] + shift[c] on the (N, C, S) view; y may be x."""
+                        cnp.ndarray scale, cnp.ndarray shift, cnp.ndarray y,
+                        int activation=0):
+    """y = act((x - center[c]) * scale[c] + shift[c]) on the (N, C, S) view; y may be x."""
     cdef int t = _dtype_num(x)
     _require(x, t, N * C * S, "x")
     _require(y, t, N * C * S, "out")
@@ -159,13 +162,13 @@ def channel_standardize(cnp.ndarray x, int64_t N, int64_t C, int64_t S, cnp.ndar
     cdef void *yp = cnp.PyArray_DATA(y)
     cdef int status, e = _element(t)
     with nogil:
-        status = kernel.channel_standardize(e, xp, N, C, S, mp, sp, hp, yp)
+        status = kernel.channel_standardize(e, xp, N, C, S, mp, sp, hp, activation, yp)
     _check(status)
 
 
 def bn_forward_infer(cnp.ndarray x, int64_t N, int64_t C, int64_t S,
                      cnp.ndarray running_mean, cnp.ndarray running_var, weight, bias,
-                     double eps, cnp.ndarray y):
+                     double eps, cnp.ndarray y, int activation=0):
     cdef int t = _dtype_num(x)
     _require(x, t, N * C * S, "x")
     _require(y, t, N * C * S, "out")
@@ -174,12 +177,12 @@ def bn_forward_infer(cnp.ndarray x, int64_t N, int64_t C, int64_t S,
     _data(running_var, t, C, "running_var")
     _data(weight, t, C, "weight")
     _data(bias, t, C, "bias")
-    _bn_infer(x, N, C, S, running_mean, running_var, weight, bias, eps, y, t)
+    _bn_infer(x, N, C, S, running_mean, running_var, weight, bias, eps, y, t, activation)
 
 
 cdef int _bn_infer(cnp.ndarray x, int64_t N, int64_t C, int64_t S, cnp.ndarray running_mean,
                    cnp.ndarray running_var, object weight, object bias, double eps,
-                   cnp.ndarray y, int t) except -1:
+                   cnp.ndarray y, int t, int activation) except -1:
     """The kernel call of bn_forward_infer, arguments already checked."""
     cdef void *rm = cnp.PyArray_DATA(running_mean)
     cdef void *rv = cnp.PyArray_DATA(running_var)
@@ -189,7 +192,7 @@ cdef int _bn_infer(cnp.ndarray x, int64_t N, int64_t C, int64_t S, cnp.ndarray r
     cdef void *yp = cnp.PyArray_DATA(y)
     cdef int status, e = _element(t)
     with nogil:
-        status = kernel.bn_forward_infer(e, xp, N, C, S, rm, rv, w, b, eps, yp)
+        status = kernel.bn_forward_infer(e, xp, N, C, S, rm, rv, w, b, eps, activation, yp)
     _check(status)
     return 0
 
@@ -243,7 +246,8 @@ def bn_backward_dx(cnp.ndarray dy, cnp.ndarray x, int64_t N, int64_t C, int64_t 
 
 
 def row_forward(cnp.ndarray x, int64_t M, int64_t K, int64_t G, int64_t S, bint center,
-                double eps, weight, bias, cnp.ndarray y, mean, cnp.ndarray rstd):
+                double eps, weight, bias, cnp.ndarray y, mean, cnp.ndarray rstd,
+                int activation=0):
     """Row view (M, K); parameters indexed as documented in cnorm.h."""
     cdef int t = _dtype_num(x)
     if M < 0 or K < 1 or G < 1 or S < 1 or K % S != 0:
@@ -256,12 +260,40 @@ def row_forward(cnp.ndarray x, int64_t M, int64_t K, int64_t G, int64_t S, bint 
     _data(bias, t, nparam, "bias")
     _data(mean, t, M, "mean")
     _require(rstd, t, M, "rstd")
-    _row_forward(x, M, K, G, S, center, eps, weight, bias, y, mean, rstd, t)
+    _row_forward(x, M, K, G, S, center, eps, weight, bias, y, mean, rstd, t, activation)
+
+
+def row_add_forward(cnp.ndarray x, cnp.ndarray residual, int64_t M, int64_t K, bint center,
+                    double eps, weight, bias, cnp.ndarray y, cnp.ndarray sum_out, mean,
+                    cnp.ndarray rstd):
+    """sum_out = x + residual, then y = the row forward of sum_out (G = S = 1)."""
+    cdef int t = _dtype_num(x)
+    if M < 0 or K < 1:
+        raise ValueError("row_add_forward: inconsistent sizes")
+    _require(x, t, M * K, "x")
+    _require(residual, t, M * K, "residual")
+    _require(y, t, M * K, "out")
+    _require(sum_out, t, M * K, "sum_out")
+    _require_writable(y, "out")
+    _require_writable(sum_out, "sum_out")
+    cdef void *w = _data(weight, t, K, "weight")
+    cdef void *b = _data(bias, t, K, "bias")
+    cdef void *mp = _data(mean, t, M, "mean")
+    _require(rstd, t, M, "rstd")
+    cdef void *xp = cnp.PyArray_DATA(x)
+    cdef void *rsp = cnp.PyArray_DATA(residual)
+    cdef void *yp = cnp.PyArray_DATA(y)
+    cdef void *sp = cnp.PyArray_DATA(sum_out)
+    cdef void *rp = cnp.PyArray_DATA(rstd)
+    cdef int status, e = _element(t)
+    with nogil:
+        status = kernel.row_add_forward(e, xp, rsp, M, K, center, eps, w, b, yp, sp, mp, rp)
+    _check(status)
 
 
 cdef int _row_forward(cnp.ndarray x, int64_t M, int64_t K, int64_t G, int64_t S, bint center,
                       double eps, object weight, object bias, cnp.ndarray y, object mean,
-                      cnp.ndarray rstd, int t) except -1:
+                      cnp.ndarray rstd, int t, int activation) except -1:
     """The kernel call of row_forward, arguments already checked."""
     cdef void *w = NULL if weight is None else cnp.PyArray_DATA(<cnp.ndarray>weight)
     cdef void *b = NULL if bias is None else cnp.PyArray_DATA(<cnp.ndarray>bias)
@@ -271,7 +303,8 @@ cdef int _row_forward(cnp.ndarray x, int64_t M, int64_t K, int64_t G, int64_t S,
     cdef void *rp = cnp.PyArray_DATA(rstd)
     cdef int status, e = _element(t)
     with nogil:
-        status = kernel.row_forward(e, xp, M, K, G, S, center, eps, w, b, yp, mp, rp)
+        status = kernel.row_forward(e, xp, M, K, G, S, center, eps, activation, w, b, yp, mp,
+                                    rp)
     _check(status)
     return 0
 
@@ -407,7 +440,7 @@ def bn_infer_fast(x, running_mean, running_var, weight, bias, eps, axis, out):
     y = _output(out, <cnp.ndarray>x, t, None)
     if y is None:
         return None
-    _bn_infer(x, ncs[0], C, ncs[2], running_mean, running_var, weight, bias, eps, y, t)
+    _bn_infer(x, ncs[0], C, ncs[2], running_mean, running_var, weight, bias, eps, y, t, 0)
     return y
 
 
@@ -502,5 +535,5 @@ def layer_norm_fast(x, normalized_shape, weight, bias, eps, out):
     mean = cnp.PyArray_EMPTY(nd - 1, cnp.PyArray_DIMS(xa), t, 0)
     rstd = cnp.PyArray_EMPTY(nd - 1, cnp.PyArray_DIMS(xa), t, 0)
     if M > 0:
-        _row_forward(xa, M, K, 1, 1, True, eps, weight, bias, y, mean, rstd, t)
+        _row_forward(xa, M, K, 1, 1, True, eps, weight, bias, y, mean, rstd, t, 0)
     return y, mean, rstd

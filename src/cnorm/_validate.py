@@ -113,19 +113,19 @@ def same_shape(a, x, name):
         raise TypeError(f"{name} must have the dtype of x ({x.dtype}), got {a.dtype}")
 
 
-def check_out(out, x):
-    """Validate out= against x (shape, dtype, writable); None passes."""
+def check_out(out, x, name="out"):
+    """Validate an output array against x (shape, dtype, writable); None passes."""
     if out is None:
         return
     if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
     if out.shape != x.shape or out.dtype != x.dtype:
         raise ValueError(
-            f"out must have shape {x.shape} and dtype {x.dtype}, "
+            f"{name} must have shape {x.shape} and dtype {x.dtype}, "
             f"got shape {out.shape} and dtype {out.dtype}"
         )
     if not out.flags.writeable:
-        raise ValueError("out must be writable, got a read-only array")
+        raise ValueError(f"{name} must be writable, got a read-only array")
 
 
 def kernel_output(out, *inputs):

@@ -23,9 +23,12 @@ from cnorm._validate import (
     param,
     same_shape,
 )
+from cnorm.activation import activation_code, activation_grad
 from cnorm.statistics import Moments
 
 __all__ = [
+    "add_layer_norm",
+    "add_rms_norm",
     "batch_norm_backward",
     "batch_norm_infer",
     "batch_norm_train",
@@ -50,18 +53,19 @@ def channel_view(x, axis):
     return math.prod(x.shape[:a]), x.shape[a], math.prod(x.shape[a + 1 :])
 
 
-def batch_statistics(x, weight, bias, eps, axis, out):
-    """Training forward: (y, mean, var) with float64 batch mean and biased var."""
-    y, mean, var, _ = _train_forward(x, weight, bias, eps, axis, out, None)
+def batch_statistics(x, weight, bias, eps, axis, out, act=0):
+    """Training forward: (y, mean, var) with float64 batch mean and biased
+    var; act: an activation code (cnorm.activation)."""
+    y, mean, var, _ = _train_forward(x, weight, bias, eps, axis, out, None, act)
     return y, mean, var
 
 
 def batch_renorm_statistics(x, weight, bias, eps, axis, out, running_mean, running_var,
-                            rmax, dmax):
+                            rmax, dmax, act=0):
     """Batch-renorm training forward: (y, mean, var, r, d), all but y float64,
     r and d clipped from the float64 running statistics before this step."""
     y, mean, var, (r, d) = _train_forward(x, weight, bias, eps, axis, out,
-                                          (running_mean, running_var, rmax, dmax))
+                                          (running_mean, running_var, rmax, dmax), act)
     return y, mean, var, r, d
 
 
@@ -72,7 +76,7 @@ def saved_statistics(mean, var, eps, dtype):
     return mean.astype(dtype), (1.0 / np.sqrt(var + eps)).astype(dtype)
 
 
-def _train_forward(x, weight, bias, eps, axis, out, renorm):
+def _train_forward(x, weight, bias, eps, axis, out, renorm, act):
     """The checks and kernel call of both training forwards: (y, mean, var,
     (r, d) or None); renorm is None or (running_mean, running_var, rmax, dmax)."""
     x = as_float_array(x, "x")
@@ -93,29 +97,33 @@ def _train_forward(x, weight, bias, eps, axis, out, renorm):
     mean = np.empty(C, np.float64)
     var = np.empty(C, np.float64)
     if renorm is None:
-        _kernels.bn_forward_train(xc, N, C, S, weight, bias, eps, y, mean, var)
+        _kernels.bn_forward_train(xc, N, C, S, weight, bias, eps, y, mean, var, None, act)
         return finish_output(y, out), mean, var, None
     r = np.empty(C, np.float64)
     d = np.empty(C, np.float64)
-    _kernels.bn_forward_train(xc, N, C, S, weight, bias, eps, y, mean, var, (*renorm, r, d))
+    _kernels.bn_forward_train(xc, N, C, S, weight, bias, eps, y, mean, var, (*renorm, r, d),
+                              act)
     return finish_output(y, out), mean, var, (r, d)
 
 
-def batch_norm_train(x, weight=None, bias=None, *, eps=1e-5, axis=1, out=None, mask=None):
+def batch_norm_train(x, weight=None, bias=None, *, eps=1e-5, axis=1, out=None, mask=None,
+                     activation=None):
     """Batch-norm training forward with the batch's own statistics.
 
     Returns (y, mean, invstd): mean and invstd = 1/sqrt(biased_var + eps) per
     channel, shape (C,), in x's dtype (what batch_norm_backward needs).
     mask (bool, broadcastable to x, size 1 on the channel axis): only the
     positions where it is True enter the statistics; every position is
-    normalized (padded sequences)."""
+    normalized (padded sequences).  activation (None, "relu", "silu"):
+    y = act(x_hat * weight + bias), in the same pass."""
+    act = activation_code(activation)
     if mask is None:
-        result = _kernels.bn_train_fast(x, weight, bias, eps, axis, out)
+        result = None if act else _kernels.bn_train_fast(x, weight, bias, eps, axis, out)
         if result is not None:
             return result
-        y, mean, var = batch_statistics(x, weight, bias, eps, axis, out)
+        y, mean, var = batch_statistics(x, weight, bias, eps, axis, out, act)
     else:
-        y, mean, var, _ = masked_batch_statistics(x, weight, bias, eps, axis, out, mask)
+        y, mean, var, _ = masked_batch_statistics(x, weight, bias, eps, axis, out, mask, act)
     return (y, *saved_statistics(mean, var, float(eps), y.dtype))
 
 
@@ -138,7 +146,7 @@ def channel_mask(mask, x, axis):
     return m, int(np.count_nonzero(m))
 
 
-def masked_batch_statistics(x, weight, bias, eps, axis, out, mask):
+def masked_batch_statistics(x, weight, bias, eps, axis, out, mask, act=0):
     """Training forward with statistics over the masked-in positions only:
     (y, mean, var, count), mean and biased var float64."""
     x = as_float_array(x, "x")
@@ -160,8 +168,19 @@ def masked_batch_statistics(x, weight, bias, eps, axis, out, mask):
     y = kernel_output(out, xc)
     scale = invstd.astype(np.float64) * (1.0 if weight is None else weight)
     shift = np.zeros(C, x.dtype) if bias is None else bias
-    _kernels.channel_standardize(xc, N, C, S, mean, scale.astype(x.dtype), shift, y)
+    _kernels.channel_standardize(xc, N, C, S, mean, scale.astype(x.dtype), shift, y, act)
     return finish_output(y, out), moments.mean, var, count
+
+
+def channel_preactivation_grad(dy, x, view, mean, invstd, weight, bias, activation):
+    """dy * act'(z) with z = (x - mean) * invstd * weight + bias recomputed
+    (one kernel pass), in a new array."""
+    N, C, S = view
+    z = np.empty_like(x)
+    scale = invstd.astype(np.float64) * (1.0 if weight is None else weight)
+    shift = np.zeros(C, x.dtype) if bias is None else bias
+    _kernels.channel_standardize(x, N, C, S, mean, scale.astype(x.dtype), shift, z)
+    return activation_grad(dy, z, activation)
 
 
 def masked_input_gradient(dy, x, view, mean, invstd, weight, sum_dy, sum_dy_xhat, count, dx,
@@ -187,11 +206,14 @@ def masked_input_gradient(dy, x, view, mean, invstd, weight, sum_dy, sum_dy_xhat
 
 
 def batch_norm_infer(x, running_mean, running_var, weight=None, bias=None, *, eps=1e-5,
-                     axis=1, out=None):
-    """Batch-norm inference: y = (x - running_mean) / sqrt(running_var + eps) * weight + bias."""
-    y = _kernels.bn_infer_fast(x, running_mean, running_var, weight, bias, eps, axis, out)
-    if y is not None:
-        return y
+                     axis=1, out=None, activation=None):
+    """Batch-norm inference: y = act((x - running_mean) / sqrt(running_var + eps) * weight
+    + bias)."""
+    act = activation_code(activation)
+    if not act:
+        y = _kernels.bn_infer_fast(x, running_mean, running_var, weight, bias, eps, axis, out)
+        if y is not None:
+            return y
     x = as_float_array(x, "x")
     N, C, S = channel_view(x, axis)
     running_mean = param(running_mean, "running_mean", (C,), x.dtype, optional=False)
@@ -202,17 +224,20 @@ def batch_norm_infer(x, running_mean, running_var, weight=None, bias=None, *, ep
     check_out(out, x)
     xc = as_contiguous(x)
     y = kernel_output(out, xc)
-    _kernels.bn_forward_infer(xc, N, C, S, running_mean, running_var, weight, bias, eps, y)
+    _kernels.bn_forward_infer(xc, N, C, S, running_mean, running_var, weight, bias, eps, y, act)
     return finish_output(y, out)
 
 
-def batch_norm_backward(dy, x, mean, invstd, weight=None, *, axis=1, out=None, mask=None):
+def batch_norm_backward(dy, x, mean, invstd, weight=None, *, axis=1, out=None, mask=None,
+                        activation=None, bias=None):
     """Gradients of batch_norm_train: (dx, dweight, dbias).
 
     dweight = sum(dy * x_hat) is None when weight is None; dbias = sum(dy) is
     always returned.  out= receives dx and may be dy or x.  mask: the one
-    the forward took (the statistics' positions)."""
-    if mask is None:
+    the forward took (the statistics' positions).  activation and bias: the
+    forward's; the pre-activation is recomputed from x and the statistics."""
+    act = activation_code(activation)
+    if mask is None and not act:
         result = _kernels.bn_backward_fast(dy, x, mean, invstd, weight, axis, out)
         if result is not None:
             return result
@@ -223,8 +248,12 @@ def batch_norm_backward(dy, x, mean, invstd, weight=None, *, axis=1, out=None, m
     mean = param(mean, "mean", (C,), x.dtype, optional=False)
     invstd = param(invstd, "invstd", (C,), x.dtype, optional=False)
     weight = param(weight, "weight", (C,), x.dtype)
+    bias = param(bias, "bias", (C,), x.dtype)
     check_out(out, x)
     xc, dyc = as_contiguous(x), as_contiguous(dy)
+    if act:
+        dyc = channel_preactivation_grad(dyc, xc, (N, C, S), mean, invstd, weight, bias,
+                                         activation)
     if mask is not None:
         m, count = channel_mask(mask, x, axis)
         if count == 0:
@@ -277,7 +306,7 @@ def _check_row_sizes(M, K):
         raise ValueError("normalization needs at least one value per row, got an empty row")
 
 
-def _row_forward(x, M, K, G, S, stat_shape, weight, bias, eps, out, center):
+def _row_forward(x, M, K, G, S, stat_shape, weight, bias, eps, out, center, act=0):
     _check_row_sizes(M, K)
     check_out(out, x)
     xc = as_contiguous(x)
@@ -285,17 +314,21 @@ def _row_forward(x, M, K, G, S, stat_shape, weight, bias, eps, out, center):
     mean = np.empty(stat_shape, x.dtype) if center else None
     rstd = np.empty(stat_shape, x.dtype)
     if M > 0:
-        _kernels.row_forward(xc, M, K, G, S, center, eps, weight, bias, y, mean, rstd)
+        _kernels.row_forward(xc, M, K, G, S, center, eps, weight, bias, y, mean, rstd, act)
     return finish_output(y, out), mean, rstd
 
 
 def _row_backward(dy, x, M, K, G, S, stat_shape, param_shape, mean, rstd, weight, out,
-                  center, want_dbias=True):
+                  center, want_dbias=True, activation=None, bias=None):
+    act = activation_code(activation)
     mean = param(mean, "mean", stat_shape, x.dtype, optional=not center)
     rstd = param(rstd, "rstd", stat_shape, x.dtype, optional=False)
+    bias = param(bias, "bias", param_shape, x.dtype)
     _check_row_sizes(M, K)
     check_out(out, x)
     xc, dyc = as_contiguous(x), as_contiguous(dy)
+    if act and M > 0:
+        dyc = _row_dz(dyc, xc, (M, K, G, S), mean, rstd, weight, bias, activation)
     dx = kernel_output(out, dyc, xc)
     dweight = None if weight is None else np.zeros(param_shape, np.float64)
     dbias = np.zeros(param_shape, np.float64) if want_dbias else None
@@ -303,6 +336,21 @@ def _row_backward(dy, x, M, K, G, S, stat_shape, param_shape, mean, rstd, weight
         _kernels.row_backward(dyc, xc, M, K, G, S, center, mean, rstd, weight, dx, dweight,
                               dbias)
     return finish_output(dx, out), _cast(dweight, x.dtype), _cast(dbias, x.dtype)
+
+
+def _row_dz(dy, x, view, mean, rstd, weight, bias, activation):
+    """dy * act'(z) with z = x_hat * weight + bias recomputed per row (row m
+    uses parameter row m % G, each parameter repeated over S values), in a
+    new array."""
+    M, K, G, S = view
+    z = x.reshape(M, K).copy() if mean is None else x.reshape(M, K) - mean.reshape(M, 1)
+    z *= rstd.reshape(M, 1)
+    rows = z.reshape(M // G, G, K)
+    if weight is not None:
+        rows *= np.repeat(weight.reshape(G, K // S), S, axis=1)
+    if bias is not None:
+        rows += np.repeat(bias.reshape(G, K // S), S, axis=1)
+    return activation_grad(dy.reshape(M, K), z, activation).reshape(x.shape)
 
 
 def _cast(a, dtype):
@@ -315,52 +363,62 @@ def _dy_like(dy, x):
     return dy
 
 
-def layer_norm(x, normalized_shape, weight=None, bias=None, *, eps=1e-5, out=None):
-    """Layer norm over the trailing dims given by normalized_shape.
+def layer_norm(x, normalized_shape, weight=None, bias=None, *, eps=1e-5, out=None,
+               activation=None):
+    """Layer norm over the trailing dims given by normalized_shape, then
+    activation (None, "relu", "silu") in the same pass.
 
     Returns (y, mean, rstd); mean and rstd have x's leading shape."""
-    result = _kernels.layer_norm_fast(x, normalized_shape, weight, bias, eps, out)
-    if result is not None:
-        return result
+    act = activation_code(activation)
+    if not act:
+        result = _kernels.layer_norm_fast(x, normalized_shape, weight, bias, eps, out)
+        if result is not None:
+            return result
     x = as_float_array(x, "x")
     lead, norm = _normalized_shape(normalized_shape, x)
     weight = param(weight, "weight", norm, x.dtype)
     bias = param(bias, "bias", norm, x.dtype)
     eps = check_eps(eps)
     return _row_forward(x, math.prod(lead), math.prod(norm), 1, 1, lead, weight, bias, eps, out,
-                        True)
+                        True, act)
 
 
-def layer_norm_backward(dy, x, mean, rstd, normalized_shape, weight=None, *, out=None):
-    """Gradients of layer_norm: (dx, dweight, dbias); dweight is None when weight is."""
+def layer_norm_backward(dy, x, mean, rstd, normalized_shape, weight=None, *, out=None,
+                        activation=None, bias=None):
+    """Gradients of layer_norm: (dx, dweight, dbias); dweight is None when
+    weight is.  activation and bias: the forward's (the pre-activation is
+    recomputed from x and the saved statistics)."""
     x = as_float_array(x, "x")
     dy = _dy_like(dy, x)
     lead, norm = _normalized_shape(normalized_shape, x)
     weight = param(weight, "weight", norm, x.dtype)
     return _row_backward(dy, x, math.prod(lead), math.prod(norm), 1, 1, lead, norm, mean, rstd,
-                         weight, out, True)
+                         weight, out, True, activation=activation, bias=bias)
 
 
-def group_norm(x, num_groups, weight=None, bias=None, *, eps=1e-5, out=None):
-    """Group norm of x (N, C, *) over groups of C/num_groups channels.
+def group_norm(x, num_groups, weight=None, bias=None, *, eps=1e-5, out=None, activation=None):
+    """Group norm of x (N, C, *) over groups of C/num_groups channels, then
+    activation.
 
     Returns (y, mean, rstd) with mean and rstd of shape (N, num_groups)."""
+    act = activation_code(activation)
     x = as_float_array(x, "x")
     N, C, S, G = _group_view(x, num_groups)
     weight = param(weight, "weight", (C,), x.dtype)
     bias = param(bias, "bias", (C,), x.dtype)
     eps = check_eps(eps)
-    return _row_forward(x, N * G, C // G * S, G, S, (N, G), weight, bias, eps, out, True)
+    return _row_forward(x, N * G, C // G * S, G, S, (N, G), weight, bias, eps, out, True, act)
 
 
-def group_norm_backward(dy, x, mean, rstd, num_groups, weight=None, *, out=None):
+def group_norm_backward(dy, x, mean, rstd, num_groups, weight=None, *, out=None,
+                        activation=None, bias=None):
     """Gradients of group_norm: (dx, dweight, dbias); dweight is None when weight is."""
     x = as_float_array(x, "x")
     dy = _dy_like(dy, x)
     N, C, S, G = _group_view(x, num_groups)
     weight = param(weight, "weight", (C,), x.dtype)
     return _row_backward(dy, x, N * G, C // G * S, G, S, (N, G), (C,), mean, rstd, weight, out,
-                         True)
+                         True, activation=activation, bias=bias)
 
 
 def _instance_view(x):
@@ -372,48 +430,107 @@ def _instance_view(x):
     return N, C, S
 
 
-def instance_norm(x, weight=None, bias=None, *, eps=1e-5, out=None):
-    """Instance norm of x (N, C, *): each (n, c) plane normalized on its own.
+def instance_norm(x, weight=None, bias=None, *, eps=1e-5, out=None, activation=None):
+    """Instance norm of x (N, C, *): each (n, c) plane normalized on its own,
+    then activation.
 
     Returns (y, mean, rstd) with mean and rstd of shape (N, C)."""
+    act = activation_code(activation)
     x = as_float_array(x, "x")
     N, C, S = _instance_view(x)
     weight = param(weight, "weight", (C,), x.dtype)
     bias = param(bias, "bias", (C,), x.dtype)
     eps = check_eps(eps)
-    return _row_forward(x, N * C, S, max(C, 1), S, (N, C), weight, bias, eps, out, True)
+    return _row_forward(x, N * C, S, max(C, 1), S, (N, C), weight, bias, eps, out, True, act)
 
 
-def instance_norm_backward(dy, x, mean, rstd, weight=None, *, out=None):
+def instance_norm_backward(dy, x, mean, rstd, weight=None, *, out=None, activation=None,
+                           bias=None):
     """Gradients of instance_norm: (dx, dweight, dbias); dweight is None when weight is."""
     x = as_float_array(x, "x")
     dy = _dy_like(dy, x)
     N, C, S = _instance_view(x)
     weight = param(weight, "weight", (C,), x.dtype)
     return _row_backward(dy, x, N * C, S, max(C, 1), S, (N, C), (C,), mean, rstd, weight, out,
-                         True)
+                         True, activation=activation, bias=bias)
 
 
-def rms_norm(x, normalized_shape, weight=None, *, eps=None, out=None):
-    """RMS norm over the trailing dims: y = x / sqrt(mean(x**2) + eps) * weight.
+def _rms_eps(eps, dtype):
+    """eps=None: the machine epsilon of x's dtype (PyTorch's rule)."""
+    return float(np.finfo(dtype).eps) if eps is None else check_eps(eps)
+
+
+def rms_norm(x, normalized_shape, weight=None, *, eps=None, out=None, activation=None):
+    """RMS norm over the trailing dims: y = act(x / sqrt(mean(x**2) + eps) * weight).
 
     eps=None uses the machine epsilon of x's dtype (as PyTorch).  Returns
     (y, rstd) with rstd of x's leading shape."""
+    act = activation_code(activation)
     x = as_float_array(x, "x")
     lead, norm = _normalized_shape(normalized_shape, x)
     weight = param(weight, "weight", norm, x.dtype)
-    eps = float(np.finfo(x.dtype).eps) if eps is None else check_eps(eps)
+    eps = _rms_eps(eps, x.dtype)
     y, _, rstd = _row_forward(x, math.prod(lead), math.prod(norm), 1, 1, lead, weight, None, eps,
-                              out, False)
+                              out, False, act)
     return y, rstd
 
 
-def rms_norm_backward(dy, x, rstd, normalized_shape, weight=None, *, out=None):
+def rms_norm_backward(dy, x, rstd, normalized_shape, weight=None, *, out=None,
+                      activation=None):
     """Gradients of rms_norm: (dx, dweight); dweight is None when weight is."""
     x = as_float_array(x, "x")
     dy = _dy_like(dy, x)
     lead, norm = _normalized_shape(normalized_shape, x)
     weight = param(weight, "weight", norm, x.dtype)
     dx, dweight, _ = _row_backward(dy, x, math.prod(lead), math.prod(norm), 1, 1, lead, norm,
-                                   None, rstd, weight, out, False, want_dbias=False)
+                                   None, rstd, weight, out, False, want_dbias=False,
+                                   activation=activation)
     return dx, dweight
+
+
+# ---- fused residual add + row norm ------------------------------------------
+
+
+def _add_norm(x, residual, normalized_shape, weight, bias, eps, out, sum_out, center):
+    """(y, s, mean or None, rstd) of s = x + residual normalized per row."""
+    x = as_float_array(x, "x")
+    residual = as_float_array(residual, "residual")
+    same_shape(residual, x, "residual")
+    lead, norm = _normalized_shape(normalized_shape, x)
+    weight = param(weight, "weight", norm, x.dtype)
+    bias = param(bias, "bias", norm, x.dtype)
+    eps = _rms_eps(eps, x.dtype) if not center else check_eps(eps)
+    M, K = math.prod(lead), math.prod(norm)
+    _check_row_sizes(M, K)
+    check_out(out, x)
+    if sum_out is not None:
+        check_out(sum_out, x, "sum_out")
+        if out is not None and np.may_share_memory(out, sum_out):
+            raise ValueError("out and sum_out must not share memory")
+    xc, rc = as_contiguous(x), as_contiguous(residual)
+    s = kernel_output(sum_out, xc, rc)
+    y = kernel_output(out, xc, rc)
+    mean = np.empty(lead, x.dtype) if center else None
+    rstd = np.empty(lead, x.dtype)
+    if M > 0:
+        _kernels.row_add_forward(xc, rc, M, K, center, eps, weight, bias, y, s, mean, rstd)
+    return finish_output(y, out), finish_output(s, sum_out), mean, rstd
+
+
+def add_layer_norm(x, residual, normalized_shape, weight=None, bias=None, *, eps=1e-5, out=None,
+                   sum_out=None):
+    """s = x + residual and layer_norm(s) in one pass: (y, s, mean, rstd).
+
+    s is the next residual; sum_out may be x or residual (in place).  The
+    backward is layer_norm_backward applied to s."""
+    y, s, mean, rstd = _add_norm(x, residual, normalized_shape, weight, bias, eps, out, sum_out,
+                                 True)
+    return y, s, mean, rstd
+
+
+def add_rms_norm(x, residual, normalized_shape, weight=None, *, eps=None, out=None,
+                 sum_out=None):
+    """s = x + residual and rms_norm(s) in one pass: (y, s, rstd); as add_layer_norm."""
+    y, s, _, rstd = _add_norm(x, residual, normalized_shape, weight, None, eps, out, sum_out,
+                              False)
+    return y, s, rstd

@@ -45,20 +45,28 @@ cdef int channel_affine_f64(const double *x, int64_t N, int64_t C, int64_t S, co
     return _capi.cnorm_channel_affine_f64(x, N, C, S, scale, shift, y)
 
 
-cdef int bn_forward_train_f32(const float *x, int64_t N, int64_t C, int64_t S, const float *weight, const float *bias, double eps, const cnorm_renorm *renorm, float *y, double *mean, double *var) noexcept nogil:
-    return _capi.cnorm_bn_forward_train_f32(x, N, C, S, weight, bias, eps, renorm, y, mean, var)
+cdef int channel_standardize_f32(const float *x, int64_t N, int64_t C, int64_t S, const float *center, const float *scale, const float *shift, int activation, float *y) noexcept nogil:
+    return _capi.cnorm_channel_standardize_f32(x, N, C, S, center, scale, shift, activation, y)
 
 
-cdef int bn_forward_train_f64(const double *x, int64_t N, int64_t C, int64_t S, const double *weight, const double *bias, double eps, const cnorm_renorm *renorm, double *y, double *mean, double *var) noexcept nogil:
-    return _capi.cnorm_bn_forward_train_f64(x, N, C, S, weight, bias, eps, renorm, y, mean, var)
+cdef int channel_standardize_f64(const double *x, int64_t N, int64_t C, int64_t S, const double *center, const double *scale, const double *shift, int activation, double *y) noexcept nogil:
+    return _capi.cnorm_channel_standardize_f64(x, N, C, S, center, scale, shift, activation, y)
 
 
-cdef int bn_forward_infer_f32(const float *x, int64_t N, int64_t C, int64_t S, const float *running_mean, const float *running_var, const float *weight, const float *bias, double eps, float *y) noexcept nogil:
-    return _capi.cnorm_bn_forward_infer_f32(x, N, C, S, running_mean, running_var, weight, bias, eps, y)
+cdef int bn_forward_train_f32(const float *x, int64_t N, int64_t C, int64_t S, const float *weight, const float *bias, double eps, int activation, const cnorm_renorm *renorm, float *y, double *mean, double *var) noexcept nogil:
+    return _capi.cnorm_bn_forward_train_f32(x, N, C, S, weight, bias, eps, activation, renorm, y, mean, var)
 
 
-cdef int bn_forward_infer_f64(const double *x, int64_t N, int64_t C, int64_t S, const double *running_mean, const double *running_var, const double *weight, const double *bias, double eps, double *y) noexcept nogil:
-    return _capi.cnorm_bn_forward_infer_f64(x, N, C, S, running_mean, running_var, weight, bias, eps, y)
+cdef int bn_forward_train_f64(const double *x, int64_t N, int64_t C, int64_t S, const double *weight, const double *bias, double eps, int activation, const cnorm_renorm *renorm, double *y, double *mean, double *var) noexcept nogil:
+    return _capi.cnorm_bn_forward_train_f64(x, N, C, S, weight, bias, eps, activation, renorm, y, mean, var)
+
+
+cdef int bn_forward_infer_f32(const float *x, int64_t N, int64_t C, int64_t S, const float *running_mean, const float *running_var, const float *weight, const float *bias, double eps, int activation, float *y) noexcept nogil:
+    return _capi.cnorm_bn_forward_infer_f32(x, N, C, S, running_mean, running_var, weight, bias, eps, activation, y)
+
+
+cdef int bn_forward_infer_f64(const double *x, int64_t N, int64_t C, int64_t S, const double *running_mean, const double *running_var, const double *weight, const double *bias, double eps, int activation, double *y) noexcept nogil:
+    return _capi.cnorm_bn_forward_infer_f64(x, N, C, S, running_mean, running_var, weight, bias, eps, activation, y)
 
 
 cdef int bn_backward_f32(const float *dy, const float *x, int64_t N, int64_t C, int64_t S, const float *mean, const float *invstd, const float *weight, float *dx, double *sum_dy, double *sum_dy_xhat) noexcept nogil:
@@ -69,12 +77,28 @@ cdef int bn_backward_f64(const double *dy, const double *x, int64_t N, int64_t C
     return _capi.cnorm_bn_backward_f64(dy, x, N, C, S, mean, invstd, weight, dx, sum_dy, sum_dy_xhat)
 
 
-cdef int row_forward_f32(const float *x, int64_t M, int64_t K, int64_t G, int64_t S, int center, double eps, const float *weight, const float *bias, float *y, float *mean, float *rstd) noexcept nogil:
-    return _capi.cnorm_row_forward_f32(x, M, K, G, S, center, eps, weight, bias, y, mean, rstd)
+cdef int bn_backward_dx_f32(const float *dy, const float *x, int64_t N, int64_t C, int64_t S, const float *mean, const float *invstd, const float *weight, const double *sum_dy, const double *sum_dy_xhat, double count, float *dx) noexcept nogil:
+    return _capi.cnorm_bn_backward_dx_f32(dy, x, N, C, S, mean, invstd, weight, sum_dy, sum_dy_xhat, count, dx)
 
 
-cdef int row_forward_f64(const double *x, int64_t M, int64_t K, int64_t G, int64_t S, int center, double eps, const double *weight, const double *bias, double *y, double *mean, double *rstd) noexcept nogil:
-    return _capi.cnorm_row_forward_f64(x, M, K, G, S, center, eps, weight, bias, y, mean, rstd)
+cdef int bn_backward_dx_f64(const double *dy, const double *x, int64_t N, int64_t C, int64_t S, const double *mean, const double *invstd, const double *weight, const double *sum_dy, const double *sum_dy_xhat, double count, double *dx) noexcept nogil:
+    return _capi.cnorm_bn_backward_dx_f64(dy, x, N, C, S, mean, invstd, weight, sum_dy, sum_dy_xhat, count, dx)
+
+
+cdef int row_forward_f32(const float *x, int64_t M, int64_t K, int64_t G, int64_t S, int center, double eps, int activation, const float *weight, const float *bias, float *y, float *mean, float *rstd) noexcept nogil:
+    return _capi.cnorm_row_forward_f32(x, M, K, G, S, center, eps, activation, weight, bias, y, mean, rstd)
+
+
+cdef int row_forward_f64(const double *x, int64_t M, int64_t K, int64_t G, int64_t S, int center, double eps, int activation, const double *weight, const double *bias, double *y, double *mean, double *rstd) noexcept nogil:
+    return _capi.cnorm_row_forward_f64(x, M, K, G, S, center, eps, activation, weight, bias, y, mean, rstd)
+
+
+cdef int row_add_forward_f32(const float *x, const float *residual, int64_t M, int64_t K, int center, double eps, const float *weight, const float *bias, float *y, float *sum, float *mean, float *rstd) noexcept nogil:
+    return _capi.cnorm_row_add_forward_f32(x, residual, M, K, center, eps, weight, bias, y, sum, mean, rstd)
+
+
+cdef int row_add_forward_f64(const double *x, const double *residual, int64_t M, int64_t K, int center, double eps, const double *weight, const double *bias, double *y, double *sum, double *mean, double *rstd) noexcept nogil:
+    return _capi.cnorm_row_add_forward_f64(x, residual, M, K, center, eps, weight, bias, y, sum, mean, rstd)
 
 
 cdef int row_backward_f32(const float *dy, const float *x, int64_t M, int64_t K, int64_t G, int64_t S, int center, const float *mean, const float *rstd, const float *weight, float *dx, double *dweight, double *dbias) noexcept nogil:

@@ -19,12 +19,15 @@ import numpy as np
 from cnorm import functional as F
 from cnorm._validate import (
     MAX_SIZE,
+    as_contiguous,
     as_float_array,
     check_eps,
     check_momentum,
     check_positive_int,
     normalize_axis,
+    same_shape,
 )
+from cnorm.activation import activation_code
 from cnorm.folding import fold_batch_norm
 
 __all__ = ["BatchNorm", "BatchRenorm", "GroupNorm", "InstanceNorm", "LayerNorm", "RMSNorm"]
@@ -35,7 +38,9 @@ class _Layer:
 
     _state_names = ("weight", "bias")
 
-    def __init__(self, dtype):
+    def __init__(self, dtype, activation=None):
+        activation_code(activation)   # ValueError for an unknown name
+        self.activation = activation
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
@@ -103,6 +108,8 @@ class _Layer:
         positional, keywords = self._repr_args()
         if self.dtype != np.dtype(np.float32):
             keywords = [*keywords, ("dtype", self.dtype.name)]
+        if self.activation is not None:
+            keywords = [*keywords, ("activation", self.activation)]
         parts = [repr(v) for v in positional] + [f"{k}={v!r}" for k, v in keywords]
         return f"{type(self).__name__}({', '.join(parts)})"
 
@@ -210,8 +217,9 @@ class BatchNorm(_RunningStats, _Layer):
     _accepts_mask = True
 
     def __init__(self, num_features, *, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True, axis=1, dtype=np.float32, unbiased_running_var=True):
-        super().__init__(dtype)
+                 track_running_stats=True, axis=1, dtype=np.float32, unbiased_running_var=True,
+                 activation=None):
+        super().__init__(dtype, activation)
         self.num_features = check_positive_int(num_features, "num_features", MAX_SIZE)
         self.eps = check_eps(eps)
         self.affine = bool(affine)
@@ -251,12 +259,13 @@ class BatchNorm(_RunningStats, _Layer):
 
     def _forward_train(self, x, mask=None):
         count = self._channels(x)
+        act = activation_code(self.activation)
         if mask is None:
             y, mean, var = F.batch_statistics(x, self.weight, self.bias, self.eps, self.axis,
-                                              None)
+                                              None, act)
         else:
             y, mean, var, count = F.masked_batch_statistics(x, self.weight, self.bias, self.eps,
-                                                            self.axis, None, mask)
+                                                            self.axis, None, mask, act)
         self._update_running(mean, self._running_var_of(var, count))
         return y, (x, *F.saved_statistics(mean, var, self.eps, x.dtype), mask)
 
@@ -264,14 +273,15 @@ class BatchNorm(_RunningStats, _Layer):
         self._channels(x)
         if not self.track_running_stats:
             return F.batch_norm_train(x, self.weight, self.bias, eps=self.eps, axis=self.axis,
-                                      mask=mask)[0]
+                                      mask=mask, activation=self.activation)[0]
         return F.batch_norm_infer(x, self.running_mean, self.running_var, self.weight, self.bias,
-                                  eps=self.eps, axis=self.axis)
+                                  eps=self.eps, axis=self.axis, activation=self.activation)
 
     def _backward(self, dy, saved):
         x, mean, invstd, mask = saved
         dx, dweight, dbias = F.batch_norm_backward(dy, x, mean, invstd, self.weight,
-                                                   axis=self.axis, mask=mask)
+                                                   axis=self.axis, mask=mask,
+                                                   activation=self.activation, bias=self.bias)
         return dx, dweight, dbias if self.affine else None
 
 
@@ -288,9 +298,9 @@ class BatchRenorm(BatchNorm):
     _accepts_mask = False
 
     def __init__(self, num_features, *, eps=1e-5, momentum=0.1, rmax=3.0, dmax=5.0,
-                 affine=True, axis=1, dtype=np.float32):
+                 affine=True, axis=1, dtype=np.float32, activation=None):
         super().__init__(num_features, eps=eps, momentum=momentum, affine=affine,
-                         track_running_stats=True, axis=axis, dtype=dtype)
+                         track_running_stats=True, axis=axis, dtype=dtype, activation=activation)
         self.rmax = rmax
         self.dmax = dmax
 
@@ -312,7 +322,8 @@ class BatchRenorm(BatchNorm):
         rmax, dmax = self._clip_limits()
         y, mean, var, r, d = F.batch_renorm_statistics(
             x, self.weight, self.bias, self.eps, self.axis, None,
-            self.running_mean.astype(np.float64), self.running_var.astype(np.float64), rmax, dmax)
+            self.running_mean.astype(np.float64), self.running_var.astype(np.float64), rmax, dmax,
+            activation_code(self.activation))
         self._update_running(mean, self._running_var_of(var, count))
         return y, (x, *F.saved_statistics(mean, var, self.eps, x.dtype), r, d)
 
@@ -321,6 +332,14 @@ class BatchRenorm(BatchNorm):
         # x_hat = x_hat_bn * r + d.
         x, mean, invstd, r, d = saved
         weight = np.ones_like(mean) if self.weight is None else self.weight
+        if self.activation is not None:   # z = x_hat * weight + bias, x_hat as above
+            dy = as_float_array(dy, "dy")
+            same_shape(dy, x, "dy")
+            bias = 0.0 if self.bias is None else self.bias
+            dy = F.channel_preactivation_grad(
+                as_contiguous(dy), x, F.channel_view(x, self.axis), mean, invstd,
+                (weight * r).astype(x.dtype), (d * weight + bias).astype(x.dtype),
+                self.activation)
         dx, dweight_bn, dbias = F.batch_norm_backward(dy, x, mean, invstd,
                                                       (weight * r).astype(x.dtype),
                                                       axis=self.axis)
@@ -334,8 +353,8 @@ class LayerNorm(_Layer):
     """Layer normalization over the trailing ``normalized_shape`` dims."""
 
     def __init__(self, normalized_shape, *, eps=1e-5, elementwise_affine=True, bias=True,
-                 dtype=np.float32):
-        super().__init__(dtype)
+                 dtype=np.float32, activation=None):
+        super().__init__(dtype, activation)
         self.normalized_shape = _shape_tuple(normalized_shape)
         self.eps = check_eps(eps)
         self.elementwise_affine = bool(elementwise_affine)
@@ -347,25 +366,27 @@ class LayerNorm(_Layer):
             ("bias", self.bias is not None or not self.elementwise_affine)]
 
     def _forward_eval(self, x):
-        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, eps=self.eps)[0]
+        return self._forward_train(x)[0]
 
     def _forward_train(self, x):
         y, mean, rstd = F.layer_norm(x, self.normalized_shape, self.weight, self.bias,
-                                     eps=self.eps)
+                                     eps=self.eps, activation=self.activation)
         return y, (x, mean, rstd)
 
     def _backward(self, dy, saved):
         x, mean, rstd = saved
         dx, dweight, dbias = F.layer_norm_backward(dy, x, mean, rstd, self.normalized_shape,
-                                                   self.weight)
+                                                   self.weight, activation=self.activation,
+                                                   bias=self.bias)
         return dx, dweight, dbias if self.bias is not None else None
 
 
 class GroupNorm(_Layer):
     """Group normalization of (N, C, *) inputs over groups of channels."""
 
-    def __init__(self, num_groups, num_channels, *, eps=1e-5, affine=True, dtype=np.float32):
-        super().__init__(dtype)
+    def __init__(self, num_groups, num_channels, *, eps=1e-5, affine=True, dtype=np.float32,
+                 activation=None):
+        super().__init__(dtype, activation)
         self.num_groups = check_positive_int(num_groups, "num_groups")
         self.num_channels = check_positive_int(num_channels, "num_channels")
         if self.num_channels % self.num_groups:
@@ -388,13 +409,15 @@ class GroupNorm(_Layer):
 
     def _forward_train(self, x):
         self._check_channels(x)
-        y, mean, rstd = F.group_norm(x, self.num_groups, self.weight, self.bias, eps=self.eps)
+        y, mean, rstd = F.group_norm(x, self.num_groups, self.weight, self.bias, eps=self.eps,
+                                     activation=self.activation)
         return y, (x, mean, rstd)
 
     def _backward(self, dy, saved):
         x, mean, rstd = saved
         dx, dweight, dbias = F.group_norm_backward(dy, x, mean, rstd, self.num_groups,
-                                                   self.weight)
+                                                   self.weight, activation=self.activation,
+                                                   bias=self.bias)
         return dx, dweight, dbias if self.affine else None
 
 
@@ -403,8 +426,8 @@ class InstanceNorm(_RunningStats, _Layer):
     are averaged over the batch, as PyTorch's InstanceNorm does."""
 
     def __init__(self, num_features, *, eps=1e-5, momentum=0.1, affine=False,
-                 track_running_stats=False, dtype=np.float32):
-        super().__init__(dtype)
+                 track_running_stats=False, dtype=np.float32, activation=None):
+        super().__init__(dtype, activation)
         self.num_features = check_positive_int(num_features, "num_features", MAX_SIZE)
         self.eps = check_eps(eps)
         self.affine = bool(affine)
@@ -422,7 +445,8 @@ class InstanceNorm(_RunningStats, _Layer):
 
     def _forward_train(self, x):
         self._check_channels(x)
-        y, mean, rstd = F.instance_norm(x, self.weight, self.bias, eps=self.eps)
+        y, mean, rstd = F.instance_norm(x, self.weight, self.bias, eps=self.eps,
+                                        activation=self.activation)
         if self.track_running_stats and x.shape[0] > 0:  # an empty batch observes nothing
             count = math.prod(x.shape[2:])
             var = 1.0 / np.square(rstd.astype(np.float64)) - self.eps
@@ -435,11 +459,12 @@ class InstanceNorm(_RunningStats, _Layer):
             return self._forward_train(x)[0]
         self._check_channels(x)
         return F.batch_norm_infer(x, self.running_mean, self.running_var, self.weight, self.bias,
-                                  eps=self.eps, axis=1)
+                                  eps=self.eps, axis=1, activation=self.activation)
 
     def _backward(self, dy, saved):
         x, mean, rstd = saved
-        dx, dweight, dbias = F.instance_norm_backward(dy, x, mean, rstd, self.weight)
+        dx, dweight, dbias = F.instance_norm_backward(dy, x, mean, rstd, self.weight,
+                                                      activation=self.activation, bias=self.bias)
         return dx, dweight, dbias if self.affine else None
 
 
@@ -450,8 +475,8 @@ class RMSNorm(_Layer):
     _state_names = ("weight",)
 
     def __init__(self, normalized_shape, *, eps=None, elementwise_affine=True,
-                 dtype=np.float32):
-        super().__init__(dtype)
+                 dtype=np.float32, activation=None):
+        super().__init__(dtype, activation)
         self.normalized_shape = _shape_tuple(normalized_shape)
         self.eps = None if eps is None else check_eps(eps)
         self.elementwise_affine = bool(elementwise_affine)
@@ -462,15 +487,17 @@ class RMSNorm(_Layer):
                                           ("elementwise_affine", self.elementwise_affine)]
 
     def _forward_eval(self, x):
-        return F.rms_norm(x, self.normalized_shape, self.weight, eps=self.eps)[0]
+        return self._forward_train(x)[0]
 
     def _forward_train(self, x):
-        y, rstd = F.rms_norm(x, self.normalized_shape, self.weight, eps=self.eps)
+        y, rstd = F.rms_norm(x, self.normalized_shape, self.weight, eps=self.eps,
+                             activation=self.activation)
         return y, (x, rstd)
 
     def _backward(self, dy, saved):
         x, rstd = saved
-        dx, dweight = F.rms_norm_backward(dy, x, rstd, self.normalized_shape, self.weight)
+        dx, dweight = F.rms_norm_backward(dy, x, rstd, self.normalized_shape, self.weight,
+                                          activation=self.activation)
         return dx, dweight, None
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from cnorm import _kernels
 from cnorm import functional as F
 from cnorm._validate import as_contiguous, as_float_array, same_shape
+from cnorm.activation import activation_code
 from cnorm.layers import BatchNorm
 from cnorm.statistics import Moments
 
@@ -33,9 +34,10 @@ class SyncBatchNorm(BatchNorm):
     """
 
     def __init__(self, num_features, *, comm=None, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True, axis=1, dtype=np.float32):
+                 track_running_stats=True, axis=1, dtype=np.float32, activation=None):
         super().__init__(num_features, eps=eps, momentum=momentum, affine=affine,
-                         track_running_stats=track_running_stats, axis=axis, dtype=dtype)
+                         track_running_stats=track_running_stats, axis=axis, dtype=dtype,
+                         activation=activation)
         try:
             from mpi4py import MPI
         except ImportError as error:
@@ -132,7 +134,7 @@ class SyncBatchNorm(BatchNorm):
         bias = np.zeros(C) if self.bias is None else self.bias
         y = np.empty_like(x)
         _kernels.channel_standardize(x, N, C, S, mean, (weight * invstd).astype(x.dtype),
-                                     bias.astype(x.dtype), y)
+                                     bias.astype(x.dtype), y, activation_code(self.activation))
         return y, (x, mean, invstd, count)
 
     def _backward(self, dy, saved):
@@ -140,6 +142,10 @@ class SyncBatchNorm(BatchNorm):
         N, C, S = F.channel_view(x, self.axis)
         dyc = as_contiguous(dy)
         weight = None if self.weight is None else self.weight.astype(x.dtype)
+        if self.activation is not None:
+            bias = None if self.bias is None else self.bias.astype(x.dtype)
+            dyc = F.channel_preactivation_grad(dyc, x, (N, C, S), mean, invstd, weight, bias,
+                                               self.activation)
         sums = np.empty((2, C), np.float64)
         _kernels.bn_backward(dyc, x, N, C, S, mean, invstd, weight, None, sums[0], sums[1])
         sum_dy, sum_dy_xhat = self._gather_rows(sums).sum(axis=0)

@@ -2,6 +2,8 @@
  * instantiate.h with T and SFX defined (see common.h).  No include guard on
  * purpose. */
 
+#include "activation_impl.h"
+
 /* Lanes (positions) of a strip. */
 #define CL ((int)CHAN_LANES(sizeof(T)))
 
@@ -781,6 +783,7 @@ typedef struct {
     T *y;
     int bwd;                       /* elementwise pass: 0 affine, 1 backward */
     int stream;                    /* planar out-of-place: non-temporal stores */
+    int act;                       /* forward: CNORM_ACT_* on y, run by run */
     const T *m;                    /* its per-channel centre, or NULL (0) */
     const T *p1, *p2, *p3;         /* affine: scale, shift; backward: a, k1, k3 */
     T *coef;                       /* where train/backward compute them */
@@ -822,6 +825,8 @@ static void SFX(apply_runs)(const SFX(chan_job) *j, int64_t r0, int64_t r1, int6
         } else {
             SFX(run_affine_oop)(x, y, S, m, j->p1[c], j->p2[c]);
         }
+        if (!j->bwd && j->act)   /* the run is in cache: no streaming with act */
+            SFX(activate)(y, S, j->act);
         c += step;
         while (c >= G->C)
             c -= G->C;
@@ -854,6 +859,8 @@ static void SFX(apply_span)(const SFX(chan_job) *j, int64_t o0, int64_t o1, int6
             SFX(rows_scale_ip)(j->y + o, r, wd, c1, c2);
         else
             SFX(rows_scale_oop)(j->x + o, j->y + o, r, wd, c1, c2);
+        if (!j->bwd && j->act)   /* the span just written, still in L2 */
+            SFX(activate)(j->y + o, r.n2 * wd, j->act);
     }
 }
 
@@ -1062,7 +1069,7 @@ static int SFX(cnorm_channel_moments)(const T *x, int64_t N, int64_t C, int64_t 
  * NULL: 0); scratch for wide interleaved rows is allocated here (ENOMEM
  * before anything is written). */
 static int SFX(affine)(const chan_geom *G, const T *x, const T *center, const T *scale,
-                       const T *shift, T *y)
+                       const T *shift, int act, T *y)
 {
     SFX(chan_job) j = { 0 };
     int64_t nw = SFX(wide_size)(G);
@@ -1070,7 +1077,8 @@ static int SFX(affine)(const chan_geom *G, const T *x, const T *center, const T 
     j.x = x;
     j.m = center;
     j.y = y;
-    j.stream = chan_stream(G, sizeof(T), x, y);
+    j.act = act;
+    j.stream = !act && chan_stream(G, sizeof(T), x, y);
     j.p1 = scale;
     j.p2 = shift;
     if (nw && !(j.wide = malloc((size_t)nw * sizeof(T))))
@@ -1089,22 +1097,22 @@ static int SFX(cnorm_channel_affine)(const T *x, int64_t N, int64_t C, int64_t S
     if (N == 0 || C == 0 || S == 0)
         return CNORM_OK;
     chan_geom_init(&G, N, C, S, sizeof(T));
-    return SFX(affine)(&G, x, NULL, scale, shift, y);
+    return SFX(affine)(&G, x, NULL, scale, shift, CNORM_ACT_NONE, y);
 }
 
 /* The centred form keeps x - center exact for x near center, so data far
  * from 0 (mean 1e6, std 1) standardizes to full precision. */
 static int SFX(cnorm_channel_standardize)(const T *x, int64_t N, int64_t C, int64_t S,
                                           const T *center, const T *scale, const T *shift,
-                                          T *y)
+                                          int activation, T *y)
 {
     chan_geom G;
-    if (N < 0 || C < 0 || S < 0)
+    if (N < 0 || C < 0 || S < 0 || !cnorm_activation_valid(activation))
         return CNORM_EINVAL;
     if (N == 0 || C == 0 || S == 0)
         return CNORM_OK;
     chan_geom_init(&G, N, C, S, sizeof(T));
-    return SFX(affine)(&G, x, center, scale, shift, y);
+    return SFX(affine)(&G, x, center, scale, shift, activation, y);
 }
 
 /* y = x * scale + shift with scale = weight / sqrt(running_var + eps) and
@@ -1112,10 +1120,13 @@ static int SFX(cnorm_channel_standardize)(const T *x, int64_t N, int64_t C, int6
  * centred form of the training pass, which the interleaved layouts feel. */
 static int SFX(cnorm_bn_forward_infer)(const T *x, int64_t N, int64_t C, int64_t S,
                                        const T *running_mean, const T *running_var,
-                                       const T *weight, const T *bias, double eps, T *y)
+                                       const T *weight, const T *bias, double eps,
+                                       int activation, T *y)
 {
     enum { STACK_C = 256 };   /* typical layers need no allocation */
     T stack[2 * STACK_C], *coef = stack;
+    if (!cnorm_activation_valid(activation))
+        return CNORM_EINVAL;
     chan_geom G;
     int64_t c;
     int rc;
@@ -1132,7 +1143,7 @@ static int SFX(cnorm_bn_forward_infer)(const T *x, int64_t N, int64_t C, int64_t
         coef[C + c] = (T)((bias ? (double)bias[c] : 0.0) - (double)running_mean[c] * scale);
     }
     chan_geom_init(&G, N, C, S, sizeof(T));
-    rc = SFX(affine)(&G, x, NULL, coef, coef + C, y);
+    rc = SFX(affine)(&G, x, NULL, coef, coef + C, activation, y);
     if (coef != stack)
         free(coef);
     return rc;
@@ -1140,13 +1151,14 @@ static int SFX(cnorm_bn_forward_infer)(const T *x, int64_t N, int64_t C, int64_t
 
 static int SFX(cnorm_bn_forward_train)(const T *x, int64_t N, int64_t C, int64_t S,
                                        const T *weight, const T *bias, double eps,
-                                       const cnorm_renorm *renorm,
+                                       int activation, const cnorm_renorm *renorm,
                                        T *y, double *mean, double *var)
 {
     chan_geom G;
     SFX(chan_job) j = { 0 };
     int64_t c;
-    int status = chan_prologue(N, C, S, mean, var);
+    int status = cnorm_activation_valid(activation) ? chan_prologue(N, C, S, mean, var)
+                                                    : CNORM_EINVAL;
     if (status != CHAN_GO_ON)
         return status;
     chan_geom_init(&G, N, C, S, sizeof(T));
@@ -1155,7 +1167,8 @@ static int SFX(cnorm_bn_forward_train)(const T *x, int64_t N, int64_t C, int64_t
     j.G = &G;
     j.x = x;
     j.y = y;
-    j.stream = chan_stream(&G, sizeof(T), x, y);
+    j.act = activation;
+    j.stream = !activation && chan_stream(&G, sizeof(T), x, y);
     j.coef = j.s.coef;
     j.wide = j.coef + 3 * C;
     j.m = j.coef;

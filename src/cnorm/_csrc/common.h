@@ -45,6 +45,11 @@ static inline void cnorm_merge(double *na, double *ma, double *m2a,
     *na = n;
 }
 
+static inline int cnorm_activation_valid(int a)
+{
+    return a == CNORM_ACT_NONE || a == CNORM_ACT_RELU || a == CNORM_ACT_SILU;
+}
+
 static inline int64_t cnorm_min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t cnorm_max64(int64_t a, int64_t b) { return a > b ? a : b; }
 static inline int64_t cnorm_cdiv64(int64_t a, int64_t b) { return (a + b - 1) / b; }

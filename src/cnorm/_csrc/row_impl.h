@@ -6,6 +6,8 @@
  * ROW_LANE_SUM2) over blocks of CNORM_BLOCK values, merged across blocks in
  * double. */
 
+#include "activation_impl.h"
+
 /* Mean and m2 of one block in double, element by element: the slow path
  * for float blocks whose sums overflow T (|x| above ~1e19; an overflowed
  * sum can be NaN: +Inf in one lane or half, -Inf in another).  Blocks with
@@ -210,7 +212,7 @@ static void SFX(row_normalize_part)(const T *x, int64_t k0, int64_t k1, int64_t 
  * is still in cache, prefetching next_x and next_y (the next row, or NULL)
  * piece by piece.  w, b: this row's P = K / S parameters, or NULL. */
 static void SFX(row_forward_one)(const T *x, int64_t K, int64_t S, int center,
-                                 double eps, const T *w, const T *b, T *y,
+                                 double eps, int act, const T *w, const T *b, T *y,
                                  T *mean_out, T *rstd_out, const T *next_x, T *next_y)
 {
     double mu = 0.0, var;
@@ -236,6 +238,8 @@ static void SFX(row_forward_one)(const T *x, int64_t K, int64_t S, int center,
         row_prefetch(next_x ? next_x + k0 : NULL, bytes, 0);
         row_prefetch(next_y ? next_y + k0 : NULL, bytes, 1);
         SFX(row_normalize_part)(x, k0, k1, S, mean, delta, rstd, w, b, y);
+        if (act)   /* the piece is in L1 */
+            SFX(activate)(y + k0, k1 - k0, act);
     }
 }
 
@@ -325,7 +329,7 @@ typedef struct {
     const T *x, *weight, *bias;
     T *y, *mean, *rstd;
     int64_t M, K, G, S;
-    int center;
+    int center, act;
     double eps;
 } SFX(row_fwd_job);
 
@@ -335,7 +339,7 @@ static void SFX(row_forward_task)(const void *job, int64_t m)
     const SFX(row_fwd_job) *j = job;
     const int64_t K = j->K, off = (m % j->G) * (K / j->S);
     const int next = m + 1 < j->M && K * (int64_t)sizeof(T) <= ROW_PREFETCH_MAX;
-    SFX(row_forward_one)(j->x + m * K, K, j->S, j->center, j->eps,
+    SFX(row_forward_one)(j->x + m * K, K, j->S, j->center, j->eps, j->act,
                          j->weight ? j->weight + off : NULL, j->bias ? j->bias + off : NULL,
                          j->y + m * K, j->mean ? j->mean + m : NULL,
                          j->rstd ? j->rstd + m : NULL, next ? j->x + (m + 1) * K : NULL,
@@ -343,15 +347,58 @@ static void SFX(row_forward_task)(const void *job, int64_t m)
 }
 
 static int SFX(cnorm_row_forward)(const T *x, int64_t M, int64_t K, int64_t G, int64_t S,
-                           int center, double eps, const T *weight, const T *bias,
-                           T *y, T *mean, T *rstd)
+                           int center, double eps, int activation, const T *weight,
+                           const T *bias, T *y, T *mean, T *rstd)
 {
+    if (!cnorm_activation_valid(activation))
+        return CNORM_EINVAL;
     if (M == 0)
         return CNORM_OK;
     if (!row_valid(M, K, G, S) || !x || !y)
         return CNORM_EINVAL;
-    const SFX(row_fwd_job) job = {x, weight, bias, y, mean, rstd, M, K, G, S, center, eps};
+    const SFX(row_fwd_job) job = {x, weight, bias, y, mean, rstd, M, K, G, S, center,
+                                  activation, eps};
     row_run(cnorm_threads_for(M * K, M), M, SFX(row_forward_task), &job);
+    return CNORM_OK;
+}
+
+typedef struct {
+    const T *x, *residual, *weight, *bias;
+    T *y, *sum, *mean, *rstd;
+    int64_t M, K;
+    int center;
+    double eps;
+} SFX(row_add_job);
+
+/* Residual-add task m: sum = x + residual for row m, then row m's forward
+ * from sum while it is in cache. */
+static void SFX(row_add_task)(const void *job, int64_t m)
+{
+    const SFX(row_add_job) *j = job;
+    const int64_t K = j->K;
+    const T *x = j->x + m * K, *r = j->residual + m * K;
+    T *s = j->sum + m * K;
+    for (int64_t k = 0; k < K; k++)
+        s[k] = x[k] + r[k];
+    const int next = m + 1 < j->M && K * (int64_t)sizeof(T) <= ROW_PREFETCH_MAX;
+    /* the next rows of x and residual go to cache (residual as the "next y") */
+    SFX(row_forward_one)(s, K, 1, j->center, j->eps, CNORM_ACT_NONE, j->weight, j->bias,
+                         j->y + m * K, j->mean ? j->mean + m : NULL, j->rstd + m,
+                         next ? j->x + (m + 1) * K : NULL,
+                         next ? j->residual + (m + 1) * K : NULL);
+}
+
+static int SFX(cnorm_row_add_forward)(const T *x, const T *residual, int64_t M, int64_t K,
+                                      int center, double eps, const T *weight,
+                                      const T *bias, T *y, T *sum, T *mean, T *rstd)
+{
+    if (M == 0)
+        return CNORM_OK;
+    if (!row_valid(M, K, 1, 1) || !x || !residual || !y || !sum || !rstd || y == sum)
+        return CNORM_EINVAL;
+    const SFX(row_add_job) job = {x, residual, weight, bias, y, sum, mean, rstd, M, K, center,
+                                  eps};
+    row_run(cnorm_threads_for(M * K, M), M, SFX(row_add_task), &job);
     return CNORM_OK;
 }
 
