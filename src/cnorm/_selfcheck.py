@@ -144,6 +144,24 @@ def check_fold_batch_norm(d):
     return list(zip(("weight", "bias"), got, ref.fold_batch_norm(*args, eps=EPS)))
 
 
+def check_fused_activation(d, activation):
+    y, mean, invstd = cnorm.batch_norm_train(d.x, d.w, d.b, eps=EPS, activation=activation)
+    ry, rmean, rinvstd = ref.bn_train(d.x, d.w, d.b, eps=EPS)
+    got = cnorm.batch_norm_backward(d.dy, d.x, mean, invstd, d.w, activation=activation,
+                                    bias=d.b)
+    dz = ref.f64(d.dy) * ref.activation_slope(ry, activation)
+    want = ref.bn_backward(dz, d.x, rmean, rinvstd, d.w)
+    return [("y", y, ref.activation(ry, activation)), *zip(("dx", "dweight", "dbias"), got, want)]
+
+
+def check_add_layer_norm(d):
+    residual = d.dy
+    y, s, mean, rstd = cnorm.add_layer_norm(d.x, residual, d.x.shape[-1], d.w, d.b, eps=EPS)
+    total = d.x + residual   # in x's dtype, as the kernel rounds it
+    ry, rmean, rrstd = ref.layer_norm(total, d.x.shape[-1:], d.w, d.b, eps=EPS)
+    return [("y", y, ry), ("s", s, total), ("mean", mean, rmean), ("rstd", rstd, rrstd)]
+
+
 # (check, shape, keyword arguments, offset added to x)
 CASES = [
     *[(check, shape, kw, 0.0)
@@ -168,6 +186,9 @@ CASES = [
     (check_moments_and_scaler, (5000, 12), {}, 0.0),
     (check_moments_and_scaler, (5000, 12), {}, 1e3),
     (check_fold_batch_norm, (4, 5, 3), {}, 0.0),
+    (check_fused_activation, (8, 4, 6, 6), {"activation": "relu"}, 0.0),
+    (check_fused_activation, (8, 4, 6, 6), {"activation": "silu"}, 0.0),
+    (check_add_layer_norm, (16, 300), {}, 0.0),
 ]
 
 
@@ -184,7 +205,8 @@ def _inputs(check, shape, kw, offset, dtype, rng):
     dy = rng.standard_normal(shape).astype(dtype)
     if check in (check_layer_norm, check_layer_norm_backward):
         pshape = shape[len(shape) - kw.get("dims", 1):]
-    elif check in (check_rms_norm, check_rms_norm_backward, check_moments_and_scaler):
+    elif check in (check_rms_norm, check_rms_norm_backward, check_moments_and_scaler,
+                   check_add_layer_norm):
         pshape = shape[-1:]
     elif check is check_fold_batch_norm:
         pshape = (shape[1],)

@@ -86,6 +86,10 @@ channel) and normalizes every position; its backward is
 ``dx = weight * invstd * (dy - mask * (sum(dy) + xhat * sum(dy * xhat)) / n)``
 with the sums over every position.
 
+Fused activations: y = act(z) with z the normalization's output above;
+relu(z) = max(z, 0), silu(z) = z / (1 + exp(-z)); the backward is the
+plain backward of dy * act'(z).
+
 Statistics and folding
 ----------------------
 Moments per feature: count, mean and m2 = sum((x - mean)**2) of the values
@@ -106,6 +110,7 @@ __all__ = [
     "instance_norm", "instance_norm_backward", "instance_running_update",
     "rms_norm", "rms_norm_backward",
     "masked_bn_train", "masked_bn_backward", "moments", "fold_batch_norm",
+    "activation", "activation_slope",
 ]
 
 
@@ -260,6 +265,22 @@ def fold_batch_norm(weight, bias, running_mean, running_var, bn_weight=None, bn_
     if bn_bias is not None:
         b = b + f64(bn_bias)
     return weight * _bcast(s, weight.ndim, axis), b
+
+
+def activation(z, name):
+    """relu(z) = max(z, 0); silu(z) = z * sigmoid(z) = z / (1 + exp(-z))."""
+    z = f64(z)
+    return np.maximum(z, 0.0) if name == "relu" else z / (1.0 + np.exp(-z))
+
+
+def activation_slope(z, name):
+    """d act / dz: relu 1 where z > 0 (0 at 0); silu s * (1 + z * (1 - s)), s = sigmoid(z).
+    A fused norm's backward is the plain backward of dy * slope(z), z the pre-activation."""
+    z = f64(z)
+    if name == "relu":
+        return (z > 0).astype(np.float64)
+    s = 1.0 / (1.0 + np.exp(-z))
+    return s * (1.0 + z * (1.0 - s))
 
 
 def running_update(running_mean, running_var, x, momentum, num_batches_tracked, axis=1):

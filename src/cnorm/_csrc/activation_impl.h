@@ -10,32 +10,42 @@
  * below 1e-7 relative in float and 2e-16 in double, and the scale by 2^n
  * goes in two steps so that subnormal results stay accurate. */
 
-/* 2^n for integral n in [-2 * emax, emax] as two factors of 2^(n/2): each
- * a normal number, so their product reaches the subnormals. */
+/* 2^n for an integral n of a T, in the normal range: the bits of
+ * n + 1.5 * 2^(mantissa bits) hold n in their low bits; add the exponent
+ * bias and shift them into the exponent field.  Unsigned integer ops only,
+ * which vectorize (AVX2 has no vector double -> int64 conversion). */
 static inline T SFX(exp2_int)(T n)
 {
-    const T h = floor(n * (T)0.5), factors[2] = {h, n - h};
-    T out = 1;
-    for (int i = 0; i < 2; i++) {
-        T f;
-        if (sizeof(T) == sizeof(float)) {
-            const int32_t bits = ((int32_t)factors[i] + 127) << 23;
-            float v;
-            memcpy(&v, &bits, sizeof v);
-            f = (T)v;
-        } else {
-            const int64_t bits = ((int64_t)factors[i] + 1023) << 52;
-            double v;
-            memcpy(&v, &bits, sizeof v);
-            f = (T)v;
-        }
-        out *= f;
+    if (sizeof(T) == sizeof(float)) {
+        const float t = (float)n + 12582912.0f;   /* 1.5 * 2^23 */
+        uint32_t bits;
+        float v;
+        memcpy(&bits, &t, sizeof bits);
+        bits = (bits + 127u) << 23;
+        memcpy(&v, &bits, sizeof v);
+        return (T)v;
+    } else {
+        const double t = (double)n + 6755399441055744.0;   /* 1.5 * 2^52 */
+        uint64_t bits;
+        double v;
+        memcpy(&bits, &t, sizeof bits);
+        bits = (bits + 1023u) << 52;
+        memcpy(&v, &bits, sizeof v);
+        return (T)v;
     }
-    return out;
+}
+
+/* x rounded to an integral value (nearest even) by the same magic number:
+ * no call to floor/rint, which the baseline SSE2 path cannot inline. */
+static inline T SFX(round_int)(T x)
+{
+    const T magic = sizeof(T) == sizeof(float) ? (T)12582912.0 : (T)6755399441055744.0;
+    return (x + magic) - magic;
 }
 
 /* exp(x) for x <= 0 (callers pass -|z|): 0 below the subnormal range, NaN
- * for NaN. */
+ * for NaN.  2^n is applied as two factors of about 2^(n/2), each normal,
+ * so that results down in the subnormals stay accurate. */
 static inline T SFX(exp_neg)(T x)
 {
     const int single = sizeof(T) == sizeof(float);
@@ -44,7 +54,7 @@ static inline T SFX(exp_neg)(T x)
             ln2_lo = (T)1.42860682030941723212e-6;
     const int under = x < lo;
     x = under ? lo : x;
-    T n = floor(x * log2e + (T)0.5);
+    const T n = SFX(round_int)(x * log2e);
     const T r = (x - n * ln2_hi) - n * ln2_lo;
     T p;
     if (single)   /* degree 7: r**8 / 8! < 6e-9 for |r| <= ln2/2 */
@@ -54,8 +64,8 @@ static inline T SFX(exp_neg)(T x)
         p = 1 + r * (1 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120
             + r * (1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880
             + r * (1.0 / 3628800 + r * (1.0 / 39916800 + r * (1.0 / 479001600))))))))))));
-    n = n == n ? n : 0;   /* NaN: p is NaN already; keep the conversions defined */
-    return under ? (T)0 : p * SFX(exp2_int)(n);
+    const T h = SFX(round_int)(n * (T)0.5);
+    return under ? (T)0 : p * SFX(exp2_int)(h) * SFX(exp2_int)(n - h);
 }
 
 static void SFX(activate)(T *y, int64_t n, int activation)
