@@ -162,6 +162,37 @@ def check_add_layer_norm(d):
     return [("y", y, ry), ("s", s, total), ("mean", mean, rmean), ("rstd", rstd, rrstd)]
 
 
+def check_low_precision(d, dtype_name):
+    """float16 / bfloat16 x against the float64 reference of the same
+    low-precision values; the tolerance is the low dtype's epsilon."""
+    x = d.x.astype(_low_dtype(dtype_name))
+    y, mean, invstd = cnorm.batch_norm_train(x, d.w, d.b, eps=EPS)
+    ry, rmean, rinvstd = ref.bn_train(x, d.w, d.b, eps=EPS)
+    h, _, rstd = cnorm.layer_norm(x, x.shape[-1], eps=EPS)
+    rh, _, rrstd = ref.layer_norm(x, x.shape[-1:], eps=EPS)
+    return [("y", y, ry), ("mean", mean, rmean), ("invstd", invstd, rinvstd),
+            ("layer_norm y", h, rh), ("rstd", rstd, rrstd)]
+
+
+check_low_precision.tolerance = lambda dtype_name: float(np.finfo(_low_dtype(dtype_name)).eps)
+
+
+def _low_dtype(name):
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(np.float16)
+
+
+def _bfloat16_available():
+    try:
+        import ml_dtypes  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 # (check, shape, keyword arguments, offset added to x)
 CASES = [
     *[(check, shape, kw, 0.0)
@@ -189,6 +220,9 @@ CASES = [
     (check_fused_activation, (8, 4, 6, 6), {"activation": "relu"}, 0.0),
     (check_fused_activation, (8, 4, 6, 6), {"activation": "silu"}, 0.0),
     (check_add_layer_norm, (16, 300), {}, 0.0),
+    (check_low_precision, (8, 4, 6, 6), {"dtype_name": "float16"}, 0.0),
+    *[(check_low_precision, (8, 4, 6, 6), {"dtype_name": "bfloat16"}, 0.0)
+      for _ in range(_bfloat16_available())],
 ]
 
 
@@ -246,7 +280,9 @@ def run(stream=None):
                 results.append(f"{dtype.name}: {type(e).__name__}: {e}")
                 ok = False
                 continue
-            passed = err <= tolerance(dtype, offset)
+            limit = (check.tolerance(**kw) if hasattr(check, "tolerance")
+                     else tolerance(dtype, offset))
+            passed = err <= limit
             ok &= passed
             results.append(f"{dtype.name} {err:.1e}" + ("" if passed else f" ({what})"))
         failed += not ok

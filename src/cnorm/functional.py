@@ -24,6 +24,7 @@ from cnorm._validate import (
     same_shape,
 )
 from cnorm.activation import activation_code, activation_grad
+from cnorm.lowp import is_low_precision, run_in_float32, upcast
 from cnorm.statistics import Moments
 
 __all__ = [
@@ -111,7 +112,8 @@ def batch_norm_train(x, weight=None, bias=None, *, eps=1e-5, axis=1, out=None, m
     """Batch-norm training forward with the batch's own statistics.
 
     Returns (y, mean, invstd): mean and invstd = 1/sqrt(biased_var + eps) per
-    channel, shape (C,), in x's dtype (what batch_norm_backward needs).
+    channel, shape (C,), in x's dtype (float32 for float16/bfloat16 x: see
+    cnorm.lowp), what batch_norm_backward needs.
     mask (bool, broadcastable to x, size 1 on the channel axis): only the
     positions where it is True enter the statistics; every position is
     normalized (padded sequences).  activation (None, "relu", "silu"):
@@ -121,6 +123,9 @@ def batch_norm_train(x, weight=None, bias=None, *, eps=1e-5, axis=1, out=None, m
         result = None if act else _kernels.bn_train_fast(x, weight, bias, eps, axis, out)
         if result is not None:
             return result
+    if is_low_precision(x):
+        return run_in_float32(batch_norm_train, locals(), ("x",))
+    if mask is None:
         y, mean, var = batch_statistics(x, weight, bias, eps, axis, out, act)
     else:
         y, mean, var, _ = masked_batch_statistics(x, weight, bias, eps, axis, out, mask, act)
@@ -214,6 +219,8 @@ def batch_norm_infer(x, running_mean, running_var, weight=None, bias=None, *, ep
         y = _kernels.bn_infer_fast(x, running_mean, running_var, weight, bias, eps, axis, out)
         if y is not None:
             return y
+    if is_low_precision(x):
+        return run_in_float32(batch_norm_infer, locals(), ("x",))
     x = as_float_array(x, "x")
     N, C, S = channel_view(x, axis)
     running_mean = param(running_mean, "running_mean", (C,), x.dtype, optional=False)
@@ -241,6 +248,8 @@ def batch_norm_backward(dy, x, mean, invstd, weight=None, *, axis=1, out=None, m
         result = _kernels.bn_backward_fast(dy, x, mean, invstd, weight, axis, out)
         if result is not None:
             return result
+    if is_low_precision(x) or is_low_precision(dy):
+        return run_in_float32(batch_norm_backward, locals(), ("x", "dy"))
     x = as_float_array(x, "x")
     dy = as_float_array(dy, "dy")
     same_shape(dy, x, "dy")
@@ -374,6 +383,8 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, *, eps=1e-5, out=Non
         result = _kernels.layer_norm_fast(x, normalized_shape, weight, bias, eps, out)
         if result is not None:
             return result
+    if is_low_precision(x):
+        return run_in_float32(layer_norm, locals(), ("x",))
     x = as_float_array(x, "x")
     lead, norm = _normalized_shape(normalized_shape, x)
     weight = param(weight, "weight", norm, x.dtype)
@@ -388,6 +399,8 @@ def layer_norm_backward(dy, x, mean, rstd, normalized_shape, weight=None, *, out
     """Gradients of layer_norm: (dx, dweight, dbias); dweight is None when
     weight is.  activation and bias: the forward's (the pre-activation is
     recomputed from x and the saved statistics)."""
+    if is_low_precision(x) or is_low_precision(dy):
+        return run_in_float32(layer_norm_backward, locals(), ("x", "dy"))
     x = as_float_array(x, "x")
     dy = _dy_like(dy, x)
     lead, norm = _normalized_shape(normalized_shape, x)
@@ -401,6 +414,8 @@ def group_norm(x, num_groups, weight=None, bias=None, *, eps=1e-5, out=None, act
     activation.
 
     Returns (y, mean, rstd) with mean and rstd of shape (N, num_groups)."""
+    if is_low_precision(x):
+        return run_in_float32(group_norm, locals(), ("x",))
     act = activation_code(activation)
     x = as_float_array(x, "x")
     N, C, S, G = _group_view(x, num_groups)
@@ -413,6 +428,8 @@ def group_norm(x, num_groups, weight=None, bias=None, *, eps=1e-5, out=None, act
 def group_norm_backward(dy, x, mean, rstd, num_groups, weight=None, *, out=None,
                         activation=None, bias=None):
     """Gradients of group_norm: (dx, dweight, dbias); dweight is None when weight is."""
+    if is_low_precision(x) or is_low_precision(dy):
+        return run_in_float32(group_norm_backward, locals(), ("x", "dy"))
     x = as_float_array(x, "x")
     dy = _dy_like(dy, x)
     N, C, S, G = _group_view(x, num_groups)
@@ -435,6 +452,8 @@ def instance_norm(x, weight=None, bias=None, *, eps=1e-5, out=None, activation=N
     then activation.
 
     Returns (y, mean, rstd) with mean and rstd of shape (N, C)."""
+    if is_low_precision(x):
+        return run_in_float32(instance_norm, locals(), ("x",))
     act = activation_code(activation)
     x = as_float_array(x, "x")
     N, C, S = _instance_view(x)
@@ -447,6 +466,8 @@ def instance_norm(x, weight=None, bias=None, *, eps=1e-5, out=None, activation=N
 def instance_norm_backward(dy, x, mean, rstd, weight=None, *, out=None, activation=None,
                            bias=None):
     """Gradients of instance_norm: (dx, dweight, dbias); dweight is None when weight is."""
+    if is_low_precision(x) or is_low_precision(dy):
+        return run_in_float32(instance_norm_backward, locals(), ("x", "dy"))
     x = as_float_array(x, "x")
     dy = _dy_like(dy, x)
     N, C, S = _instance_view(x)
@@ -465,6 +486,8 @@ def rms_norm(x, normalized_shape, weight=None, *, eps=None, out=None, activation
 
     eps=None uses the machine epsilon of x's dtype (as PyTorch).  Returns
     (y, rstd) with rstd of x's leading shape."""
+    if is_low_precision(x):
+        return run_in_float32(rms_norm, locals(), ("x",))
     act = activation_code(activation)
     x = as_float_array(x, "x")
     lead, norm = _normalized_shape(normalized_shape, x)
@@ -478,6 +501,8 @@ def rms_norm(x, normalized_shape, weight=None, *, eps=None, out=None, activation
 def rms_norm_backward(dy, x, rstd, normalized_shape, weight=None, *, out=None,
                       activation=None):
     """Gradients of rms_norm: (dx, dweight); dweight is None when weight is."""
+    if is_low_precision(x) or is_low_precision(dy):
+        return run_in_float32(rms_norm_backward, locals(), ("x", "dy"))
     x = as_float_array(x, "x")
     dy = _dy_like(dy, x)
     lead, norm = _normalized_shape(normalized_shape, x)
@@ -517,12 +542,39 @@ def _add_norm(x, residual, normalized_shape, weight, bias, eps, out, sum_out, ce
     return finish_output(y, out), finish_output(s, sum_out), mean, rstd
 
 
+def _low_precision_sum(x, residual, normalized_shape, params, out, sum_out):
+    """s = x + residual rounded to their float16/bfloat16 dtype (into sum_out),
+    after every check, so that the norm of s is the norm of what is returned."""
+    x, residual = np.asarray(x), np.asarray(residual)
+    if residual.dtype != x.dtype:
+        raise TypeError(f"residual must have the dtype of x ({x.dtype}), got {residual.dtype}")
+    same_shape(residual, x, "residual")
+    _, norm = _normalized_shape(normalized_shape, x)
+    for name, p in zip(("weight", "bias"), params):
+        param(upcast(p) if is_low_precision(p) else p, name, norm, np.float32)
+    for name, target in (("out", out), ("sum_out", sum_out)):
+        if target is not None:
+            check_out(target, x, name)
+    if out is not None and sum_out is not None and np.may_share_memory(out, sum_out):
+        raise ValueError("out and sum_out must not share memory")
+    s = (upcast(x) + upcast(residual)).astype(x.dtype)
+    if sum_out is None:
+        return s
+    sum_out[...] = s
+    return sum_out
+
+
 def add_layer_norm(x, residual, normalized_shape, weight=None, bias=None, *, eps=1e-5, out=None,
                    sum_out=None):
     """s = x + residual and layer_norm(s) in one pass: (y, s, mean, rstd).
 
     s is the next residual; sum_out may be x or residual (in place).  The
     backward is layer_norm_backward applied to s."""
+    if is_low_precision(x) or is_low_precision(residual):
+        # s rounded to x's dtype first: y is the norm of the s returned
+        s = _low_precision_sum(x, residual, normalized_shape, (weight, bias), out, sum_out)
+        y, mean, rstd = layer_norm(s, normalized_shape, weight, bias, eps=eps, out=out)
+        return y, s, mean, rstd
     y, s, mean, rstd = _add_norm(x, residual, normalized_shape, weight, bias, eps, out, sum_out,
                                  True)
     return y, s, mean, rstd
@@ -531,6 +583,10 @@ def add_layer_norm(x, residual, normalized_shape, weight=None, bias=None, *, eps
 def add_rms_norm(x, residual, normalized_shape, weight=None, *, eps=None, out=None,
                  sum_out=None):
     """s = x + residual and rms_norm(s) in one pass: (y, s, rstd); as add_layer_norm."""
+    if is_low_precision(x) or is_low_precision(residual):
+        s = _low_precision_sum(x, residual, normalized_shape, (weight,), out, sum_out)
+        y, rstd = rms_norm(s, normalized_shape, weight, eps=eps, out=out)
+        return y, s, rstd
     y, s, _, rstd = _add_norm(x, residual, normalized_shape, weight, None, eps, out, sum_out,
                               False)
     return y, s, rstd

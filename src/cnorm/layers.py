@@ -29,6 +29,7 @@ from cnorm._validate import (
 )
 from cnorm.activation import activation_code
 from cnorm.folding import fold_batch_norm
+from cnorm.lowp import is_low_dtype, is_low_precision, upcast
 
 __all__ = ["BatchNorm", "BatchRenorm", "GroupNorm", "InstanceNorm", "LayerNorm", "RMSNorm"]
 
@@ -41,9 +42,10 @@ class _Layer:
     def __init__(self, dtype, activation=None):
         activation_code(activation)   # ValueError for an unknown name
         self.activation = activation
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-            raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
+        self.dtype = _layer_dtype(dtype)
+        # float16/bfloat16 layers keep parameters and running statistics in
+        # float32 (PyTorch's mixed mode); inputs and outputs have their dtype.
+        self._param_dtype = np.dtype(np.float32) if is_low_dtype(self.dtype) else self.dtype
         self.training = True
         self.grad_weight = None
         self.grad_bias = None
@@ -61,7 +63,8 @@ class _Layer:
     _accepts_mask = False
 
     def __call__(self, x, mask=None):
-        x = as_float_array(x, "x")
+        low = x.dtype if is_low_precision(x) else None
+        x = upcast(x) if low else as_float_array(x, "x")   # upcast: already a private copy
         options = {}
         if mask is not None:
             if not self._accepts_mask:
@@ -71,21 +74,30 @@ class _Layer:
             # backward() must see this batch even if the caller refills its
             # buffer in between: keep a private copy (the functional API is
             # the zero-copy path).
-            x = np.array(x, copy=True)
+            if low is None:
+                x = np.array(x, copy=True)
             with self._lock:
                 y, saved = self._forward_train(x, **options)
-                self._saved = saved
-            return y
-        return self._forward_eval(x, **options)
+                self._saved = (saved, low)
+        else:
+            y = self._forward_eval(x, **options)
+        return y if low is None else y.astype(low)
 
     def backward(self, dy):
-        """dx for the most recent training-mode forward; sets grad_weight/grad_bias."""
+        """dx for the most recent training-mode forward; sets grad_weight/grad_bias.
+        After a float16/bfloat16 forward, dy has that dtype and so has dx."""
         with self._lock:
-            saved = self._saved
+            saved, low = self._saved or (None, None)
         if saved is None:
             raise RuntimeError("backward() needs a training-mode forward call first")
+        if low is not None:
+            dy = np.asarray(dy)
+            if dy.dtype != low:
+                raise TypeError(f"dy must have the dtype of the forward's x ({low}), "
+                                f"got {dy.dtype}")
+            dy = upcast(dy)
         dx, self.grad_weight, self.grad_bias = self._backward(dy, saved)
-        return dx
+        return dx if low is None else dx.astype(low)
 
     # ---- pickling, copying, repr ----------------------------------------
 
@@ -116,8 +128,8 @@ class _Layer:
     # ---- state ----------------------------------------------------------
 
     def _ones_zeros(self, shape, affine, with_bias=True):
-        self.weight = np.ones(shape, self.dtype) if affine else None
-        self.bias = np.zeros(shape, self.dtype) if affine and with_bias else None
+        self.weight = np.ones(shape, self._param_dtype) if affine else None
+        self.bias = np.zeros(shape, self._param_dtype) if affine and with_bias else None
 
     def state_dict(self):
         """Copies of the parameters and buffers under PyTorch's keys."""
@@ -157,6 +169,21 @@ class _Layer:
                     getattr(self, name)[...] = value
 
 
+def _layer_dtype(dtype):
+    """float32, float64, float16 or bfloat16 (given as ml_dtypes.bfloat16 or
+    the name "bfloat16", which needs ml_dtypes installed)."""
+    if isinstance(dtype, str) and dtype == "bfloat16":
+        try:
+            import ml_dtypes
+        except ImportError:
+            raise TypeError("dtype 'bfloat16' needs the ml_dtypes package") from None
+        dtype = ml_dtypes.bfloat16
+    dt = np.dtype(dtype)
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)) and not is_low_dtype(dt):
+        raise TypeError(f"dtype must be float32, float64, float16 or bfloat16, got {dt}")
+    return dt
+
+
 def _batch_counter(value):
     """num_batches_tracked of a state dict as a Python int in int64's range."""
     v = value.item()
@@ -176,8 +203,8 @@ class _RunningStats:
     def _init_running(self, num_features, momentum, track):
         self.momentum = check_momentum(momentum)
         self.track_running_stats = bool(track)
-        self.running_mean = np.zeros(num_features, self.dtype) if track else None
-        self.running_var = np.ones(num_features, self.dtype) if track else None
+        self.running_mean = np.zeros(num_features, self._param_dtype) if track else None
+        self.running_var = np.ones(num_features, self._param_dtype) if track else None
         self.num_batches_tracked = 0 if track else None
 
     def state_dict(self):

@@ -13,6 +13,7 @@ import numpy as np
 
 from cnorm import _kernels
 from cnorm._validate import normalize_axis
+from cnorm.lowp import is_low_dtype
 
 __all__ = ["Moments"]
 
@@ -148,9 +149,11 @@ class Moments:
 
 
 def _as_data(x):
-    """x as a float32/float64 array in native byte order (float16 as float32,
-    ints, bools and longdouble as float64)."""
+    """x as a float32/float64 array in native byte order (float16 and
+    bfloat16 as float32, ints, bools and longdouble as float64)."""
     arr = np.asarray(x)
+    if is_low_dtype(arr.dtype):   # float16, bfloat16: exact in float32
+        return arr.astype(np.float32)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"x must hold real numbers, got dtype {arr.dtype}")
     if arr.ndim == 0:
@@ -158,7 +161,7 @@ def _as_data(x):
     native = arr.dtype.newbyteorder("=")
     if native in (np.dtype(np.float32), np.dtype(np.float64)):
         return arr.astype(native, copy=False)
-    return arr.astype(np.float32 if native == np.dtype(np.float16) else np.float64)
+    return arr.astype(np.float64)
 
 
 def _weights(x, a, sample_weight, mask):

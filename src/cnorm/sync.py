@@ -18,6 +18,7 @@ from cnorm import functional as F
 from cnorm._validate import as_contiguous, as_float_array, same_shape
 from cnorm.activation import activation_code
 from cnorm.layers import BatchNorm
+from cnorm.lowp import is_low_precision
 from cnorm.statistics import Moments
 
 __all__ = ["SyncBatchNorm"]
@@ -91,9 +92,9 @@ class SyncBatchNorm(BatchNorm):
             return super().__call__(x)
         problem, x_dtype = None, None
         try:
-            x = as_float_array(x, "x")
-            x_dtype = x.dtype.str
-            self._channels(x)
+            checked = x if is_low_precision(x) else as_float_array(x, "x")
+            x_dtype = checked.dtype.name
+            self._channels(checked)
         except (TypeError, ValueError) as error:
             problem = str(error)
         self._agree(problem, x_dtype)
@@ -101,14 +102,17 @@ class SyncBatchNorm(BatchNorm):
 
     def backward(self, dy):
         with self._lock:
-            saved = self._saved
+            saved, low = self._saved or (None, None)
         problem, dy_dtype = None, None
         try:
             if saved is None:
                 raise ValueError("backward() needs a training-mode forward call first")
-            dy = as_float_array(dy, "dy")
-            dy_dtype = dy.dtype.str
-            same_shape(dy, saved[0], "dy")
+            checked = np.asarray(dy) if low is not None else as_float_array(dy, "dy")
+            dy_dtype = checked.dtype.name
+            if low is not None and checked.dtype != low:
+                raise TypeError(f"dy must have the dtype of the forward's x ({low}), got "
+                                f"{checked.dtype}")
+            same_shape(checked.astype(saved[0].dtype, copy=False), saved[0], "dy")
         except (TypeError, ValueError) as error:
             problem = str(error)
         self._agree(problem, dy_dtype)

@@ -1,0 +1,86 @@
+"""float16 and bfloat16 inputs: float32 arithmetic, outputs rounded back.
+
+Every function of cnorm.functional and every layer accepts x (and dy,
+residual) of numpy.float16 or ml_dtypes.bfloat16.  bfloat16 is recognised by
+its dtype name, so ml_dtypes stays optional.  The data is converted to
+float32 (exact), the float32 kernels run, and every output shaped like x is
+rounded to x's dtype, to nearest even (NaN stays NaN); saved statistics and
+parameter gradients stay float32.  Parameters and running statistics may be
+float32 or x's dtype.
+"""
+import functools
+import inspect
+
+import numpy as np
+
+__all__ = ["is_low_dtype", "is_low_precision", "run_in_float32", "upcast"]
+
+
+def is_low_dtype(dt):
+    """True for float16 and bfloat16 (by name: ml_dtypes need not be imported)."""
+    return isinstance(dt, np.dtype) and dt.itemsize == 2 and (
+        dt.kind == "f" or dt.name == "bfloat16")
+
+
+def is_low_precision(a):
+    """True for an array (or array-like with a dtype) of float16 or bfloat16."""
+    return is_low_dtype(getattr(a, "dtype", None))
+
+
+def upcast(a):
+    """a as a float32 array (exact for float16 and bfloat16)."""
+    return np.asarray(a).astype(np.float32)
+
+
+def run_in_float32(fn, arguments, data):
+    """fn called again with the low-precision arrays in float32.
+
+    arguments: fn's parameters by name (the caller's locals(); extra names
+    are ignored); data: the names of the array arguments of x's dtype
+    (x first); the first result is shaped like x and returns in x's dtype.
+    Called from inside fn once it knows its input is
+    low-precision, so float32/float64 calls pay nothing."""
+    names = _parameters(fn)
+    arguments = {name: arguments[name] for name in names}
+    first = np.asarray(arguments[data[0]])
+    low = first.dtype
+    for name in data:
+        value = np.asarray(arguments[name])
+        if value.dtype != low:
+            raise TypeError(f"{name} must have the dtype of {data[0]} ({low}), got {value.dtype}")
+        arguments[name] = upcast(value)
+    for name, value in arguments.items():   # parameters and statistics in x's dtype
+        if name not in data and name != "out" and getattr(value, "dtype", None) == low:
+            arguments[name] = upcast(value)
+    target = arguments.get("out")
+    if target is not None:
+        _check_output(target, first)
+        arguments["out"] = None
+    return _round_first(fn(**arguments), low, target)
+
+
+@functools.cache
+def _parameters(fn):
+    return tuple(inspect.signature(fn).parameters)
+
+
+def _check_output(target, x):
+    if not isinstance(target, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, got {type(target).__name__}")
+    if target.shape != x.shape or target.dtype != x.dtype:
+        raise ValueError(f"out must have shape {x.shape} and dtype {x.dtype}, got shape "
+                         f"{target.shape} and dtype {target.dtype}")
+    if not target.flags.writeable:
+        raise ValueError("out must be writable, got a read-only array")
+
+
+def _round_first(result, low, target):
+    """The result shaped like x (the first) back to x's dtype, into out= when given."""
+    single = not isinstance(result, tuple)
+    items = [result] if single else list(result)
+    rounded = items[0].astype(low)
+    if target is not None:
+        target[...] = rounded
+        rounded = target
+    items[0] = rounded
+    return items[0] if single else tuple(items)

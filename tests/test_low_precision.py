@@ -1,0 +1,157 @@
+"""float16 and bfloat16 inputs: every function and layer, outputs in x's
+dtype within one ulp of the float64 reference computed from the same
+low-precision inputs, statistics and parameter gradients in float32."""
+import numpy as np
+import pytest
+
+import cnorm
+import cnorm.reference as ref
+
+try:
+    import ml_dtypes
+    LOW = [np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16)]
+except ImportError:   # bfloat16 needs ml_dtypes; float16 is NumPy's
+    LOW = [np.dtype(np.float16)]
+IDS = [d.name for d in LOW]
+
+
+def within_one_ulp(actual, expected, dtype, slack=0.0):
+    """|actual - expected| <= one ulp of dtype at expected (plus slack, an
+    absolute allowance for float32 cancellation in backward passes)."""
+    assert actual.dtype == dtype, (actual.dtype, dtype)
+    expected = np.asarray(expected, np.float64)
+    ulp = np.spacing(np.abs(expected).astype(dtype)).astype(np.float64)
+    err = np.abs(actual.astype(np.float64) - expected)
+    bad = ~(err <= ulp + slack) & ~(np.isnan(expected) & np.isnan(actual.astype(np.float64)))
+    assert not bad.any(), (f"{bad.sum()} of {bad.size} beyond one ulp; worst "
+                           f"{(err / ulp)[bad].max():.2f} ulp")
+
+
+def data(shape, dtype, mean=0.5, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(mean, 1.0, shape).astype(dtype)
+
+
+def f32_params(n, seed=1):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0.5, 2, n).astype(np.float32), rng.normal(size=n).astype(np.float32)
+
+
+FORWARDS = {
+    "batch_norm_train": (cnorm.batch_norm_train, ref.bn_train, 1),
+    "batch_norm_train axis=-1": (lambda x, w, b: cnorm.batch_norm_train(x, w, b, axis=-1),
+                                 lambda x, w, b: ref.bn_train(x, w, b, axis=-1), -1),
+    "layer_norm": (lambda x, w, b: cnorm.layer_norm(x, x.shape[-1], w, b),
+                   lambda x, w, b: ref.layer_norm(x, x.shape[-1:], w, b), -1),
+    "group_norm": (lambda x, w, b: cnorm.group_norm(x, 2, w, b),
+                   lambda x, w, b: ref.group_norm(x, 2, w, b), 1),
+    "instance_norm": (cnorm.instance_norm, ref.instance_norm, 1),
+    "rms_norm": (lambda x, w, b: cnorm.rms_norm(x, x.shape[-1], w),
+                 lambda x, w, b: ref.rms_norm(x, x.shape[-1:], w,
+                                              eps=float(np.finfo(np.float32).eps)), -1),
+}
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+@pytest.mark.parametrize("name", list(FORWARDS))
+@pytest.mark.parametrize("mean", [0.5, 1e3])
+def test_forward_within_one_ulp(dtype, name, mean):
+    forward, reference, axis = FORWARDS[name]
+    x = data((6, 8, 50), dtype, mean)
+    w, b = f32_params(x.shape[axis])
+    got = forward(x, w, b)
+    want = reference(x, w, None if name == "rms_norm" else b)
+    within_one_ulp(got[0], want[0], dtype)
+    for stat in got[1:]:
+        assert stat.dtype == np.float32
+    np.testing.assert_allclose(got[-1], want[-1], rtol=1e-5)   # invstd / rstd
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+def test_backward_within_one_ulp(dtype):
+    x, dy = data((6, 8, 50), dtype), data((6, 8, 50), dtype, 0.0, seed=3)
+    w, b = f32_params(8)
+    _, mean, invstd = cnorm.batch_norm_train(x, w, b)
+    dx, dw, db = cnorm.batch_norm_backward(dy, x, mean, invstd, w)
+    rdx, rdw, rdb = ref.bn_backward(dy, x, mean, invstd, w)
+    within_one_ulp(dx, rdx, dtype, slack=1e-6 * np.abs(rdx).max())
+    assert dw.dtype == db.dtype == np.float32
+    np.testing.assert_allclose(dw, rdw, rtol=1e-4, atol=1e-4)
+    _, m, r = cnorm.layer_norm(x, 50, w.repeat(50)[:50])
+    dx, dw, db = cnorm.layer_norm_backward(dy, x, m, r, 50, w.repeat(50)[:50])
+    rdx = ref.layer_norm_backward(dy, x, (50,), w.repeat(50)[:50])[0]
+    within_one_ulp(dx, rdx, dtype, slack=1e-6 * np.abs(rdx).max())
+    assert dw.dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+def test_infer_out_params_in_x_dtype_and_fusions(dtype):
+    x = data((4, 3, 7, 7), dtype)
+    rm, rv = np.zeros(3, dtype), np.full(3, 2.0, dtype)
+    out = np.empty_like(x)
+    y = cnorm.batch_norm_infer(x, rm, rv, out=out, activation="relu")
+    assert y is out
+    within_one_ulp(y, np.maximum(ref.bn_infer(x, rm, rv), 0), dtype)
+    h, r = data((5, 32), dtype), data((5, 32), dtype, seed=2)
+    y, s, mean, rstd = cnorm.add_layer_norm(h, r, 32, sum_out=r)
+    assert s is r and s.dtype == dtype and mean.dtype == np.float32
+    within_one_ulp(s, h.astype(np.float64) + data((5, 32), dtype, seed=2), dtype)
+    within_one_ulp(y, ref.layer_norm(s, (32,))[0], dtype)
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+def test_nan_and_inf_stay_in_their_channel_and_row(dtype):
+    x = data((4, 3, 10), dtype)
+    x[1, 1, 3] = np.nan
+    y = cnorm.batch_norm_train(x)[0].astype(np.float64)
+    assert np.isnan(y[:, 1]).all() and np.isfinite(y[:, [0, 2]]).all()
+    h = data((3, 16), dtype)
+    h[1, 2] = np.inf
+    z = cnorm.layer_norm(h, 16)[0].astype(np.float64)
+    assert np.isfinite(z[[0, 2]]).all() and not np.isfinite(z[1]).all()
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+@pytest.mark.parametrize("make", [
+    lambda d: cnorm.BatchNorm(3, dtype=d), lambda d: cnorm.LayerNorm(10, dtype=d),
+    lambda d: cnorm.GroupNorm(1, 3, dtype=d), lambda d: cnorm.RMSNorm(10, dtype=d),
+    lambda d: cnorm.InstanceNorm(3, affine=True, track_running_stats=True, dtype=d)])
+def test_layers_keep_float32_state(dtype, make):
+    layer = make(dtype)
+    for name in ("weight", "bias", "running_mean", "running_var"):
+        value = getattr(layer, name, None)
+        assert value is None or value.dtype == np.float32, name
+    x = data((4, 3, 10), dtype)
+    y = layer(x)
+    assert y.dtype == dtype
+    reference = make(np.float32)
+    within_one_ulp(y, reference(x.astype(np.float32)), dtype, slack=1e-6)
+    dx = layer.backward(np.ones_like(x))
+    assert dx.dtype == dtype and layer.grad_weight.dtype == np.float32
+    layer(x)
+    with pytest.raises(TypeError, match="dy"):
+        layer.backward(np.ones(x.shape, np.float32))
+    assert layer.eval()(x).dtype == dtype
+
+
+@pytest.mark.parametrize("bad", [np.int16, np.uint16])
+def test_other_two_byte_dtypes_are_refused(bad):
+    x = np.ones((4, 3, 5), bad)
+    for call in (lambda: cnorm.batch_norm_train(x), lambda: cnorm.layer_norm(x, 5),
+                 lambda: cnorm.BatchNorm(3)(x)):
+        with pytest.raises(TypeError, match="x"):
+            call()
+    with pytest.raises(TypeError, match="dtype"):
+        cnorm.BatchNorm(3, dtype=np.uint16)
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+def test_bad_low_precision_arguments(dtype):
+    x = data((4, 3, 5), dtype)
+    with pytest.raises(ValueError, match="out"):
+        cnorm.batch_norm_train(x, out=np.empty(x.shape, np.float32))
+    with pytest.raises(TypeError, match="dy"):
+        cnorm.layer_norm_backward(x.astype(np.float32), x, np.zeros((4, 3), np.float32),
+                                  np.ones((4, 3), np.float32), 5)
+    m = cnorm.Moments.of(x)
+    np.testing.assert_allclose(m.mean, x.astype(np.float64).reshape(-1, 5).mean(0), rtol=1e-6)
