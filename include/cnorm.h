@@ -73,6 +73,10 @@ extern "C" {
 /* cnorm_simd_path(): name of the SIMD code path selected at run time ("avx512", "avx2",
  * "baseline"). */
 
+/* cnorm_f16_to_f32, cnorm_bf16_to_f32: n float16 / bfloat16 values (as their uint16_t bits) to
+ * float32, exactly.  cnorm_f32_to_f16, cnorm_f32_to_bf16: float32 to float16 / bfloat16,
+ * rounded to nearest even (overflow to Inf, NaN stays NaN).  Since 0.2. */
+
 /* cnorm_moments_merge: Chan et al.'s pairwise update: merge (nb, mean_b, m2_b) into (na, mean_a,
  * m2_a).  The same formula merges blocks, threads, processes and machines. */
 

@@ -155,3 +155,52 @@ def test_bad_low_precision_arguments(dtype):
                                   np.ones((4, 3), np.float32), 5)
     m = cnorm.Moments.of(x)
     np.testing.assert_allclose(m.mean, x.astype(np.float64).reshape(-1, 5).mean(0), rtol=1e-6)
+
+
+def _all_bits():
+    return np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+
+
+def _hard_floats():
+    """Random float32 bit patterns, every value just around half the
+    spacing of the 2-byte types (ties), and the special values."""
+    rng = np.random.default_rng(9)
+    bits = rng.integers(0, 1 << 32, 200_000, dtype=np.uint64).astype(np.uint32)
+    ties = (rng.integers(0, 1 << 16, 50_000, dtype=np.uint32) << 16) | 0x8000
+    ties_f16 = (rng.integers(0x33000000 >> 13, 0x47800000 >> 13, 50_000, dtype=np.uint32)
+                << 13) | 0x1000
+    specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 65504.0, 65519.0, 65520.0,
+                         2.0**-24, 2.0**-25, 3 * 2.0**-26, 1e-45, 3.4e38], np.float32)
+    values = np.concatenate([bits, ties, ties_f16]).view(np.float32)
+    return np.concatenate([values, specials, -specials])
+
+
+def test_float16_conversions_equal_numpys():
+    from cnorm.lowp import downcast, upcast
+
+    h = _all_bits().view(np.float16)
+    up = upcast(h)
+    np.testing.assert_array_equal(up, h.astype(np.float32))   # NaNs compare equal here
+    f = _hard_floats()
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected = f.astype(np.float16)
+    got = downcast(f, np.dtype(np.float16))
+    same = (got.view(np.uint16) == expected.view(np.uint16)) | (np.isnan(got) & np.isnan(expected))
+    assert same.all(), f[~same][:5]
+
+
+def test_bfloat16_conversions_equal_ml_dtypes():
+    ml = pytest.importorskip("ml_dtypes")
+    from cnorm.lowp import downcast, upcast
+
+    bf = np.dtype(ml.bfloat16)
+    b = _all_bits().view(bf)
+    np.testing.assert_array_equal(upcast(b).view(np.uint32),
+                                  _all_bits().astype(np.uint32) << 16)
+    f = _hard_floats()
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected = f.astype(bf).astype(np.float32)
+    got = downcast(f, bf).astype(np.float32)
+    same = (got == expected) | (np.isnan(got) & np.isnan(expected))
+    assert same.all(), f[~same][:5]
+    assert (np.signbit(got) == np.signbit(expected))[~np.isnan(got)].all()

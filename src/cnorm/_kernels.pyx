@@ -4,7 +4,7 @@
 # sizes), releases the GIL and calls the kernel through cnorm.kernels.
 cimport numpy as cnp
 from libc.math cimport sqrt
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint16_t
 
 from cnorm cimport _dispatch as kernel
 from cnorm cimport kernels as k
@@ -124,6 +124,36 @@ def bn_forward_train(cnp.ndarray x, int64_t N, int64_t C, int64_t S, weight, bia
         status = kernel.bn_forward_train(e, xp, N, C, S, w, b, eps, activation, rp, yp, mp,
                                          vp)
     _check(status)
+
+
+def low_to_float32(cnp.ndarray src, cnp.ndarray dst, bint bfloat16):
+    """float16 / bfloat16 bits (uint16) to float32, exactly."""
+    cdef int64_t n = cnp.PyArray_SIZE(src)
+    _require(src, cnp.NPY_UINT16, n, "src")
+    _require(dst, cnp.NPY_FLOAT32, n, "dst")
+    _require_writable(dst, "dst")
+    cdef const uint16_t *sp = <const uint16_t*>cnp.PyArray_DATA(src)
+    cdef float *dp = <float*>cnp.PyArray_DATA(dst)
+    with nogil:
+        if bfloat16:
+            k.bf16_to_f32(sp, dp, n)
+        else:
+            k.f16_to_f32(sp, dp, n)
+
+
+def float32_to_low(cnp.ndarray src, cnp.ndarray dst, bint bfloat16):
+    """float32 to float16 / bfloat16 bits (uint16), rounded to nearest even."""
+    cdef int64_t n = cnp.PyArray_SIZE(src)
+    _require(src, cnp.NPY_FLOAT32, n, "src")
+    _require(dst, cnp.NPY_UINT16, n, "dst")
+    _require_writable(dst, "dst")
+    cdef const float *sp = <const float*>cnp.PyArray_DATA(src)
+    cdef uint16_t *dp = <uint16_t*>cnp.PyArray_DATA(dst)
+    with nogil:
+        if bfloat16:
+            k.f32_to_bf16(sp, dp, n)
+        else:
+            k.f32_to_f16(sp, dp, n)
 
 
 def channel_moments(cnp.ndarray x, int64_t N, int64_t C, int64_t S, cnp.ndarray mean,

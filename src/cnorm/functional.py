@@ -24,7 +24,7 @@ from cnorm._validate import (
     same_shape,
 )
 from cnorm.activation import activation_code, activation_grad
-from cnorm.lowp import is_low_precision, run_in_float32, upcast
+from cnorm.lowp import downcast, is_low_precision, run_in_float32, upcast
 from cnorm.statistics import Moments
 
 __all__ = [
@@ -557,11 +557,7 @@ def _low_precision_sum(x, residual, normalized_shape, params, out, sum_out):
             check_out(target, x, name)
     if out is not None and sum_out is not None and np.may_share_memory(out, sum_out):
         raise ValueError("out and sum_out must not share memory")
-    s = (upcast(x) + upcast(residual)).astype(x.dtype)
-    if sum_out is None:
-        return s
-    sum_out[...] = s
-    return sum_out
+    return downcast(upcast(x) + upcast(residual), x.dtype, sum_out)
 
 
 def add_layer_norm(x, residual, normalized_shape, weight=None, bias=None, *, eps=1e-5, out=None,

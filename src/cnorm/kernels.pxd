@@ -7,7 +7,7 @@
 # scipy.linalg.cython_blas does), so a downstream extension calls them nogil
 # without linking against cnorm.  Add cnorm.get_include() to its include
 # path.  Semantics of every function: cnorm.h (names without cnorm_).
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint16_t
 from cnorm._capi cimport cnorm_renorm, CNORM_OK, CNORM_ENOMEM, CNORM_EINVAL
 
 cdef void set_num_threads(int n) noexcept nogil
@@ -16,6 +16,10 @@ cdef int openmp_enabled() noexcept nogil
 cdef void set_serial_only(int on) noexcept nogil
 cdef const char *simd_path() noexcept nogil
 cdef void moments_merge(double *na, double *mean_a, double *m2_a, double nb, double mean_b, double m2_b) noexcept nogil
+cdef void f16_to_f32(const uint16_t *src, float *dst, int64_t n) noexcept nogil
+cdef void f32_to_f16(const float *src, uint16_t *dst, int64_t n) noexcept nogil
+cdef void bf16_to_f32(const uint16_t *src, float *dst, int64_t n) noexcept nogil
+cdef void f32_to_bf16(const float *src, uint16_t *dst, int64_t n) noexcept nogil
 cdef int channel_moments_f32(const float *x, int64_t N, int64_t C, int64_t S, double *mean, double *m2) noexcept nogil
 cdef int channel_moments_f64(const double *x, int64_t N, int64_t C, int64_t S, double *mean, double *m2) noexcept nogil
 cdef int channel_affine_f32(const float *x, int64_t N, int64_t C, int64_t S, const float *scale, const float *shift, float *y) noexcept nogil

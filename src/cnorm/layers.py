@@ -29,7 +29,7 @@ from cnorm._validate import (
 )
 from cnorm.activation import activation_code
 from cnorm.folding import fold_batch_norm
-from cnorm.lowp import is_low_dtype, is_low_precision, upcast
+from cnorm.lowp import downcast, is_low_dtype, is_low_precision, upcast
 
 __all__ = ["BatchNorm", "BatchRenorm", "GroupNorm", "InstanceNorm", "LayerNorm", "RMSNorm"]
 
@@ -81,7 +81,7 @@ class _Layer:
                 self._saved = (saved, low)
         else:
             y = self._forward_eval(x, **options)
-        return y if low is None else y.astype(low)
+        return y if low is None else downcast(y, low)
 
     def backward(self, dy):
         """dx for the most recent training-mode forward; sets grad_weight/grad_bias.
@@ -97,7 +97,7 @@ class _Layer:
                                 f"got {dy.dtype}")
             dy = upcast(dy)
         dx, self.grad_weight, self.grad_bias = self._backward(dy, saved)
-        return dx if low is None else dx.astype(low)
+        return dx if low is None else downcast(dx, low)
 
     # ---- pickling, copying, repr ----------------------------------------
 

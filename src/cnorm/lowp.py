@@ -13,7 +13,9 @@ import inspect
 
 import numpy as np
 
-__all__ = ["is_low_dtype", "is_low_precision", "run_in_float32", "upcast"]
+from cnorm import _kernels
+
+__all__ = ["downcast", "is_low_dtype", "is_low_precision", "run_in_float32", "upcast"]
 
 
 def is_low_dtype(dt):
@@ -28,8 +30,26 @@ def is_low_precision(a):
 
 
 def upcast(a):
-    """a as a float32 array (exact for float16 and bfloat16)."""
-    return np.asarray(a).astype(np.float32)
+    """a as a new float32 array (exact for float16 and bfloat16: the C
+    conversion; anything else through NumPy)."""
+    arr = np.asarray(a)
+    if not is_low_dtype(arr.dtype) or not arr.dtype.isnative:
+        return arr.astype(np.float32)
+    bits = np.ascontiguousarray(arr).view(np.uint16)
+    out = np.empty(arr.shape, np.float32)
+    _kernels.low_to_float32(bits, out, arr.dtype.kind != "f")
+    return out
+
+
+def downcast(a, dtype, out=None):
+    """float32 a rounded to nearest even into float16/bfloat16 `dtype` (into
+    out, C-contiguous or not, when given)."""
+    src = np.ascontiguousarray(a, np.float32)
+    target = out if out is not None and out.flags.c_contiguous else np.empty(src.shape, dtype)
+    _kernels.float32_to_low(src, target.view(np.uint16), dtype.kind != "f")
+    if out is not None and target is not out:
+        out[...] = target
+    return out if out is not None else target
 
 
 def run_in_float32(fn, arguments, data):
@@ -78,9 +98,5 @@ def _round_first(result, low, target):
     """The result shaped like x (the first) back to x's dtype, into out= when given."""
     single = not isinstance(result, tuple)
     items = [result] if single else list(result)
-    rounded = items[0].astype(low)
-    if target is not None:
-        target[...] = rounded
-        rounded = target
-    items[0] = rounded
+    items[0] = downcast(items[0], low, target)
     return items[0] if single else tuple(items)

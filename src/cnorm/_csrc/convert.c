@@ -1,0 +1,110 @@
+/* float16 / bfloat16 <-> float32 conversions for the low-precision entry
+ * points: exact on load, round to nearest even on store, NaN stays NaN
+ * (quieted).  Branch-free integer and float operations, so the compiler
+ * vectorizes them on the baseline path already; blocks of values go to
+ * threads by the library's policy. */
+#include <string.h>
+#include "common.h"
+
+/* Values per parallel block. */
+#define CONVERT_BLOCK ((int64_t)1 << 16)
+
+static inline uint32_t bits_of(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static inline float float_of(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* Half to float: the exponent and mantissa shifted into float position and
+ * scaled by 2^(127 - 15) (which also normalizes subnormals); Inf/NaN get
+ * the all-ones exponent. */
+static void f16_to_f32_block(const uint16_t *src, float *dst, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const uint32_t h = src[i], em = h & 0x7fffu;
+        uint32_t u = bits_of(float_of(em << 13) * 0x1p112f);
+        u = em >= 0x7c00u ? (em << 13) | 0x7f800000u : u;
+        dst[i] = float_of(u | ((h & 0x8000u) << 16));
+    }
+}
+
+/* Float to half, round to nearest even: overflow (and values that round
+ * past 65504) to Inf, NaN to a quiet NaN, results below 2^-14 through a
+ * float add that rounds at the subnormal spacing, the rest by adding the
+ * rounding bias (plus the mantissa's lowest kept bit, for ties to even). */
+static void f32_to_f16_block(const float *src, uint16_t *dst, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const uint32_t u = bits_of(src[i]), sign = (u >> 16) & 0x8000u, x = u & 0x7fffffffu;
+        const uint32_t big = x > 0x7f800000u ? 0x7e00u : 0x7c00u;
+        const uint32_t tiny = bits_of(float_of(x) + 0.5f) - 0x3f000000u;
+        const uint32_t normal = (x + 0xc8000fffu + ((x >> 13) & 1u)) >> 13;
+        const uint32_t h = x >= 0x47800000u ? big : x < 0x38800000u ? tiny : normal;
+        dst[i] = (uint16_t)(h | sign);
+    }
+}
+
+static void bf16_to_f32_block(const uint16_t *src, float *dst, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = float_of((uint32_t)src[i] << 16);
+}
+
+/* Float to bfloat16, round to nearest even; NaN keeps its sign and top
+ * mantissa bits, quieted. */
+static void f32_to_bf16_block(const float *src, uint16_t *dst, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const uint32_t u = bits_of(src[i]);
+        const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+        const int nan = (u & 0x7fffffffu) > 0x7f800000u;
+        dst[i] = (uint16_t)(nan ? (u >> 16) | 0x40u : rounded);
+    }
+}
+
+/* Runs a block converter over n values, in blocks on the library's threads. */
+#define CONVERT_PARALLEL(block_fn, src, dst, n)                                   \
+    do {                                                                          \
+        const int64_t blocks_ = cnorm_cdiv64((n), CONVERT_BLOCK);                 \
+        const int nt_ = cnorm_threads_for((n), blocks_);                          \
+        CONVERT_OMP_FOR(nt_)                                                      \
+        for (int64_t b_ = 0; b_ < blocks_; b_++) {                                \
+            const int64_t o_ = b_ * CONVERT_BLOCK;                                \
+            block_fn((src) + o_, (dst) + o_, cnorm_min64(CONVERT_BLOCK, (n) - o_)); \
+        }                                                                         \
+    } while (0)
+
+#ifdef _OPENMP
+#define CONVERT_PRAGMA(x) _Pragma(#x)
+#define CONVERT_OMP_FOR(nt) CONVERT_PRAGMA(omp parallel for schedule(static) num_threads(nt) if (nt > 1))
+#else
+#define CONVERT_OMP_FOR(nt)
+#endif
+
+void cnorm_f16_to_f32(const uint16_t *src, float *dst, int64_t n)
+{
+    CONVERT_PARALLEL(f16_to_f32_block, src, dst, n);
+}
+
+void cnorm_f32_to_f16(const float *src, uint16_t *dst, int64_t n)
+{
+    CONVERT_PARALLEL(f32_to_f16_block, src, dst, n);
+}
+
+void cnorm_bf16_to_f32(const uint16_t *src, float *dst, int64_t n)
+{
+    CONVERT_PARALLEL(bf16_to_f32_block, src, dst, n);
+}
+
+void cnorm_f32_to_bf16(const float *src, uint16_t *dst, int64_t n)
+{
+    CONVERT_PARALLEL(f32_to_bf16_block, src, dst, n);
+}
