@@ -24,7 +24,10 @@
  * pointer that is NULL.
  *
  * Aliasing: an output may be the same array as an input where a function
- * says so ("y may equal x"); otherwise outputs must not overlap inputs.
+ * says so ("y may equal x", "dx may equal dy": never dx == x); otherwise
+ * outputs must not overlap inputs, parameters or statistics, in whole or in
+ * part (the loops are written with restrict).  The Python API copies
+ * through a temporary where a caller's out= would break this.
  *
  * Results do not depend on the number of threads: partial sums and moments
  * are merged in a fixed order.  All functions are thread-safe: scratch

@@ -430,6 +430,17 @@ cdef object _output(object out, cnp.ndarray x, int t, object other):
     return out
 
 
+cdef bint _clear(object y, object out, tuple params):
+    """False when y is the caller's out and shares memory with one of
+    params (the kernels read parameters while they write)."""
+    if y is not out:
+        return True
+    for p in params:
+        if p is not None and _overlaps(<cnp.ndarray>y, <cnp.ndarray>p):
+            return False
+    return True
+
+
 cdef int _plain_channel_view(object x, object axis, int64_t *ncs) except -1:
     """The dtype number of x when x is a plain float32/float64 array of at
     least 2 dims and axis an int in range, with its channel view (N, C, S)
@@ -468,7 +479,7 @@ def bn_infer_fast(x, running_mean, running_var, weight, bias, eps, axis, out):
             and _vector(weight, t, C, True) and _vector(bias, t, C, True)):
         return None
     y = _output(out, <cnp.ndarray>x, t, None)
-    if y is None:
+    if y is None or not _clear(y, out, (running_mean, running_var, weight, bias)):
         return None
     _bn_infer(x, ncs[0], C, ncs[2], running_mean, running_var, weight, bias, eps, y, t, 0)
     return y
@@ -500,7 +511,7 @@ def bn_train_fast(x, weight, bias, eps, axis, out):
     if not (_vector(weight, t, C, True) and _vector(bias, t, C, True)):
         return None
     y = _output(out, <cnp.ndarray>x, t, None)
-    if y is None:
+    if y is None or not _clear(y, out, (weight, bias)):
         return None
     cdef cnp.npy_intp c = C, i
     cdef cnp.ndarray mean = cnp.PyArray_EMPTY(1, &c, cnp.NPY_FLOAT64, 0)
@@ -527,8 +538,8 @@ def bn_backward_fast(dy, x, mean, invstd, weight, axis, out):
     if not (_vector(mean, t, C, False) and _vector(invstd, t, C, False)
             and _vector(weight, t, C, True)):
         return None
-    dx = _output(out, xa, t, dy)
-    if dx is None:
+    dx = _output(out, da, t, None)   # dx may be dy, never x (restrict in the kernels)
+    if dx is None or not _clear(dx, out, (xa, mean, invstd, weight)):
         return None
     cdef cnp.npy_intp c = C
     cdef cnp.ndarray sum_dy = cnp.PyArray_EMPTY(1, &c, cnp.NPY_FLOAT64, 0)
@@ -560,7 +571,7 @@ def layer_norm_fast(x, normalized_shape, weight, bias, eps, out):
     if not (_vector(weight, t, K, True) and _vector(bias, t, K, True)):
         return None
     y = _output(out, xa, t, None)
-    if y is None:
+    if y is None or not _clear(y, out, (weight, bias)):
         return None
     mean = cnp.PyArray_EMPTY(nd - 1, cnp.PyArray_DIMS(xa), t, 0)
     rstd = cnp.PyArray_EMPTY(nd - 1, cnp.PyArray_DIMS(xa), t, 0)

@@ -128,16 +128,17 @@ def check_out(out, x, name="out"):
         raise ValueError(f"{name} must be writable, got a read-only array")
 
 
-def kernel_output(out, *inputs):
+def kernel_output(out, *inputs, params=()):
     """Array the kernel writes into: out itself when the kernel can write it
-    directly (C-contiguous, and either exactly one of the inputs or sharing no
-    memory with them), else a fresh array that finish_output copies into out."""
+    directly (C-contiguous, either exactly one of the inputs or sharing no
+    memory with them, and sharing none with the parameters it reads, which
+    may be None), else a fresh array that finish_output copies into out."""
     like = inputs[0]
     if out is None:
         return np.empty(like.shape, like.dtype)
     if out.flags.c_contiguous and all(
         same_buffer(out, a) or not np.may_share_memory(out, a) for a in inputs
-    ):
+    ) and not any(p is not None and np.may_share_memory(out, p) for p in params):
         return out
     return np.empty(like.shape, like.dtype)
 

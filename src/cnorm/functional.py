@@ -94,7 +94,7 @@ def _train_forward(x, weight, bias, eps, axis, out, renorm, act):
         raise ValueError("eps must be > 0 for batch-norm training, got 0")
     check_out(out, x)
     xc = as_contiguous(x)
-    y = kernel_output(out, xc)
+    y = kernel_output(out, xc, params=(weight, bias))
     mean = np.empty(C, np.float64)
     var = np.empty(C, np.float64)
     if renorm is None:
@@ -230,7 +230,7 @@ def batch_norm_infer(x, running_mean, running_var, weight=None, bias=None, *, ep
     eps = check_eps(eps)
     check_out(out, x)
     xc = as_contiguous(x)
-    y = kernel_output(out, xc)
+    y = kernel_output(out, xc, params=(running_mean, running_var, weight, bias))
     _kernels.bn_forward_infer(xc, N, C, S, running_mean, running_var, weight, bias, eps, y, act)
     return finish_output(y, out)
 
@@ -269,7 +269,8 @@ def batch_norm_backward(dy, x, mean, invstd, weight=None, *, axis=1, out=None, m
             raise ValueError("mask selects no position: the forward had no statistics")
     # Masked: the kernel's sums are the masked gradient's too, its dx (which
     # counts every position) is replaced; a fresh buffer, as dx may be dy.
-    dx = kernel_output(out, dyc, xc) if mask is None else np.empty_like(xc)
+    dx = (kernel_output(out, dyc, params=(xc, mean, invstd, weight)) if mask is None
+          else np.empty_like(xc))
     sum_dy = np.empty(C, np.float64)
     sum_dy_xhat = np.empty(C, np.float64)
     _kernels.bn_backward(dyc, xc, N, C, S, mean, invstd, weight, dx, sum_dy, sum_dy_xhat)
@@ -319,7 +320,7 @@ def _row_forward(x, M, K, G, S, stat_shape, weight, bias, eps, out, center, act=
     _check_row_sizes(M, K)
     check_out(out, x)
     xc = as_contiguous(x)
-    y = kernel_output(out, xc)
+    y = kernel_output(out, xc, params=(weight, bias))
     mean = np.empty(stat_shape, x.dtype) if center else None
     rstd = np.empty(stat_shape, x.dtype)
     if M > 0:
@@ -338,7 +339,7 @@ def _row_backward(dy, x, M, K, G, S, stat_shape, param_shape, mean, rstd, weight
     xc, dyc = as_contiguous(x), as_contiguous(dy)
     if act and M > 0:
         dyc = _row_dz(dyc, xc, (M, K, G, S), mean, rstd, weight, bias, activation)
-    dx = kernel_output(out, dyc, xc)
+    dx = kernel_output(out, dyc, params=(xc, mean, rstd, weight))   # dx may be dy, not x
     dweight = None if weight is None else np.zeros(param_shape, np.float64)
     dbias = np.zeros(param_shape, np.float64) if want_dbias else None
     if M > 0:
@@ -533,8 +534,8 @@ def _add_norm(x, residual, normalized_shape, weight, bias, eps, out, sum_out, ce
         if out is not None and np.may_share_memory(out, sum_out):
             raise ValueError("out and sum_out must not share memory")
     xc, rc = as_contiguous(x), as_contiguous(residual)
-    s = kernel_output(sum_out, xc, rc)
-    y = kernel_output(out, xc, rc)
+    s = kernel_output(sum_out, xc, rc, params=(weight, bias))
+    y = kernel_output(out, xc, rc, params=(weight, bias))
     mean = np.empty(lead, x.dtype) if center else None
     rstd = np.empty(lead, x.dtype)
     if M > 0:
