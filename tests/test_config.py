@@ -92,3 +92,23 @@ def test_openmp_enabled_flag():
         pytest.skip("CNORM_OPENMP=0: a serial build is expected")
     # The build probes the compiler for OpenMP; on this toolchain it must succeed.
     assert flag is True, "cnorm was built without OpenMP (set CNORM_OPENMP=0 to allow that)"
+
+
+def test_unknown_simd_request_warns():
+    import warnings
+
+    from cnorm._config import check_simd_request
+
+    for bad in ("Baseline", "sse", "AVX2", ""):
+        with pytest.warns(RuntimeWarning, match="baseline, avx2, avx512"):
+            check_simd_request({"CNORM_SIMD": bad})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for good in ("baseline", "avx2", "avx512"):
+            check_simd_request({"CNORM_SIMD": good})
+        check_simd_request({})
+
+
+def test_config_names_the_compiler_that_built_cnorm():
+    compiler = cnorm._config.config()["compiler"]
+    assert compiler.split()[0] in ("gcc", "clang", "msvc"), compiler

@@ -21,6 +21,7 @@ cdef extern from "cnorm.h" nogil:
     int cnorm_openmp_enabled()
     void cnorm_set_serial_only(int on)
     const char *cnorm_simd_path()
+    const char *cnorm_build_compiler()
     void cnorm_moments_merge(double *na, double *mean_a, double *m2_a, double nb, double mean_b, double m2_b)
     void cnorm_f16_to_f32(const uint16_t *src, float *dst, int64_t n)
     void cnorm_f32_to_f16(const float *src, uint16_t *dst, int64_t n)

@@ -1,7 +1,7 @@
 """Library-wide settings and build facts: threads, configuration, headers."""
 import os
 import platform
-import sysconfig
+import warnings
 
 import numpy as np
 
@@ -9,6 +9,20 @@ from cnorm import _kernels
 from cnorm._validate import check_positive_int
 
 __all__ = ["get_include", "get_num_threads", "set_num_threads", "show_config"]
+
+SIMD_PATHS = ("baseline", "avx2", "avx512")
+
+
+def check_simd_request(environ=os.environ):
+    """Warn when CNORM_SIMD asks for a path that does not exist (the kernels
+    then ignore it and pick the best the CPU supports)."""
+    wanted = environ.get("CNORM_SIMD")
+    if wanted is not None and wanted not in SIMD_PATHS:
+        warnings.warn(f"CNORM_SIMD={wanted!r} is not one of {', '.join(SIMD_PATHS)} "
+                      "(lower case); it is ignored", RuntimeWarning, stacklevel=2)
+
+
+check_simd_request()
 
 
 def set_num_threads(n):
@@ -36,7 +50,7 @@ def config():
         "openmp": _kernels.openmp_enabled(),
         "threads": get_num_threads(),
         "simd": _kernels.simd_path(),
-        "compiler": sysconfig.get_config_var("CC") or "unknown",
+        "compiler": _kernels.build_compiler(),
         "numpy": np.__version__,
         "python": platform.python_version(),
     }

@@ -71,6 +71,10 @@ def set_serial_only(bint on):
     k.set_serial_only(on)
 
 
+def build_compiler():
+    return k.build_compiler().decode()
+
+
 def simd_path():
     return k.simd_path().decode()
 

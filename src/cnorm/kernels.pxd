@@ -15,6 +15,7 @@ cdef int get_num_threads() noexcept nogil
 cdef int openmp_enabled() noexcept nogil
 cdef void set_serial_only(int on) noexcept nogil
 cdef const char *simd_path() noexcept nogil
+cdef const char *build_compiler() noexcept nogil
 cdef void moments_merge(double *na, double *mean_a, double *m2_a, double nb, double mean_b, double m2_b) noexcept nogil
 cdef void f16_to_f32(const uint16_t *src, float *dst, int64_t n) noexcept nogil
 cdef void f32_to_f16(const float *src, uint16_t *dst, int64_t n) noexcept nogil

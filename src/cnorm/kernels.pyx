@@ -25,6 +25,10 @@ cdef const char *simd_path() noexcept nogil:
     return _capi.cnorm_simd_path()
 
 
+cdef const char *build_compiler() noexcept nogil:
+    return _capi.cnorm_build_compiler()
+
+
 cdef void moments_merge(double *na, double *mean_a, double *m2_a, double nb, double mean_b, double m2_b) noexcept nogil:
     _capi.cnorm_moments_merge(na, mean_a, m2_a, nb, mean_b, m2_b)
 

@@ -101,3 +101,16 @@ const char *cnorm_simd_path(void)
     static const char *const names[] = {"baseline", "avx2", "avx512"};
     return names[cnorm_simd_level()];
 }
+
+const char *cnorm_build_compiler(void)
+{
+#if defined(__clang__)
+    return "clang " __clang_version__;
+#elif defined(__GNUC__)
+    return "gcc " __VERSION__;
+#elif defined(_MSC_VER)
+    return "msvc";
+#else
+    return "unknown";
+#endif
+}
