@@ -59,3 +59,18 @@ def test_repr_rebuilds_configuration(make, shape):
     assert type(rebuilt) is type(layer)
     assert repr(rebuilt) == repr(layer)
     _assert_same_state(layer, rebuilt)
+
+
+def _forward_in_worker(layer, x):
+    return layer(x), layer.state_dict()
+
+
+def test_layer_goes_to_a_spawn_started_worker():
+    import multiprocessing
+
+    layer, x = _trained(LAYERS[0][0], LAYERS[0][1])
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        y, state = pool.apply(_forward_in_worker, (layer, x))
+    y_here = layer(x)
+    np.testing.assert_array_equal(y, y_here)
+    np.testing.assert_array_equal(state["running_mean"], layer.running_mean)
