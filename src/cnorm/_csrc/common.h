@@ -1,11 +1,11 @@
 /* Internal helpers shared by the kernel families: threading policy, the
  * Chan merge, block sizes and the type-template convention.
  *
- * Template convention: a family's body lives in <family>_impl.h and is
- * included once per dtype with
- *     #define T float          element type
- *     #define SFX(name) name##_f32
- * so there is one copy of every loop for both dtypes. */
+ * Template convention: a family's body lives in <family>_impl.h, written
+ * with T (the element type) and SFX(name) (a suffix per element type and
+ * SIMD path, e.g. name_f32_avx2); instantiate.h includes it once per path
+ * and instantiate_types.h once per element type, so there is one copy of
+ * every loop for every dtype and path. */
 #ifndef CNORM_COMMON_H
 #define CNORM_COMMON_H
 

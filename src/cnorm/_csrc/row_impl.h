@@ -1,5 +1,5 @@
-/* Row family body: included by row.c once per dtype with T (element type)
- * and SFX(name) (dtype suffix); see common.h for the convention.
+/* Row family body: instantiated per element type and SIMD path through
+ * instantiate.h, with T and SFX(name) as common.h describes.
  *
  * Tiles (ROW_TILE, no OpenMP) work on a row or a piece of one; the public
  * drivers at the end own the threads.  Reductions are ROW_LANE_SUM (or
