@@ -153,12 +153,20 @@ typedef struct cnorm_renorm {
  * exact mean, as the forward did (rows split across threads, M small and K
  * large, use mean as given). */
 
+/* ---- float16 / bfloat16 ----------------------------------------------- */
+
+/* cnorm_row_forward_f16/_bf16, cnorm_bn_forward_infer_f16/_bf16: cnorm_row_forward_f32 and
+ * cnorm_bn_forward_infer_f32 for x and y of float16 / bfloat16 (their uint16_t bits) with float32
+ * parameters and statistics: computed in float32 on chunks converted in cache, y rounded to
+ * nearest even.  y may equal x.  Since 0.2. */
+
 /* ---- declarations, from the list ------------------------------------- */
 
 #include "cnorm_kernels.def"
 
 #define CNORM_DECLARE_RUNTIME(ret, name, params, args) ret cnorm_##name params;
 CNORM_RUNTIME_FUNCTIONS(CNORM_DECLARE_RUNTIME)
+CNORM_LOW_PRECISION_FUNCTIONS(CNORM_DECLARE_RUNTIME)
 #undef CNORM_DECLARE_RUNTIME
 
 #define CNORM_DECLARE_KERNEL(SFX, name, params, args) int cnorm_##name##_##SFX params;

@@ -36,7 +36,7 @@ def _kernel(name, decl):
 
 
 KERNELS = {name: decl for name, decl in header_declarations().items()
-           if decl.startswith("int ") and re.search(r"_(f32|f64)\(", decl)}
+           if decl.startswith("int ") and re.search(r"_(f32|f64|f16|bf16)\(", decl)}
 
 
 def _arguments(parsed, negative, activation=0):

@@ -204,3 +204,26 @@ def test_bfloat16_conversions_equal_ml_dtypes():
     same = (got == expected) | (np.isnan(got) & np.isnan(expected))
     assert same.all(), f[~same][:5]
     assert (np.signbit(got) == np.signbit(expected))[~np.isnan(got)].all()
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+def test_chunked_kernels_equal_float32_rounded_once(dtype):
+    # Many chunks and both threads: the 2-byte kernels run the float32 ones
+    # on converted chunks, so they give the float32 result rounded once.
+    from cnorm.lowp import downcast
+
+    x = data((300, 1000), dtype, seed=4)
+    w, b = f32_params(1000)
+    y, mean, rstd = cnorm.layer_norm(x, 1000, w, b, activation="silu")
+    y32, mean32, rstd32 = cnorm.layer_norm(x.astype(np.float32), 1000, w, b, activation="silu")
+    np.testing.assert_array_equal(y.view(np.uint16), downcast(y32, dtype).view(np.uint16))
+    np.testing.assert_array_equal(mean, mean32)
+    np.testing.assert_array_equal(rstd, rstd32)
+    g = data((6, 12, 40, 40), dtype, seed=5)
+    np.testing.assert_array_equal(
+        cnorm.group_norm(g, 3)[0].view(np.uint16),
+        downcast(cnorm.group_norm(g.astype(np.float32), 3)[0], dtype).view(np.uint16))
+    rm, rv = np.zeros(12, np.float32), np.full(12, 2.0, np.float32)
+    np.testing.assert_array_equal(
+        cnorm.batch_norm_infer(g, rm, rv).view(np.uint16),
+        downcast(cnorm.batch_norm_infer(g.astype(np.float32), rm, rv), dtype).view(np.uint16))

@@ -111,8 +111,9 @@ class Function:
 def read_list():
     macros = macro_bodies(LIST.read_text())
     elements = [tuple(e) for e in entries(macros["CNORM_ELEMENT_TYPES"])]
-    runtime = [Function(ret, name, p, a) for ret, name, p, a in
-               entries(macros["CNORM_RUNTIME_FUNCTIONS"])]
+    runtime = [Function(ret, name, p, a)
+               for listed in ("CNORM_RUNTIME_FUNCTIONS", "CNORM_LOW_PRECISION_FUNCTIONS")
+               for ret, name, p, a in entries(macros[listed])]
     kernels = [Function("int", name, p, a)
                for family in ("CNORM_CHANNEL_KERNELS", "CNORM_ROW_KERNELS")
                for _, name, p, a in entries(macros[family])]

@@ -160,6 +160,56 @@ def float32_to_low(cnp.ndarray src, cnp.ndarray dst, bint bfloat16):
             k.f32_to_f16(sp, dp, n)
 
 
+def row_forward_low(cnp.ndarray x, int64_t M, int64_t K, int64_t G, int64_t S, bint center,
+                    double eps, weight, bias, cnp.ndarray y, mean, cnp.ndarray rstd,
+                    bint bfloat16, int activation=0):
+    """row_forward of float16/bfloat16 data (x, y as uint16 bits; float32
+    parameters and statistics)."""
+    if M < 0 or K < 1 or G < 1 or S < 1 or K % S != 0:
+        raise ValueError("row_forward_low: inconsistent sizes")
+    cdef int64_t nparam = G * (K // S)
+    _require(x, cnp.NPY_UINT16, M * K, "x")
+    _require(y, cnp.NPY_UINT16, M * K, "out")
+    _require_writable(y, "out")
+    cdef const float *w = <const float*>_data(weight, cnp.NPY_FLOAT32, nparam, "weight")
+    cdef const float *b = <const float*>_data(bias, cnp.NPY_FLOAT32, nparam, "bias")
+    cdef float *mp = <float*>_data(mean, cnp.NPY_FLOAT32, M, "mean")
+    cdef float *rp = <float*>_data(rstd, cnp.NPY_FLOAT32, M, "rstd")
+    cdef const uint16_t *xp = <const uint16_t*>cnp.PyArray_DATA(x)
+    cdef uint16_t *yp = <uint16_t*>cnp.PyArray_DATA(y)
+    cdef int status
+    with nogil:
+        if bfloat16:
+            status = k.row_forward_bf16(xp, M, K, G, S, center, eps, activation, w, b, yp, mp, rp)
+        else:
+            status = k.row_forward_f16(xp, M, K, G, S, center, eps, activation, w, b, yp, mp, rp)
+    _check(status)
+
+
+def bn_forward_infer_low(cnp.ndarray x, int64_t N, int64_t C, int64_t S, running_mean,
+                         running_var, weight, bias, double eps, cnp.ndarray y, bint bfloat16,
+                         int activation=0):
+    """bn_forward_infer of float16/bfloat16 data (uint16 bits; float32 parameters)."""
+    _require(x, cnp.NPY_UINT16, N * C * S, "x")
+    _require(y, cnp.NPY_UINT16, N * C * S, "out")
+    _require_writable(y, "out")
+    cdef const float *rm = <const float*>_data(running_mean, cnp.NPY_FLOAT32, C, "running_mean")
+    cdef const float *rv = <const float*>_data(running_var, cnp.NPY_FLOAT32, C, "running_var")
+    cdef const float *w = <const float*>_data(weight, cnp.NPY_FLOAT32, C, "weight")
+    cdef const float *b = <const float*>_data(bias, cnp.NPY_FLOAT32, C, "bias")
+    if rm == NULL or rv == NULL:
+        raise ValueError("bn_forward_infer_low: running statistics are required")
+    cdef const uint16_t *xp = <const uint16_t*>cnp.PyArray_DATA(x)
+    cdef uint16_t *yp = <uint16_t*>cnp.PyArray_DATA(y)
+    cdef int status
+    with nogil:
+        if bfloat16:
+            status = k.bn_forward_infer_bf16(xp, N, C, S, rm, rv, w, b, eps, activation, yp)
+        else:
+            status = k.bn_forward_infer_f16(xp, N, C, S, rm, rv, w, b, eps, activation, yp)
+    _check(status)
+
+
 def channel_moments(cnp.ndarray x, int64_t N, int64_t C, int64_t S, cnp.ndarray mean,
                     cnp.ndarray m2):
     """Per-channel float64 mean and m2 of the (N, C, S) view into mean, m2."""

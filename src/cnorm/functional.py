@@ -47,6 +47,25 @@ __all__ = [
 # ---- channel family: batch norm -------------------------------------------
 
 
+def _data_input(x):
+    """(x for the kernels, the dtype of its arithmetic and statistics):
+    float32/float64 as as_float_array gives it, or a float16/bfloat16 array
+    in native byte order with float32 arithmetic."""
+    if is_low_precision(x):
+        x = np.asarray(x)
+        return x.astype(x.dtype.newbyteorder("="), copy=False), np.dtype(np.float32)
+    x = as_float_array(x, "x")
+    return x, x.dtype
+
+
+def _param_for(p, name, shape, x, dtype, optional=True):
+    """param() in the arithmetic dtype; for float16/bfloat16 x the array may
+    also have x's dtype."""
+    if dtype != x.dtype and is_low_precision(p):
+        p = upcast(p)
+    return param(p, name, shape, dtype, optional=optional)
+
+
 def channel_view(x, axis):
     """(N, C, S) of x for channel axis `axis` (x C-contiguous)."""
     check_ndim(x, 2)
@@ -219,19 +238,23 @@ def batch_norm_infer(x, running_mean, running_var, weight=None, bias=None, *, ep
         y = _kernels.bn_infer_fast(x, running_mean, running_var, weight, bias, eps, axis, out)
         if y is not None:
             return y
-    if is_low_precision(x):
-        return run_in_float32(batch_norm_infer, locals(), ("x",))
-    x = as_float_array(x, "x")
+    x, dtype = _data_input(x)
     N, C, S = channel_view(x, axis)
-    running_mean = param(running_mean, "running_mean", (C,), x.dtype, optional=False)
-    running_var = param(running_var, "running_var", (C,), x.dtype, optional=False)
-    weight = param(weight, "weight", (C,), x.dtype)
-    bias = param(bias, "bias", (C,), x.dtype)
+    running_mean = _param_for(running_mean, "running_mean", (C,), x, dtype, optional=False)
+    running_var = _param_for(running_var, "running_var", (C,), x, dtype, optional=False)
+    weight = _param_for(weight, "weight", (C,), x, dtype)
+    bias = _param_for(bias, "bias", (C,), x, dtype)
     eps = check_eps(eps)
     check_out(out, x)
     xc = as_contiguous(x)
     y = kernel_output(out, xc, params=(running_mean, running_var, weight, bias))
-    _kernels.bn_forward_infer(xc, N, C, S, running_mean, running_var, weight, bias, eps, y, act)
+    if dtype != x.dtype:   # float16/bfloat16: 2-byte loads and stores, float32 inside
+        _kernels.bn_forward_infer_low(xc.view(np.uint16), N, C, S, running_mean, running_var,
+                                      weight, bias, eps, y.view(np.uint16),
+                                      x.dtype.kind != "f", act)
+    else:
+        _kernels.bn_forward_infer(xc, N, C, S, running_mean, running_var, weight, bias, eps,
+                                  y, act)
     return finish_output(y, out)
 
 
@@ -316,14 +339,21 @@ def _check_row_sizes(M, K):
         raise ValueError("normalization needs at least one value per row, got an empty row")
 
 
-def _row_forward(x, M, K, G, S, stat_shape, weight, bias, eps, out, center, act=0):
+def _row_forward(x, M, K, G, S, stat_shape, weight, bias, eps, out, center, act=0,
+                 dtype=None):
+    """The row kernels' forward; dtype: of the statistics (x's, or float32
+    for float16/bfloat16 x, which runs the 2-byte kernels)."""
+    dtype = x.dtype if dtype is None else dtype
     _check_row_sizes(M, K)
     check_out(out, x)
     xc = as_contiguous(x)
     y = kernel_output(out, xc, params=(weight, bias))
-    mean = np.empty(stat_shape, x.dtype) if center else None
-    rstd = np.empty(stat_shape, x.dtype)
-    if M > 0:
+    mean = np.empty(stat_shape, dtype) if center else None
+    rstd = np.empty(stat_shape, dtype)
+    if M > 0 and dtype != x.dtype:
+        _kernels.row_forward_low(xc.view(np.uint16), M, K, G, S, center, eps, weight, bias,
+                                 y.view(np.uint16), mean, rstd, x.dtype.kind != "f", act)
+    elif M > 0:
         _kernels.row_forward(xc, M, K, G, S, center, eps, weight, bias, y, mean, rstd, act)
     return finish_output(y, out), mean, rstd
 
@@ -384,15 +414,13 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, *, eps=1e-5, out=Non
         result = _kernels.layer_norm_fast(x, normalized_shape, weight, bias, eps, out)
         if result is not None:
             return result
-    if is_low_precision(x):
-        return run_in_float32(layer_norm, locals(), ("x",))
-    x = as_float_array(x, "x")
+    x, dtype = _data_input(x)
     lead, norm = _normalized_shape(normalized_shape, x)
-    weight = param(weight, "weight", norm, x.dtype)
-    bias = param(bias, "bias", norm, x.dtype)
+    weight = _param_for(weight, "weight", norm, x, dtype)
+    bias = _param_for(bias, "bias", norm, x, dtype)
     eps = check_eps(eps)
     return _row_forward(x, math.prod(lead), math.prod(norm), 1, 1, lead, weight, bias, eps, out,
-                        True, act)
+                        True, act, dtype)
 
 
 def layer_norm_backward(dy, x, mean, rstd, normalized_shape, weight=None, *, out=None,
@@ -415,15 +443,14 @@ def group_norm(x, num_groups, weight=None, bias=None, *, eps=1e-5, out=None, act
     activation.
 
     Returns (y, mean, rstd) with mean and rstd of shape (N, num_groups)."""
-    if is_low_precision(x):
-        return run_in_float32(group_norm, locals(), ("x",))
     act = activation_code(activation)
-    x = as_float_array(x, "x")
+    x, dtype = _data_input(x)
     N, C, S, G = _group_view(x, num_groups)
-    weight = param(weight, "weight", (C,), x.dtype)
-    bias = param(bias, "bias", (C,), x.dtype)
+    weight = _param_for(weight, "weight", (C,), x, dtype)
+    bias = _param_for(bias, "bias", (C,), x, dtype)
     eps = check_eps(eps)
-    return _row_forward(x, N * G, C // G * S, G, S, (N, G), weight, bias, eps, out, True, act)
+    return _row_forward(x, N * G, C // G * S, G, S, (N, G), weight, bias, eps, out, True, act,
+                        dtype)
 
 
 def group_norm_backward(dy, x, mean, rstd, num_groups, weight=None, *, out=None,
@@ -453,15 +480,14 @@ def instance_norm(x, weight=None, bias=None, *, eps=1e-5, out=None, activation=N
     then activation.
 
     Returns (y, mean, rstd) with mean and rstd of shape (N, C)."""
-    if is_low_precision(x):
-        return run_in_float32(instance_norm, locals(), ("x",))
     act = activation_code(activation)
-    x = as_float_array(x, "x")
+    x, dtype = _data_input(x)
     N, C, S = _instance_view(x)
-    weight = param(weight, "weight", (C,), x.dtype)
-    bias = param(bias, "bias", (C,), x.dtype)
+    weight = _param_for(weight, "weight", (C,), x, dtype)
+    bias = _param_for(bias, "bias", (C,), x, dtype)
     eps = check_eps(eps)
-    return _row_forward(x, N * C, S, max(C, 1), S, (N, C), weight, bias, eps, out, True, act)
+    return _row_forward(x, N * C, S, max(C, 1), S, (N, C), weight, bias, eps, out, True, act,
+                        dtype)
 
 
 def instance_norm_backward(dy, x, mean, rstd, weight=None, *, out=None, activation=None,
@@ -487,15 +513,13 @@ def rms_norm(x, normalized_shape, weight=None, *, eps=None, out=None, activation
 
     eps=None uses the machine epsilon of x's dtype (as PyTorch).  Returns
     (y, rstd) with rstd of x's leading shape."""
-    if is_low_precision(x):
-        return run_in_float32(rms_norm, locals(), ("x",))
     act = activation_code(activation)
-    x = as_float_array(x, "x")
+    x, dtype = _data_input(x)
     lead, norm = _normalized_shape(normalized_shape, x)
-    weight = param(weight, "weight", norm, x.dtype)
-    eps = _rms_eps(eps, x.dtype)
+    weight = _param_for(weight, "weight", norm, x, dtype)
+    eps = _rms_eps(eps, dtype)
     y, _, rstd = _row_forward(x, math.prod(lead), math.prod(norm), 1, 1, lead, weight, None, eps,
-                              out, False, act)
+                              out, False, act, dtype)
     return y, rstd
 
 

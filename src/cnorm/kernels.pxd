@@ -21,6 +21,10 @@ cdef void f16_to_f32(const uint16_t *src, float *dst, int64_t n) noexcept nogil
 cdef void f32_to_f16(const float *src, uint16_t *dst, int64_t n) noexcept nogil
 cdef void bf16_to_f32(const uint16_t *src, float *dst, int64_t n) noexcept nogil
 cdef void f32_to_bf16(const float *src, uint16_t *dst, int64_t n) noexcept nogil
+cdef int row_forward_f16(const uint16_t *x, int64_t M, int64_t K, int64_t G, int64_t S, int center, double eps, int activation, const float *weight, const float *bias, uint16_t *y, float *mean, float *rstd) noexcept nogil
+cdef int row_forward_bf16(const uint16_t *x, int64_t M, int64_t K, int64_t G, int64_t S, int center, double eps, int activation, const float *weight, const float *bias, uint16_t *y, float *mean, float *rstd) noexcept nogil
+cdef int bn_forward_infer_f16(const uint16_t *x, int64_t N, int64_t C, int64_t S, const float *running_mean, const float *running_var, const float *weight, const float *bias, double eps, int activation, uint16_t *y) noexcept nogil
+cdef int bn_forward_infer_bf16(const uint16_t *x, int64_t N, int64_t C, int64_t S, const float *running_mean, const float *running_var, const float *weight, const float *bias, double eps, int activation, uint16_t *y) noexcept nogil
 cdef int channel_moments_f32(const float *x, int64_t N, int64_t C, int64_t S, double *mean, double *m2) noexcept nogil
 cdef int channel_moments_f64(const double *x, int64_t N, int64_t C, int64_t S, double *mean, double *m2) noexcept nogil
 cdef int channel_affine_f32(const float *x, int64_t N, int64_t C, int64_t S, const float *scale, const float *shift, float *y) noexcept nogil

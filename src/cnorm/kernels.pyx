@@ -49,6 +49,22 @@ cdef void f32_to_bf16(const float *src, uint16_t *dst, int64_t n) noexcept nogil
     _capi.cnorm_f32_to_bf16(src, dst, n)
 
 
+cdef int row_forward_f16(const uint16_t *x, int64_t M, int64_t K, int64_t G, int64_t S, int center, double eps, int activation, const float *weight, const float *bias, uint16_t *y, float *mean, float *rstd) noexcept nogil:
+    return _capi.cnorm_row_forward_f16(x, M, K, G, S, center, eps, activation, weight, bias, y, mean, rstd)
+
+
+cdef int row_forward_bf16(const uint16_t *x, int64_t M, int64_t K, int64_t G, int64_t S, int center, double eps, int activation, const float *weight, const float *bias, uint16_t *y, float *mean, float *rstd) noexcept nogil:
+    return _capi.cnorm_row_forward_bf16(x, M, K, G, S, center, eps, activation, weight, bias, y, mean, rstd)
+
+
+cdef int bn_forward_infer_f16(const uint16_t *x, int64_t N, int64_t C, int64_t S, const float *running_mean, const float *running_var, const float *weight, const float *bias, double eps, int activation, uint16_t *y) noexcept nogil:
+    return _capi.cnorm_bn_forward_infer_f16(x, N, C, S, running_mean, running_var, weight, bias, eps, activation, y)
+
+
+cdef int bn_forward_infer_bf16(const uint16_t *x, int64_t N, int64_t C, int64_t S, const float *running_mean, const float *running_var, const float *weight, const float *bias, double eps, int activation, uint16_t *y) noexcept nogil:
+    return _capi.cnorm_bn_forward_infer_bf16(x, N, C, S, running_mean, running_var, weight, bias, eps, activation, y)
+
+
 cdef int channel_moments_f32(const float *x, int64_t N, int64_t C, int64_t S, double *mean, double *m2) noexcept nogil:
     return _capi.cnorm_channel_moments_f32(x, N, C, S, mean, m2)
 

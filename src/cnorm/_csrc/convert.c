@@ -28,10 +28,11 @@ static inline float float_of(uint32_t u)
  * the all-ones exponent. */
 static void f16_to_f32_block(const uint16_t *src, float *dst, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = 0; i < n; i++) {   /* masks, not branches: the loop vectorizes */
         const uint32_t h = src[i], em = h & 0x7fffu;
-        uint32_t u = bits_of(float_of(em << 13) * 0x1p112f);
-        u = em >= 0x7c00u ? (em << 13) | 0x7f800000u : u;
+        const uint32_t scaled = bits_of(float_of(em << 13) * 0x1p112f);
+        const uint32_t special = 0u - (uint32_t)(em >= 0x7c00u);
+        const uint32_t u = (scaled & ~special) | (((em << 13) | 0x7f800000u) & special);
         dst[i] = float_of(u | ((h & 0x8000u) << 16));
     }
 }
@@ -44,10 +45,13 @@ static void f32_to_f16_block(const float *src, uint16_t *dst, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) {
         const uint32_t u = bits_of(src[i]), sign = (u >> 16) & 0x8000u, x = u & 0x7fffffffu;
-        const uint32_t big = x > 0x7f800000u ? 0x7e00u : 0x7c00u;
+        const uint32_t nan = 0u - (uint32_t)(x > 0x7f800000u);
+        const uint32_t big = 0x7c00u | (0x0200u & nan);
         const uint32_t tiny = bits_of(float_of(x) + 0.5f) - 0x3f000000u;
         const uint32_t normal = (x + 0xc8000fffu + ((x >> 13) & 1u)) >> 13;
-        const uint32_t h = x >= 0x47800000u ? big : x < 0x38800000u ? tiny : normal;
+        const uint32_t is_big = 0u - (uint32_t)(x >= 0x47800000u);
+        const uint32_t is_tiny = 0u - (uint32_t)(x < 0x38800000u);
+        const uint32_t h = (big & is_big) | (tiny & is_tiny) | (normal & ~(is_big | is_tiny));
         dst[i] = (uint16_t)(h | sign);
     }
 }
