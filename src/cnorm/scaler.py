@@ -9,6 +9,7 @@ unless it is installed and asked for (its tags, its NotFittedError).
 import numpy as np
 
 from cnorm import _kernels
+from cnorm.lowp import downcast, upcast
 from cnorm.statistics import Moments, _check_sample_weight
 
 __all__ = ["NotFittedError", "StandardScaler"]
@@ -210,7 +211,7 @@ def _check_2d(shape):
                          "feature are required.")
 
 
-def _as_2d_floats(X, copy=False):
+def _as_2d_floats(X):
     """X as a 2-d float16/32/64 array (other real dtypes as float64)."""
     if hasattr(X, "toarray") and hasattr(X, "nnz"):
         raise TypeError("cnorm.StandardScaler takes dense arrays; a sparse matrix needs "
@@ -220,7 +221,7 @@ def _as_2d_floats(X, copy=False):
         raise ValueError(f"X must hold real numbers, got dtype {arr.dtype}")
     _check_2d(arr.shape)
     native = arr.dtype.newbyteorder("=")
-    return arr.astype(native if native in _FLOATS else np.float64, copy=copy)
+    return arr.astype(native if native in _FLOATS else np.float64, copy=False)
 
 
 def _feature_names(X):
@@ -235,15 +236,14 @@ def _fit_moments(X, sample_weight):
     """Moments of X's columns, NaN ignored; infinite values rejected."""
     if sample_weight is not None:
         _check_sample_weight(sample_weight, X, 1)
-    data = X.astype(np.float32) if X.dtype == np.float16 else X
     if sample_weight is None:
-        moments = Moments.of(data, axis=1)
+        moments = Moments.of(X, axis=1)
         if np.all(np.isfinite(moments.m2)):   # no NaN or Inf anywhere: one kernel pass
             return moments
-    nan = np.isnan(data)
-    if np.isinf(data).any():
+    nan = np.isnan(X)
+    if np.isinf(X).any():
         raise ValueError(f"Input X contains infinity or a value too large for {X.dtype}.")
-    return Moments.of(data, axis=1, sample_weight=sample_weight,
+    return Moments.of(X, axis=1, sample_weight=sample_weight,
                       mask=~nan if nan.any() else None)
 
 
@@ -261,13 +261,10 @@ def _scale(var, mean, count):
 def _apply_coefficients(X, center, scale, shift, copy):
     """y = (X - center) * scale + shift in X's float dtype."""
     X = _as_2d_floats(X)
-    if X.dtype == np.float16:   # no float16 kernel: float32 arithmetic, rounded once
-        y = (X.astype(np.float32) - center.astype(np.float32)) * scale.astype(np.float32)
-        y += shift.astype(np.float32)
-        if copy:
-            return y.astype(np.float16)
-        X[...] = y
-        return X
+    if X.dtype == np.float16:   # the float32 kernel on X converted, rounded once
+        y = _standardize(upcast(X), *(c.astype(np.float32) for c in (center, scale, shift)),
+                         copy=False)
+        return downcast(y, X.dtype, None if copy else X)
     return _standardize(X, center.astype(X.dtype), scale.astype(X.dtype),
                         shift.astype(X.dtype), copy)
 
