@@ -14,6 +14,7 @@ import inspect
 import numpy as np
 
 from cnorm import _kernels
+from cnorm._validate import check_out
 
 __all__ = ["downcast", "is_low_dtype", "is_low_precision", "run_in_float32", "upcast"]
 
@@ -74,7 +75,7 @@ def run_in_float32(fn, arguments, data):
             arguments[name] = upcast(value)
     target = arguments.get("out")
     if target is not None:
-        _check_output(target, first)
+        check_out(target, first)
         arguments["out"] = None
     return _round_first(fn(**arguments), low, target)
 
@@ -82,16 +83,6 @@ def run_in_float32(fn, arguments, data):
 @functools.cache
 def _parameters(fn):
     return tuple(inspect.signature(fn).parameters)
-
-
-def _check_output(target, x):
-    if not isinstance(target, np.ndarray):
-        raise TypeError(f"out must be a numpy.ndarray, got {type(target).__name__}")
-    if target.shape != x.shape or target.dtype != x.dtype:
-        raise ValueError(f"out must have shape {x.shape} and dtype {x.dtype}, got shape "
-                         f"{target.shape} and dtype {target.dtype}")
-    if not target.flags.writeable:
-        raise ValueError("out must be writable, got a read-only array")
 
 
 def _round_first(result, low, target):
