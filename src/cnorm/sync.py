@@ -112,7 +112,11 @@ class SyncBatchNorm(BatchNorm):
             if low is not None and checked.dtype != low:
                 raise TypeError(f"dy must have the dtype of the forward's x ({low}), got "
                                 f"{checked.dtype}")
-            same_shape(checked.astype(saved[0].dtype, copy=False), saved[0], "dy")
+            if low is None:
+                same_shape(checked, saved[0], "dy")
+            elif checked.shape != saved[0].shape:
+                raise ValueError(f"dy must have the shape of x {saved[0].shape}, got "
+                                 f"{checked.shape}")
         except (TypeError, ValueError) as error:
             problem = str(error)
         self._agree(problem, dy_dtype)
