@@ -23,6 +23,11 @@ from setuptools.command.build_ext import build_ext
 ROOT = Path(__file__).parent.resolve()
 PKG = Path("src") / "cnorm"
 C_SOURCES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / PKG / "_csrc").glob("*.c"))
+# Every .c includes some of these: an edited header must rebuild the kernels.
+C_HEADERS = sorted(
+    str(p.relative_to(ROOT))
+    for p in [*(ROOT / PKG / "_csrc").glob("*.h"), *(ROOT / "include").glob("cnorm*")]
+)
 OPENMP_PROBE = textwrap.dedent(
     """
     #include <omp.h>
@@ -95,6 +100,7 @@ extensions = [
     Extension(
         "cnorm.kernels",
         [str(PKG / "kernels.pyx"), *C_SOURCES],
+        depends=C_HEADERS,
         include_dirs=include_dirs,
         define_macros=macros,
     ),

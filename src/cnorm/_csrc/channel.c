@@ -1,45 +1,21 @@
 /* Channel family: per-channel statistics and affine maps over the (N, C, S)
- * view (batch norm, batch renorm).  See docs/design.md, sections 1-3.
+ * view (batch norm, batch renorm, standardization); docs/design.md,
+ * "Kernel families".  Its parts, one job each:
  *
- * Layouts.  Planar (S >= one strip of lanes): a channel is N runs of S
- * contiguous values; we vectorize along s.  Interleaved (small S, e.g.
- * channels-last): x is N rows of K = C*S columns; each column gets its own
- * accumulators, so we vectorize across columns and merge the S columns of
- * a channel at the end.  A reduction block is `runs` runs of `len`
- * contiguous values.  Planar blocks are one column (block_* in
- * channel_impl.h).  Interleaved blocks are cut into "super-rows" of P
- * positions, position j belonging to column j % kw: P = lcm(K, strip), so
- * K = 3 still fills the vector lanes, or a column tile of wide rows.
+ *   channel_geom.h          the view cut into groups, blocks and pieces
+ *   channel.c (this file)   dtype-free policy: merging pieces, scratch,
+ *                           fusion and streaming choices, coefficients
+ *   channel_tiles_impl.h    reduction tiles: the vectorizable sum loops
+ *   channel_stats_impl.h    a block's and a piece's statistics
+ *   channel_passes_impl.h   the elementwise passes and their job
+ *   channel_drivers_impl.h  the public kernels: reduce, finish, apply
  *
- * Strips.  Reductions run one strip of CHAN_LANES positions at a time with
- * a private accumulator per lane (4-6 AVX2 vectors per sum: enough
- * independent chains to hide the add/FMA latency).  A run or super-row whose width is
- * not a multiple of the strip ends with an overlapping strip, the last
- * strip width of it, whose lanes that repeat earlier positions are
- * dropped: no scalar tails, no masks in the loops.
- *
- * Statistics are one pass per block, sums of d = x - c and d^2 with c the
- * block's first value, checked: where that could lose more than 3 bits
- * (c far from the mean) or values are not finite, the block (then in L1)
- * gets an exact second pass; float32 squares that overflow or underflow
- * are redone in double.  Blocks merge with Chan's formula in double.
- *
- * Elementwise passes walk x in memory order (planar: run by run with
- * scalar constants; interleaved: super-row or whole row at a time with
- * per-column constants): training y = (x - mean) * scale + shift, so a
- * constant channel gives exactly its bias; inference y = x * scale + shift.
- *
- * Determinism.  Each group (a channel, or a tile of interleaved columns) is
- * cut into blocks and chunks of blocks whose bounds depend only on the
- * shape.  A chunk ("piece") is reduced by one thread; pieces are merged in
- * chunk order, so the result is the same bits for any thread count.
- *
- * Tiles (tile_*, block_*, run_*, rows_*) hold the vectorizable loops and no
- * OpenMP; channel_impl.h compiles them once per dtype and SIMD path
- * (instantiate.h); drivers own the parallel loops. */
+ * The *_impl.h parts are compiled once per dtype and SIMD path
+ * (channel_impl.h, instantiate.h); tiles and passes hold no OpenMP, the
+ * drivers own the parallel loops (runtime.h). */
 #include <float.h>
 #include <string.h>
-#include "common.h"
+#include "channel_geom.h"
 #include "simd.h"
 /* Non-temporal stores need GCC/Clang vector types (and x86 intrinsics for
  * the stores themselves; elsewhere they are plain). */
@@ -55,32 +31,6 @@
 #define chan_sfence() ((void)0)
 #endif
 
-/* Lanes of one strip: 32 float32 (4 AVX2 vectors), 24 float64 (6): with 16
- * float64 lanes GCC unrolls the lane loops before vectorizing and then
- * vectorizes the loop around them with shuffles (measured: float64
- * statistics 2-3x slower); 2 sums x 6 vectors + a centre fit the 16 AVX2
- * registers. */
-#define CHAN_LANES(elsize) ((elsize) < 8 ? 32 : 24)
-/* Statistics block: small enough that an exact second pass finds it in L1,
- * large enough to amortize its fold and Chan merge. */
-#define CHAN_BLOCK_BYTES 16384
-/* Interleaved blocks span at least this many rows, so a block's
- * per-column work (fold, check, Chan merge in double) stays small per
- * element (measured: 128 rows 20-35% faster than 32 on 1568x256). */
-#define CHAN_MIN_ROWS 128
-/* Tiles of wide rows are reduced this many rows at a time, strip by
- * strip: sweeping a strip down all of a block's rows (a 4 KiB stride for
- * 1024 float32 columns) ran at half the speed (measured: 8 and 32 worse). */
-#define CHAN_SWEEP_ROWS 16
-/* Interleaved: widest column tile, bytes; wider rows are split in tiles. */
-#define CHAN_TILE_BYTES 1024
-#define CHAN_TILE_MAX 256   /* CHAN_TILE_BYTES / sizeof(float) */
-/* Widest super-row (positions); lcm(K, strip) above this falls back to
- * P = K. */
-#define CHAN_PMAX 1024
-/* Elements per parallel piece: enough work to amortize a task, small
- * enough that C = 1 still splits across cores. */
-#define CHAN_CHUNK ((int64_t)1 << 15)
 /* A planar channel whose data (x, or dy and x) is at most this size is
  * still in L2, or in L3, when its elementwise pass follows its reduction,
  * so the two are fused per channel.  Measured here (512 KiB L2, 32 MiB L3,
@@ -103,157 +53,6 @@
  * CPUs, so it would not be in cache when read next, and a plain store
  * first reads every output line. */
 #define CHAN_STREAM_BYTES ((int64_t)64 << 20)
-typedef struct {
-    int64_t N, C, S, K, total;
-    int planar;
-    int64_t L;        /* lanes of a reduction strip */
-    int64_t ncol;     /* columns with their own statistics: C or K */
-    int64_t ngrp;     /* groups: channels (planar) or column tiles */
-    int64_t tw;       /* columns per group (interleaved), 1 (planar) */
-    int64_t P;        /* super-row width */
-    int64_t brows;    /* runs (planar) or rows (interleaved) per block */
-    int64_t seg, nseg;  /* planar: segment of a run in one block, count */
-    int64_t nblk;     /* blocks per group */
-    int64_t cblk;     /* blocks per chunk */
-    int64_t nchunk;   /* chunks per group */
-    int64_t rpt;      /* planar elementwise: runs per task */
-} chan_geom;
-
-/* Reduction ops of a strip. */
-enum { CHAN_SUMS, CHAN_SQDEV, CHAN_DOTS };
-
-/* A block: `runs` runs of `len` contiguous values, run i at off + i*ld. */
-typedef struct { int64_t off, runs, ld, len; } chan_block;
-
-/* The rows a tile works on: n1 x n2 rows, row (i, j) at i*s1 + j*s2. */
-typedef struct { int64_t n1, s1, n2, s2; } chan_rect;
-
-static int64_t chan_gcd(int64_t a, int64_t b)
-{
-    while (b) {
-        int64_t t = a % b;
-        a = b;
-        b = t;
-    }
-    return a;
-}
-
-static int64_t chan_roundup(int64_t a, int64_t m) { return cnorm_cdiv64(a, m) * m; }
-
-/* Requires N, C, S >= 1. */
-static void chan_geom_init(chan_geom *G, int64_t N, int64_t C, int64_t S, int64_t elsize)
-{
-    int64_t nominal, L = CHAN_LANES(elsize), blk = CHAN_BLOCK_BYTES / elsize;
-    G->N = N;
-    G->C = C;
-    G->S = S;
-    G->K = C * S;
-    G->total = N * C * S;
-    G->L = L;
-    G->planar = S >= L;
-    G->rpt = cnorm_max64(1, CHAN_CHUNK / S);
-    if (G->planar) {
-        G->ncol = C;
-        G->ngrp = C;
-        G->tw = 1;
-        G->P = L;
-        if (S <= blk) {
-            G->seg = S;
-            G->nseg = 1;
-            G->brows = blk / S;
-        } else {   /* even segments; the last one is never empty */
-            G->seg = cnorm_cdiv64(S, cnorm_cdiv64(S, blk));
-            G->nseg = cnorm_cdiv64(S, G->seg);
-            G->brows = 1;
-        }
-        G->nblk = cnorm_cdiv64(N, G->brows) * G->nseg;
-        nominal = G->brows * G->seg;
-    } else {
-        int64_t K = G->K, tile = CHAN_TILE_BYTES / elsize;
-        G->ncol = K;
-        if (K <= tile) {
-            int64_t lcm = K / chan_gcd(K, L) * L;
-            G->tw = K;
-            G->P = lcm <= CHAN_PMAX ? lcm : K;
-        } else {   /* balanced tiles, whole strips wide */
-            G->tw = chan_roundup(cnorm_cdiv64(K, cnorm_cdiv64(K, tile)), L);
-            G->P = G->tw;
-        }
-        G->ngrp = cnorm_cdiv64(K, G->tw);
-        /* whole super-rows per block, except at the end of x */
-        G->brows = chan_roundup(cnorm_max64(CHAN_MIN_ROWS, blk / G->tw), G->P / G->tw);
-        G->nblk = cnorm_cdiv64(N, G->brows);
-        nominal = G->brows * G->tw;
-    }
-    G->cblk = cnorm_max64(1, CHAN_CHUNK / nominal);
-    G->nchunk = cnorm_cdiv64(G->nblk, G->cblk);
-}
-
-/* Columns [k0, k0+kw) of group g and its super-row width pg (narrower than
- * P only for a last, partial column tile). */
-static void chan_group(const chan_geom *G, int64_t g, int64_t *k0, int64_t *kw,
-                       int64_t *pg)
-{
-    if (G->planar) {
-        *k0 = g;
-        *kw = 1;
-        *pg = G->P;
-    } else {
-        *k0 = g * G->tw;
-        *kw = cnorm_min64(G->tw, G->K - *k0);
-        *pg = *kw == G->tw ? G->P : *kw;
-    }
-}
-
-static chan_block chan_block_at(const chan_geom *G, int64_t g, int64_t b)
-{
-    chan_block B;
-    if (G->planar) {   /* (no division in the common case: one segment) */
-        int64_t n0 = (G->nseg == 1 ? b : b / G->nseg) * G->brows;
-        int64_t s0 = G->nseg == 1 ? 0 : b % G->nseg * G->seg;
-        B.runs = cnorm_min64(G->brows, G->N - n0);
-        B.len = cnorm_min64(G->seg, G->S - s0);
-        B.off = (n0 * G->C + g) * G->S + s0;
-        B.ld = G->K;
-    } else {
-        int64_t r0 = b * G->brows, k0 = g * G->tw;
-        B.runs = cnorm_min64(G->brows, G->N - r0);
-        B.len = cnorm_min64(G->tw, G->K - k0);
-        B.off = r0 * G->K + k0;
-        B.ld = G->K;
-        if (B.len == G->K) {   /* whole rows are one contiguous run */
-            B.len *= B.runs;
-            B.runs = 1;
-        }
-    }
-    return B;
-}
-
-/* Chan merge of kw columns that share the counts na and nb: the per-column
- * work has no division, so it vectorizes.  Same arithmetic as cnorm_merge. */
-static void chan_merge_cols(double na, double *ma, double *m2a, double nb,
-                            const double *mb, const double *m2b, int64_t kw)
-{
-    int64_t k;
-    if (nb == 0.0)
-        return;
-    if (na == 0.0 && kw == 1) {   /* no call to memcpy for one value */
-        *ma = *mb;
-        *m2a = *m2b;
-        return;
-    }
-    if (na == 0.0) {
-        memcpy(ma, mb, (size_t)kw * sizeof(double));
-        memcpy(m2a, m2b, (size_t)kw * sizeof(double));
-        return;
-    }
-    double n = na + nb, w = nb / n, f = na * nb / n;
-    for (k = 0; k < kw; k++) {
-        double d = mb[k] - ma[k];
-        ma[k] += d * w;
-        m2a[k] += m2b[k] + d * d * f;
-    }
-}
 
 /* Piece partials live in arrays [nchunk][ncol]; counts in [ngrp][nchunk].
  * Merge group g's chunks, in chunk order, into chunk 0's slot. */
@@ -266,20 +65,17 @@ static void chan_merge_group(const chan_geom *G, int64_t g, const double *pcnt,
     for (q = 1; q < G->nchunk; q++) {
         double nb = pcnt[g * G->nchunk + q];
         int64_t o = q * G->ncol + k0;
-        chan_merge_cols(n, pmean + k0, pm2 + k0, nb, pmean + o, pm2 + o, kw);
+        cnorm_merge_cols(n, pmean + k0, pm2 + k0, nb, pmean + o, pm2 + o, kw);
         n += nb;
     }
 }
 
 static void chan_sum_group(const chan_geom *G, int64_t g, double *pa, double *pb)
 {
-    int64_t k0, kw, pg, q, k;
+    int64_t k0, kw, pg;
     chan_group(G, g, &k0, &kw, &pg);
-    for (q = 1; q < G->nchunk; q++)
-        for (k = k0; k < k0 + kw; k++) {
-            pa[k] += pa[q * G->ncol + k];
-            pb[k] += pb[q * G->ncol + k];
-        }
+    cnorm_add_parts(pa + k0, pa + G->ncol + k0, G->nchunk - 1, G->ncol, kw);
+    cnorm_add_parts(pb + k0, pb + G->ncol + k0, G->nchunk - 1, G->ncol, kw);
 }
 
 /* Channel c's moments from its merged columns (interleaved: S columns of
@@ -312,25 +108,26 @@ static void chan_channel_sums(const chan_geom *G, int64_t c, const double *pa,
     }
 }
 
-/* Per-call scratch, one allocation: piece counts [ngrp][nchunk], piece
- * partials a and b [nchunk][ncol], then ncoef coefficients of elsize. */
-typedef struct { double *cnt, *a, *b; void *coef; } chan_scratch;
+/* Per-call scratch: piece counts [ngrp][nchunk], piece partials a and b
+ * [nchunk][ncol], then ncoef coefficients of elsize. */
+typedef struct { double *cnt, *a, *b; void *coef, *block; } chan_scratch;
 
 static int chan_scratch_alloc(const chan_geom *G, int64_t ncoef, size_t elsize,
                               chan_scratch *s)
 {
-    int64_t np = G->ngrp * G->nchunk, nab = G->nchunk * G->ncol;
-    double *m = malloc((size_t)(np + 2 * nab) * sizeof(double) + (size_t)ncoef * elsize);
-    if (!m)
-        return CNORM_ENOMEM;
-    s->cnt = m;
-    s->a = m + np;
-    s->b = s->a + nab;
-    s->coef = s->b + nab;
-    return CNORM_OK;
+    const int64_t np = G->ngrp * G->nchunk, nab = G->nchunk * G->ncol;
+    const int64_t d = (int64_t)sizeof(double);
+    const int64_t bytes[4] = {np * d, nab * d, nab * d, ncoef * (int64_t)elsize};
+    void *parts[4];
+    const int rc = cnorm_scratch_alloc(4, bytes, parts, &s->block);
+    s->cnt = parts[0];
+    s->a = parts[1];
+    s->b = parts[2];
+    s->coef = parts[3];
+    return rc;
 }
 
-static void chan_scratch_free(chan_scratch *s) { free(s->cnt); }
+static void chan_scratch_free(chan_scratch *s) { free(s->block); }
 
 /* Shared start of the reducing entry points: CNORM_EINVAL for negative
  * sizes; an empty reduction (N*S == 0) zeroes the per-channel outputs a and b
@@ -365,27 +162,6 @@ static int chan_stream(const chan_geom *G, size_t elsize, const void *x, const v
 {
     return CHAN_CAN_STREAM && G->planar && x != y
            && G->total * (int64_t)elsize >= CHAN_STREAM_BYTES;
-}
-
-/* Runs task(job, p) for p in [0, n) on nt threads.  Pieces and merge order
- * never depend on nt, so any nt gives the same bits.  nt == 1 stays out of
- * the OpenMP runtime: even a serial region costs a futex call there. */
-static void chan_parallel(int nt, int64_t n, void (*task)(const void *, int64_t),
-                          const void *job)
-{
-    int64_t p;
-#ifdef _OPENMP
-    if (nt > 1) {
-#pragma omp parallel for schedule(static) num_threads(nt)
-        for (p = 0; p < n; p++)
-            task(job, p);
-        return;
-    }
-#else
-    (void)nt;
-#endif
-    for (p = 0; p < n; p++)
-        task(job, p);
 }
 
 /* Batch-norm coefficients of one channel, in double (see cnorm.h), for

@@ -47,22 +47,6 @@ int cnorm_openmp_enabled(void)
 #endif
 }
 
-int cnorm_threads_for(int64_t work, int64_t tasks)
-{
-    if (work < 2 * CNORM_PARALLEL_MIN_WORK || tasks < 2)
-        return 1;
-    int64_t n = cnorm_get_num_threads();
-    n = cnorm_min64(n, tasks);
-    n = cnorm_min64(n, work / CNORM_PARALLEL_MIN_WORK);
-    return n < 1 ? 1 : (int)n;
-}
-
-void cnorm_moments_merge(double *na, double *mean_a, double *m2_a,
-                         double nb, double mean_b, double m2_b)
-{
-    cnorm_merge(na, mean_a, m2_a, nb, mean_b, m2_b);
-}
-
 /* The SIMD path: the best the CPU supports, capped by CNORM_SIMD
  * ("baseline", "avx2" or "avx512") so a lower path can be forced. */
 static int detect_simd_level(void)

@@ -1,5 +1,16 @@
-/* Row family kernels over (M, K): layer, group, instance and RMS norm.
- * The dtype-independent pieces live here; the loops are in row_impl.h. */
+/* Row family: per-row (or per-group) statistics and normalization over
+ * the (M, K) view (layer, group, instance and RMS norm; docs/design.md,
+ * "Kernel families").  Its parts, one job each:
+ *
+ *   row.c (this file)   dtype-free policy: block and chunk sizes, the
+ *                       backward's per-chunk partial sums and their merge
+ *   row_tiles_impl.h    a block's statistics and the backward's sums
+ *   row_one_impl.h      one row's forward and backward
+ *   row_drivers_impl.h  the public kernels: rows, chunks or segments in
+ *                       parallel
+ *
+ * The *_impl.h parts are compiled once per dtype and SIMD path
+ * (row_impl.h, instantiate.h). */
 #include <string.h>
 #include "common.h"
 
@@ -15,6 +26,9 @@
 /* Columns per segment when a backward splits few long rows by columns
  * (row_backward_split). */
 #define ROW_SEG 4096
+/* Values per statistics block: small enough that the block's second pass
+ * (squared deviations) hits L1, large enough to amortize the Chan merge. */
+#define ROW_BLOCK 2048
 
 /* The passes after a row's first one run from cache and leave the memory
  * idle; they go in pieces of ROW_PIECE values, each preceded by a software
@@ -25,70 +39,6 @@
  * prefetcher. */
 #define ROW_PIECE 128
 #define ROW_PREFETCH_MAX ((int64_t)64 * 1024)
-
-/* Accumulator lanes of a lane sum: 4 AVX2 registers of float (8 SSE2, 2
- * AVX-512), so the adds of a sum form several independent chains and the
- * loop runs at the adder's throughput, not its latency.  Also 32 for
- * double: with 16, GCC 12 vectorizes ROW_LANE_SUM2 across the outer loop
- * with a permute per value (10x the instructions) instead of lane-wise. */
-#define ROW_LANES 32
-
-/* acc[0] = the sum of acc[0 : ROW_LANES], added as a fixed pairwise tree
- * (five halvings of the 32 lanes, upper half onto lower half): a few vector
- * adds where a lane-by-lane chain was 32 dependent scalar ones, and the same
- * order on every ISA. */
-#define ROW_FOLD_STEP(acc, h)                                                 \
-    for (int l_ = 0; l_ < (h); l_++)                                          \
-        (acc)[l_] += (acc)[l_ + (h)]
-#define ROW_FOLD(acc)                                                         \
-    do {                                                                      \
-        ROW_FOLD_STEP(acc, 16); ROW_FOLD_STEP(acc, 8); ROW_FOLD_STEP(acc, 4); \
-        ROW_FOLD_STEP(acc, 2); ROW_FOLD_STEP(acc, 1);                         \
-    } while (0)
-
-/* result = sum of expr over k in [0, n), n <= CNORM_BLOCK, in ROW_LANES
- * accumulators of type T folded by ROW_FOLD.  A plain lane loop: GCC
- * vectorizes it without -ffast-math because the summation order is the
- * code's, hence the same for every thread count. */
-#define ROW_LANE_SUM(result, n, k, expr)                                      \
-    do {                                                                      \
-        T acc_[ROW_LANES] = {0};                                              \
-        int64_t i_ = 0;                                                       \
-        for (; i_ + ROW_LANES <= (n); i_ += ROW_LANES)                        \
-            for (int l_ = 0; l_ < ROW_LANES; l_++) {                          \
-                const int64_t k = i_ + l_;                                    \
-                acc_[l_] += (expr);                                           \
-            }                                                                 \
-        for (int l_ = 0; i_ + l_ < (n); l_++) {                               \
-            const int64_t k = i_ + l_;                                        \
-            acc_[l_] += (expr);                                               \
-        }                                                                     \
-        ROW_FOLD(acc_);                                                       \
-        (result) = acc_[0];                                                   \
-    } while (0)
-
-/* Two lane sums in one loop over k, so the backward reads dy and x once for
- * both (the compiler shares the subexpressions of value1 and value2). */
-#define ROW_LANE_SUM2(result1, result2, n, k, value1, value2)                 \
-    do {                                                                      \
-        T a_[ROW_LANES] = {0}, b_[ROW_LANES] = {0};                           \
-        int64_t i_ = 0;                                                       \
-        for (; i_ + ROW_LANES <= (n); i_ += ROW_LANES)                        \
-            for (int l_ = 0; l_ < ROW_LANES; l_++) {                          \
-                const int64_t k = i_ + l_;                                    \
-                a_[l_] += (value1);                                           \
-                b_[l_] += (value2);                                           \
-            }                                                                 \
-        for (int l_ = 0; i_ + l_ < (n); l_++) {                               \
-            const int64_t k = i_ + l_;                                        \
-            a_[l_] += (value1);                                               \
-            b_[l_] += (value2);                                               \
-        }                                                                     \
-        ROW_FOLD(a_);                                                         \
-        ROW_FOLD(b_);                                                         \
-        (result1) = a_[0];                                                    \
-        (result2) = b_[0];                                                    \
-    } while (0)
 
 /* Tiles stay out of line: GCC unswitches the loop-invariant NULL and
  * `first` tests of the simple loops in them (inlined into the row loops,
@@ -167,22 +117,17 @@ static int row_chunks_init(row_chunks *ch, int64_t M, int64_t K, int64_t GP,
     ch->count = cnorm_cdiv64(M, ch->rows);
     ch->stride = cnorm_cdiv64(GP, 8) * 8;   /* partials on separate cache lines */
     ch->col_bytes = cnorm_cdiv64(col_bytes, 64) * 64;
-    ch->part[0] = ch->part[1] = NULL;
-    ch->cols = NULL;
-    ch->scratch = NULL;
     const int64_t arrays = ch->count == 1 ? 0 : (int64_t)(want_dw != 0) + (want_db != 0);
-    const int64_t n = (ch->count - 1) * ch->stride;
-    const int64_t bytes = arrays * n * (int64_t)sizeof(double) + ch->count * ch->col_bytes;
-    if (bytes == 0)
-        return CNORM_OK;
-    ch->scratch = malloc((size_t)bytes);
-    if (!ch->scratch)
-        return CNORM_ENOMEM;
-    double *part = ch->scratch;
-    ch->part[0] = want_dw && arrays ? part : NULL;
-    ch->part[1] = want_db && arrays ? part + (want_dw ? n : 0) : NULL;
-    ch->cols = ch->col_bytes ? (char *)(part + arrays * n) : NULL;
-    return CNORM_OK;
+    const int64_t part_bytes = (ch->count - 1) * ch->stride * (int64_t)sizeof(double);
+    const int64_t bytes[3] = {want_dw && arrays ? part_bytes : 0,
+                              want_db && arrays ? part_bytes : 0,
+                              ch->count * ch->col_bytes};
+    void *parts[3];
+    const int rc = cnorm_scratch_alloc(3, bytes, parts, &ch->scratch);
+    ch->part[0] = parts[0];
+    ch->part[1] = parts[1];
+    ch->cols = parts[2];
+    return rc;
 }
 
 /* Chunk c's partial array for output `out` (k = 0: dweight, 1: dbias). */
@@ -191,26 +136,6 @@ static double *row_chunk_part(const row_chunks *ch, double *out, int k, int64_t 
     if (!out || c == 0)
         return out;
     return ch->part[k] + (c - 1) * ch->stride;
-}
-
-typedef void (*row_task)(const void *job, int64_t t);
-
-/* Runs task(job, t) for t in [0, n) on nt threads, static schedule.  One
- * thread runs inline: even a one-thread OpenMP region costs libgomp a team
- * set-up with malloc and futex calls, as long as a whole small row. */
-static void row_run(int nt, int64_t n, row_task task, const void *job)
-{
-#ifdef _OPENMP
-    if (nt > 1) {
-#pragma omp parallel for schedule(static) num_threads(nt)
-        for (int64_t t = 0; t < n; t++)
-            task(job, t);
-        return;
-    }
-#endif
-    (void)nt;
-    for (int64_t t = 0; t < n; t++)
-        task(job, t);
 }
 
 typedef struct {
@@ -227,11 +152,9 @@ static void row_merge_task(const void *job, int64_t t)
     const int64_t p0 = t * ROW_MERGE_BLOCK, p1 = cnorm_min64(j->GP, p0 + ROW_MERGE_BLOCK);
     double *out[2] = {j->dweight, j->dbias};
     for (int k = 0; k < 2; k++)
-        for (int64_t c = 1; out[k] && c < j->ch->count; c++) {
-            const double *part = row_chunk_part(j->ch, out[k], k, c);
-            for (int64_t p = p0; p < p1; p++)
-                out[k][p] += part[p];
-        }
+        if (out[k] && j->ch->count > 1)
+            cnorm_add_parts(out[k] + p0, j->ch->part[k] + p0, j->ch->count - 1,
+                            j->ch->stride, p1 - p0);
 }
 
 /* Adds chunks 1.. into the outputs (chunk 0 is there already), frees the
@@ -241,7 +164,7 @@ static void row_chunks_merge(row_chunks *ch, int64_t GP, double *dweight, double
     if (ch->part[0] || ch->part[1]) {
         const row_merge_job job = {ch, GP, dweight, dbias};
         const int64_t tasks = cnorm_cdiv64(GP, ROW_MERGE_BLOCK);
-        row_run(cnorm_threads_for(ch->count * GP, tasks), tasks, row_merge_task, &job);
+        cnorm_parallel(cnorm_threads_for(ch->count * GP, tasks), tasks, row_merge_task, &job);
     }
     free(ch->scratch);
     ch->scratch = NULL;

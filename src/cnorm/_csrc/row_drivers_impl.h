@@ -1,0 +1,254 @@
+/* Row family, drivers (see row.c for the parts): the public kernels and
+ * their jobs; rows, chunks of rows or column segments run in parallel
+ * (runtime.h).  Part of row_impl.h. */
+
+typedef struct {
+    const T *x, *weight, *bias;
+    T *y, *mean, *rstd;
+    int64_t M, K, G, S;
+    int center, act;
+    double eps;
+} SFX(row_fwd_job);
+
+/* Forward task m: row m (rows are independent: any split, same bits). */
+static void SFX(row_forward_task)(const void *job, int64_t m)
+{
+    const SFX(row_fwd_job) *j = job;
+    const int64_t K = j->K, off = (m % j->G) * (K / j->S);
+    const int next = m + 1 < j->M && K * (int64_t)sizeof(T) <= ROW_PREFETCH_MAX;
+    SFX(row_forward_one)(j->x + m * K, K, j->S, j->center, j->eps, j->act,
+                         j->weight ? j->weight + off : NULL, j->bias ? j->bias + off : NULL,
+                         j->y + m * K, j->mean ? j->mean + m : NULL,
+                         j->rstd ? j->rstd + m : NULL, next ? j->x + (m + 1) * K : NULL,
+                         next && j->y != j->x ? j->y + (m + 1) * K : NULL);
+}
+
+static int SFX(cnorm_row_forward)(const T *x, int64_t M, int64_t K, int64_t G, int64_t S,
+                           int center, double eps, int activation, const T *weight,
+                           const T *bias, T *y, T *mean, T *rstd)
+{
+    if (!cnorm_activation_valid(activation))
+        return CNORM_EINVAL;
+    if (M == 0)
+        return CNORM_OK;
+    if (!row_valid(M, K, G, S) || !x || !y)
+        return CNORM_EINVAL;
+    const SFX(row_fwd_job) job = {x, weight, bias, y, mean, rstd, M, K, G, S, center,
+                                  activation, eps};
+    cnorm_parallel(cnorm_threads_for(M * K, M), M, SFX(row_forward_task), &job);
+    return CNORM_OK;
+}
+
+typedef struct {
+    const T *x, *residual, *weight, *bias;
+    T *y, *sum, *mean, *rstd;
+    int64_t M, K;
+    int center;
+    double eps;
+} SFX(row_add_job);
+
+/* Residual-add task m: sum = x + residual for row m, then row m's forward
+ * from sum while it is in cache. */
+static void SFX(row_add_task)(const void *job, int64_t m)
+{
+    const SFX(row_add_job) *j = job;
+    const int64_t K = j->K;
+    const T *x = j->x + m * K, *r = j->residual + m * K;
+    T *s = j->sum + m * K;
+    for (int64_t k = 0; k < K; k++)
+        s[k] = x[k] + r[k];
+    const int next = m + 1 < j->M && K * (int64_t)sizeof(T) <= ROW_PREFETCH_MAX;
+    /* the next rows of x and residual go to cache (residual as the "next y") */
+    SFX(row_forward_one)(s, K, 1, j->center, j->eps, CNORM_ACT_NONE, j->weight, j->bias,
+                         j->y + m * K, j->mean ? j->mean + m : NULL, j->rstd + m,
+                         next ? j->x + (m + 1) * K : NULL,
+                         next ? j->residual + (m + 1) * K : NULL);
+}
+
+static int SFX(cnorm_row_add_forward)(const T *x, const T *residual, int64_t M, int64_t K,
+                                      int center, double eps, const T *weight,
+                                      const T *bias, T *y, T *sum, T *mean, T *rstd)
+{
+    if (M == 0)
+        return CNORM_OK;
+    if (!row_valid(M, K, 1, 1) || !x || !residual || !y || !sum || !rstd || y == sum)
+        return CNORM_EINVAL;
+    const SFX(row_add_job) job = {x, residual, weight, bias, y, sum, mean, rstd, M, K, center,
+                                  eps};
+    cnorm_parallel(cnorm_threads_for(M * K, M), M, SFX(row_add_task), &job);
+    return CNORM_OK;
+}
+
+typedef struct {
+    const T *dy, *x, *mean, *rstd, *weight;
+    T *dx;
+    double *dweight, *dbias;
+    const row_chunks *ch;
+    int64_t M, K, G, S;
+    int center;
+} SFX(row_bwd_job);
+
+/* Backward task c: the rows of chunk c, parameter gradients into its own
+ * partial arrays.  Each row's sums stream its dy and x from memory; its dx
+ * pass then reads them from L1 while the next row comes in.  With S == 1
+ * that pass also sums the column gradients in T, in the chunk's column
+ * scratch, which goes to the partials every ROW_FLUSH_ROWS rows (every row
+ * when G > 1: then consecutive rows have different parameters).  With
+ * G == 1 the first flush assigns the partials, so they need no zeroing. */
+static void SFX(row_backward_task)(const void *job, int64_t c)
+{
+    const SFX(row_bwd_job) *j = job;
+    const int64_t K = j->K, P = K / j->S;
+    double *dw = row_chunk_part(j->ch, j->dweight, 0, c);
+    double *db = row_chunk_part(j->ch, j->dbias, 1, c);
+    T *sw = j->ch->cols ? (T *)(j->ch->cols + c * j->ch->col_bytes) : NULL;
+    T *sb = sw ? sw + K : NULL;
+    const int64_t flush_rows = j->G == 1 ? ROW_FLUSH_ROWS : 1;
+    if (dw && !(sw && j->G == 1))
+        memset(dw, 0, (size_t)(j->G * P) * sizeof(double));
+    if (db && !(sw && j->G == 1))
+        memset(db, 0, (size_t)(j->G * P) * sizeof(double));
+    const int64_t start = c * j->ch->rows, end = cnorm_min64(j->M, start + j->ch->rows);
+    for (int64_t m = start; m < end; m++) {
+        const int64_t off = (m % j->G) * P;
+        const T mean = j->center ? j->mean[m] : (T)0, rstd = j->rstd[m];
+        const T delta = SFX(row_mean_residual)(j->x + m * K, K, mean, rstd);
+        const T *w = j->weight ? j->weight + off : NULL;
+        T q, cc;
+        SFX(row_grad_coefs)(j->dy + m * K, j->x + m * K, K, j->S, j->center, mean, delta,
+                            rstd, w, dw && !sw ? dw + off : NULL, db && !sw ? db + off : NULL,
+                            &q, &cc);
+        const int next = m + 1 < j->M && K * (int64_t)sizeof(T) <= ROW_PREFETCH_MAX;
+        SFX(row_apply_dx)(j->dy + m * K, j->x + m * K, K, j->S, mean, delta, rstd, w, q, cc,
+                          j->dx + m * K, sw, sb, (m - start) % flush_rows == 0,
+                          next ? j->dy + (m + 1) * K : NULL, next ? j->x + (m + 1) * K : NULL,
+                          next && j->dx != j->dy ? j->dx + (m + 1) * K : NULL);
+        if (sw && ((m - start + 1) % flush_rows == 0 || m + 1 == end))
+            SFX(row_flush_cols)(sw, sb, K, dw ? dw + off : NULL, db ? db + off : NULL,
+                                j->G == 1 && m - start < flush_rows);
+    }
+}
+
+/* ---- few long rows: backward split by columns --------------------------- */
+
+/* With few long rows (S == 1) the rows cannot be spread over threads, and
+ * row chunks would each need partial gradients as long as a row.  Instead
+ * each row is cut into segments of ROW_SEG columns: phase 1 sums each
+ * (row, segment), the row sums are the segments' in segment order, and
+ * phase 2 computes dx and the column gradients segment by segment; the
+ * segments' columns are disjoint, so their gradients go straight to the
+ * outputs.  Segments depend on K only: same bits for any thread count. */
+typedef struct {
+    const T *dy, *x, *mean, *rstd, *weight;
+    T *dx;
+    double *dweight, *dbias;
+    double *sums;   /* [M][segs][2]: sum of g and of g * x_hat per segment */
+    T *coef;        /* [M][2]: q and c per row */
+    T *cols;        /* [segs][2 * ROW_SEG]: column sums per segment, or NULL */
+    int64_t M, K, G, segs;
+    int center;
+} SFX(row_split_job);
+
+/* Phase 1, task s: every row's sums over segment s.  (Split rows use the
+ * saved mean as it is, without row_mean_residual, which needs the whole
+ * row: for |mean| >> std their x_hat is off by mean's rounding.) */
+static void SFX(row_split_sums_task)(const void *job, int64_t s)
+{
+    const SFX(row_split_job) *j = job;
+    const int64_t K = j->K, k0 = s * ROW_SEG, n = cnorm_min64(ROW_SEG, K - k0);
+    for (int64_t m = 0; m < j->M; m++) {
+        const int64_t o = m * K + k0;
+        double *out = j->sums + (m * j->segs + s) * 2;
+        SFX(row_grad_sums)(j->dy + o, j->x + o, n, j->center ? j->mean[m] : (T)0, j->rstd[m],
+                           j->weight ? j->weight + (m % j->G) * K + k0 : NULL, &out[0],
+                           &out[1]);
+    }
+}
+
+/* Phase 2, task s: dx of segment s in every row and, when wanted, the
+ * segment's column gradients, summed in T over ROW_FLUSH_ROWS rows (one row
+ * when G > 1), the first sums assigning the outputs when G == 1. */
+static void SFX(row_split_dx_task)(const void *job, int64_t s)
+{
+    const SFX(row_split_job) *j = job;
+    const int64_t K = j->K, k0 = s * ROW_SEG, n = cnorm_min64(ROW_SEG, K - k0);
+    const int64_t flush_rows = j->G == 1 ? ROW_FLUSH_ROWS : 1;
+    T *sw = j->cols ? j->cols + s * 2 * ROW_SEG : NULL, *sb = sw ? sw + ROW_SEG : NULL;
+    for (int64_t g = 0; sw && j->G > 1 && g < j->G; g++) {   /* g may have no rows */
+        if (j->dweight)
+            memset(j->dweight + g * K + k0, 0, (size_t)n * sizeof(double));
+        if (j->dbias)
+            memset(j->dbias + g * K + k0, 0, (size_t)n * sizeof(double));
+    }
+    for (int64_t m = 0; m < j->M; m++) {
+        const int64_t o = m * K + k0, off = (m % j->G) * K + k0;
+        const T mean = j->center ? j->mean[m] : (T)0, rstd = j->rstd[m];
+        const T *w = j->weight ? j->weight + off : NULL;
+        const T q = j->coef[2 * m], c = j->coef[2 * m + 1];
+        if (!sw) {
+            SFX(row_dx)(j->dy + o, j->x + o, n, mean, rstd, w, rstd, q, c, j->dx + o);
+            continue;
+        }
+        SFX(row_dx_cols)(j->dy + o, j->x + o, n, mean, 0, rstd, w, q, c, j->dx + o, sw, sb,
+                         m % flush_rows == 0);
+        if ((m + 1) % flush_rows == 0 || m + 1 == j->M)
+            SFX(row_flush_cols)(sw, sb, n, j->dweight ? j->dweight + off : NULL,
+                                j->dbias ? j->dbias + off : NULL, j->G == 1 && m < flush_rows);
+    }
+}
+
+/* The backward of few long rows (see row_split_job). */
+static int SFX(row_backward_split)(const T *dy, const T *x, int64_t M, int64_t K, int64_t G,
+                                   int center, const T *mean, const T *rstd, const T *weight,
+                                   T *dx, double *dweight, double *dbias)
+{
+    const int64_t segs = cnorm_cdiv64(K, ROW_SEG);
+    const int grads = dweight || dbias;
+    const size_t sums = (size_t)(M * segs * 2) * sizeof(double);
+    const size_t coef = (size_t)(2 * M) * sizeof(T);
+    char *scratch = malloc(sums + coef + (grads ? (size_t)(segs * 2 * ROW_SEG) * sizeof(T) : 0));
+    if (!scratch)
+        return CNORM_ENOMEM;
+    SFX(row_split_job) job = {dy, x, mean, rstd, weight, dx, dweight, dbias, (double *)scratch,
+                              (T *)(scratch + sums), grads ? (T *)(scratch + sums + coef) : NULL,
+                              M, K, G, segs, center};
+    const int nt = cnorm_threads_for(M * K, segs);
+    cnorm_parallel(nt, segs, SFX(row_split_sums_task), &job);
+    for (int64_t m = 0; m < M; m++) {   /* row sums in segment order */
+        double sg = 0.0, sgx = 0.0;
+        for (int64_t s = 0; s < segs; s++) {
+            sg += job.sums[(m * segs + s) * 2];
+            sgx += job.sums[(m * segs + s) * 2 + 1];
+        }
+        SFX(row_dx_coefs)(sg, sgx, K, center, rstd[m], &job.coef[2 * m], &job.coef[2 * m + 1]);
+    }
+    cnorm_parallel(nt, segs, SFX(row_split_dx_task), &job);
+    free(scratch);
+    return CNORM_OK;
+}
+
+static int SFX(cnorm_row_backward)(const T *dy, const T *x, int64_t M, int64_t K, int64_t G,
+                            int64_t S, int center, const T *mean, const T *rstd,
+                            const T *weight, T *dx, double *dweight, double *dbias)
+{
+    if (M == 0) {
+        row_zero_grads(K, G, S, dweight, dbias);
+        return CNORM_OK;
+    }
+    if (!row_valid(M, K, G, S) || !dy || !x || !rstd || !dx || (center && !mean))
+        return CNORM_EINVAL;
+    /* Long rows, too few for two chunks of ROW_FLUSH_ROWS rows: by columns. */
+    if (S == 1 && K * (int64_t)sizeof(T) > ROW_PREFETCH_MAX && M < 2 * ROW_FLUSH_ROWS)
+        return SFX(row_backward_split)(dy, x, M, K, G, center, mean, rstd, weight, dx, dweight,
+                                       dbias);
+    row_chunks ch;
+    const int col_grads = S == 1 && (dweight || dbias);
+    if (row_chunks_init(&ch, M, K, G * (K / S), dweight != NULL, dbias != NULL,
+                        col_grads ? 2 * K * (int64_t)sizeof(T) : 0))
+        return CNORM_ENOMEM;
+    const SFX(row_bwd_job) job = {dy, x, mean, rstd, weight, dx, dweight, dbias, &ch,
+                                  M, K, G, S, center};
+    cnorm_parallel(cnorm_threads_for(M * K, ch.count), ch.count, SFX(row_backward_task), &job);
+    row_chunks_merge(&ch, G * (K / S), dweight, dbias);   /* frees the scratch */
+    return CNORM_OK;
+}
