@@ -220,6 +220,18 @@ def test_instance_norm_layer_track_without_affine(rng):
     assert_close(layer(x), ref.bn_infer(x, rm, rv))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_instance_norm_running_var_far_below_eps(rng, dtype):
+    # var ~ 1e-12 with eps = 1e-5: recovering var from the rounded rstd as
+    # 1 / rstd**2 - eps keeps none of its digits (nor its sign).
+    layer = cnorm.InstanceNorm(2, track_running_stats=True, momentum=1.0, dtype=dtype)
+    x = (1.0 + 1e-6 * rng.standard_normal((4, 2, 64))).astype(dtype)
+    layer(x)
+    rm, rv = ref.instance_running_update(np.zeros(2), np.ones(2), x, 1.0)
+    np.testing.assert_allclose(layer.running_var, rv, rtol=1e-4)
+    np.testing.assert_allclose(layer.running_mean, rm, rtol=1e-6)
+
+
 def test_instance_norm_layer_errors(rng):
     layer = cnorm.InstanceNorm(3, track_running_stats=True)
     rm0 = layer.running_mean.copy()

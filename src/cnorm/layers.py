@@ -30,6 +30,7 @@ from cnorm._validate import (
 from cnorm.activation import activation_code
 from cnorm.folding import fold_batch_norm
 from cnorm.lowp import downcast, is_low_dtype, is_low_precision, upcast
+from cnorm.statistics import Moments
 
 __all__ = ["BatchNorm", "BatchRenorm", "GroupNorm", "InstanceNorm", "LayerNorm", "RMSNorm"]
 
@@ -475,10 +476,12 @@ class InstanceNorm(_RunningStats, _Layer):
         y, mean, rstd = F.instance_norm(x, self.weight, self.bias, eps=self.eps,
                                         activation=self.activation)
         if self.track_running_stats and x.shape[0] > 0:  # an empty batch observes nothing
-            count = math.prod(x.shape[2:])
-            var = 1.0 / np.square(rstd.astype(np.float64)) - self.eps
-            self._update_running(mean.mean(axis=0, dtype=np.float64),
-                                 _unbiased(var, count).mean(axis=0))
+            # Each plane's moments in float64 from x itself: 1 / rstd**2 - eps
+            # would lose every digit of a variance far below eps (rstd is
+            # rounded to x's dtype).
+            planes = Moments.of(np.reshape(x, (x.shape[0] * x.shape[1], -1)), axis=0)
+            self._update_running(planes.mean.reshape(x.shape[:2]).mean(axis=0),
+                                 planes.var(ddof=1).reshape(x.shape[:2]).mean(axis=0))
         return y, (x, mean, rstd)
 
     def _forward_eval(self, x):
