@@ -49,6 +49,9 @@
 /* Interleaved: widest column tile, bytes; wider rows are split in tiles. */
 #define CHAN_TILE_BYTES 1024
 #define CHAN_TILE_MAX 256   /* CHAN_TILE_BYTES / sizeof(float) */
+/* The stack arrays of a tile's statistics are CHAN_TILE_MAX long: a
+ * compile error if the two constants drift apart. */
+typedef char chan_tile_max_is_float_count[CHAN_TILE_MAX * sizeof(float) == CHAN_TILE_BYTES ? 1 : -1];
 /* Widest super-row (positions); lcm(K, strip) above this falls back to
  * P = K. */
 #define CHAN_PMAX 1024

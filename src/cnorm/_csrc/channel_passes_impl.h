@@ -49,9 +49,9 @@ static void SFX(run_bwd_ip)(T *d, const T *restrict x, int64_t len, T m, T a, T 
 /* Streaming variants of the two planar out-of-place loops, for outputs far
  * larger than the caches (see CHAN_STREAM_BYTES): whole vectors go to
  * memory with non-temporal stores, which skip the read of each output line
- * that a plain store costs (measured, 308 MB float64 y = x * a + b: 47-55
- * ms plain, 33-40 ms streamed, memcpy 32-36 ms).  The first values up to
- * a vector-aligned y and the last partial vector are plain stores. */
+ * that a plain store costs (benchmarks/RESULTS.md, "Streaming stores").
+ * The first values up to a vector-aligned y and the last partial vector
+ * are plain stores. */
 #if CHAN_CAN_STREAM
 #if defined(__AVX512F__)
 #define CHAN_STREAM_VEC 64
