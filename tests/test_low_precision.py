@@ -227,3 +227,24 @@ def test_chunked_kernels_equal_float32_rounded_once(dtype):
     np.testing.assert_array_equal(
         cnorm.batch_norm_infer(g, rm, rv).view(np.uint16),
         downcast(cnorm.batch_norm_infer(g.astype(np.float32), rm, rv), dtype).view(np.uint16))
+
+
+# Chunks of 2**14 values: planes larger than a chunk (split mid-plane),
+# samples larger than a chunk (whole planes of one sample), many small
+# samples per chunk, and channels-last rows.
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+@pytest.mark.parametrize("shape, axis", [((2, 3, 150, 150), 1), ((3, 5, 7000), 1),
+                                         ((50, 7, 11), 1), ((40, 9, 9, 37), -1)])
+def test_batch_norm_infer_chunks_any_layout(dtype, shape, axis):
+    from cnorm.lowp import downcast
+
+    x = data(shape, dtype, seed=6)
+    C = shape[axis]
+    rng = np.random.default_rng(7)
+    rm = rng.normal(size=C).astype(np.float32)
+    rv = rng.uniform(0.5, 3.0, C).astype(np.float32)
+    w, b = f32_params(C)
+    y = cnorm.batch_norm_infer(x, rm, rv, w, b, axis=axis)
+    within_one_ulp(y, ref.bn_infer(x, rm, rv, w, b, axis=axis), dtype)
+    y32 = cnorm.batch_norm_infer(x.astype(np.float32), rm, rv, w, b, axis=axis)
+    np.testing.assert_array_equal(y.view(np.uint16), downcast(y32, dtype).view(np.uint16))

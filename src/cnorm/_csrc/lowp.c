@@ -2,9 +2,10 @@
  * input converted to float32 in a per-thread scratch buffer that stays in
  * cache, and each chunk's output is rounded back before the next one, so
  * memory sees 2-byte loads and stores only.  A chunk is whole rows (row
- * family) or whole samples (batch-norm inference), a multiple of the rows
- * that share a parameter pattern; inside a chunk the float32 kernel runs on
- * the calling thread (its work is below the parallel threshold). */
+ * family: a multiple of the rows that share a parameter pattern) or
+ * LOWP_CHUNK values of batch-norm inference (whole samples when they fit);
+ * inside a chunk the float32 kernel runs on the calling thread (its work is
+ * below the parallel threshold). */
 #include "common.h"
 
 /* float32 values per chunk: input and output in place, in L2. */
@@ -109,12 +110,35 @@ typedef struct {
     int activation;
 } lowp_infer_job;
 
-static int infer_chunk(const void *job, float *buf, int64_t n0, int64_t rows)
+/* Values [v0, v0 + n) of x, in as few float32 calls as the layout allows:
+ * whole samples, else whole planes of one sample, else part of a plane (a
+ * chunk need not start or end on a plane: it stays LOWP_CHUNK long, in
+ * cache, however large a plane is). */
+static int infer_chunk(const void *job, float *buf, int64_t v0, int64_t n)
 {
     const lowp_infer_job *j = job;
-    (void)n0;
-    return cnorm_bn_forward_infer_f32(buf, rows, j->C, j->S, j->running_mean, j->running_var,
-                                      j->weight, j->bias, j->eps, j->activation, buf);
+    const int64_t plane = j->S, sample = j->C * j->S;
+    int status = CNORM_OK;
+    while (n > 0 && status == CNORM_OK) {
+        const int64_t c = v0 / plane % j->C, off = v0 % plane;
+        int64_t N = 1, C = 1, S = cnorm_min64(plane - off, n);
+        if (off == 0 && c == 0 && n >= sample) {
+            N = n / sample;
+            C = j->C;
+            S = plane;
+        } else if (off == 0 && n >= plane) {
+            C = cnorm_min64(j->C - c, n / plane);
+            S = plane;
+        }
+        status = cnorm_bn_forward_infer_f32(buf, N, C, S, j->running_mean + c,
+                                            j->running_var + c, j->weight ? j->weight + c : NULL,
+                                            j->bias ? j->bias + c : NULL, j->eps, j->activation,
+                                            buf);
+        buf += N * C * S;
+        v0 += N * C * S;
+        n -= N * C * S;
+    }
+    return status;
 }
 
 static int bn_forward_infer_lowp(int bfloat16, const uint16_t *x, int64_t N, int64_t C,
@@ -126,14 +150,16 @@ static int bn_forward_infer_lowp(int bfloat16, const uint16_t *x, int64_t N, int
         return CNORM_EINVAL;
     if (N == 0 || C == 0 || S == 0)
         return CNORM_OK;
-    const int64_t per = cnorm_max64(1, LOWP_CHUNK / (C * S));
+    /* whole samples when they fit a chunk: one float32 call per chunk */
+    const int64_t sample = C * S;
+    const int64_t per = sample <= LOWP_CHUNK ? LOWP_CHUNK / sample * sample : LOWP_CHUNK;
     const lowp_infer_job job = {C, S, running_mean, running_var, weight, bias, eps, activation};
     lowp_io io = {0};
     lowp_converters(bfloat16, &io);
     io.x = x;
     io.y = y;
-    io.unit = C * S;
-    return lowp_run(&io, N, per, infer_chunk, &job);
+    io.unit = 1;
+    return lowp_run(&io, N * sample, per, infer_chunk, &job);
 }
 
 /* ---- the exported names ------------------------------------------------- */
