@@ -1,8 +1,9 @@
 /* float16 / bfloat16 <-> float32 conversions for the low-precision entry
  * points: exact on load, round to nearest even on store, NaN stays NaN
  * (quieted).  Branch-free integer and float operations, so the compiler
- * vectorizes them on the baseline path already; blocks of values go to
- * threads by the library's policy. */
+ * vectorizes them on the baseline path already; float16 uses the F16C
+ * instructions where the CPU has them; blocks of values go to threads by
+ * the library's policy. */
 #include <string.h>
 #include "common.h"
 
@@ -74,6 +75,45 @@ static void f32_to_bf16_block(const float *src, uint16_t *dst, int64_t n)
     }
 }
 
+/* With F16C (every CPU of cnorm's AVX2 path has it) a conversion is one
+ * instruction per 8 values: exact on load, round to nearest even on store
+ * (immediate 0, whatever MXCSR says), Inf on overflow, subnormals kept; NaN
+ * payloads may differ from the portable loops (both stay NaN).  A partial
+ * last vector takes the portable loop. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#include "simd.h"
+
+__attribute__((target("avx,f16c"))) static void f16_to_f32_f16c(const uint16_t *src, float *dst,
+                                                                int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    f16_to_f32_block(src + i, dst + i, n - i);
+}
+
+__attribute__((target("avx,f16c"))) static void f32_to_f16_f16c(const float *src, uint16_t *dst,
+                                                                int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), 0));
+    f32_to_f16_block(src + i, dst + i, n - i);
+}
+
+/* The CNORM_SIMD cap applies here too (CNORM_SIMD=baseline: portable loops). */
+static int f16c_usable(void)
+{
+    return cnorm_simd_level() >= CNORM_SIMD_AVX2 && __builtin_cpu_supports("f16c");
+}
+#define F16_TO_F32 (f16c_usable() ? f16_to_f32_f16c : f16_to_f32_block)
+#define F32_TO_F16 (f16c_usable() ? f32_to_f16_f16c : f32_to_f16_block)
+#else
+#define F16_TO_F32 f16_to_f32_block
+#define F32_TO_F16 f32_to_f16_block
+#endif
+
 /* Runs a block converter over n values, in blocks on the library's threads. */
 #define CONVERT_PARALLEL(block_fn, src, dst, n)                                   \
     do {                                                                          \
@@ -95,12 +135,14 @@ static void f32_to_bf16_block(const float *src, uint16_t *dst, int64_t n)
 
 void cnorm_f16_to_f32(const uint16_t *src, float *dst, int64_t n)
 {
-    CONVERT_PARALLEL(f16_to_f32_block, src, dst, n);
+    void (*const block)(const uint16_t *, float *, int64_t) = F16_TO_F32;
+    CONVERT_PARALLEL(block, src, dst, n);
 }
 
 void cnorm_f32_to_f16(const float *src, uint16_t *dst, int64_t n)
 {
-    CONVERT_PARALLEL(f32_to_f16_block, src, dst, n);
+    void (*const block)(const float *, uint16_t *, int64_t) = F32_TO_F16;
+    CONVERT_PARALLEL(block, src, dst, n);
 }
 
 void cnorm_bf16_to_f32(const uint16_t *src, float *dst, int64_t n)
