@@ -52,6 +52,16 @@ CORE = textwrap.dedent(
         out[f"gn_{t}_y"] = cnorm.group_norm(z, 4)[0]
         out[f"in_{t}_y"] = cnorm.instance_norm(z)[0]
         out[f"rms_{t}_y"] = cnorm.rms_norm(h, 70, g)[0]
+    # float16 conversions (F16C on the avx2 and avx512 paths): every half,
+    # and floats at every exponent with the halfway bit set (ties) or not
+    from cnorm.lowp import downcast, upcast
+    halves = np.arange(2**16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    out["f16_up"] = upcast(halves)
+    bits = np.arange(2**19, dtype=np.uint32) << 13
+    floats = np.concatenate([(bits | 0x1000).view(np.float32), (bits | 0x1001).view(np.float32),
+                             bits.view(np.float32)])
+    out["f16_floats"] = floats
+    out["f16_down"] = downcast(floats, np.dtype(np.float16))
     np.savez(sys.argv[1], **out)
     """
 )
@@ -112,3 +122,17 @@ def test_paths_agree_within_rounding(results):
             np.testing.assert_allclose(
                 value, base[key], rtol=1e-5 if value.dtype == np.float32 else 1e-12,
                 atol=1e-5 if value.dtype == np.float32 else 1e-12, err_msg=f"{path} {key}")
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_float16_conversions_equal_numpys_on_every_path(results, path):
+    if path not in results:
+        pytest.skip(f"CPU does not support the {path} path")
+    r = results[path]
+    halves = np.arange(2**16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    np.testing.assert_array_equal(r["f16_up"], halves.astype(np.float32))  # NaN == NaN here
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected = r["f16_floats"].astype(np.float16)
+    got = r["f16_down"]
+    same = (got.view(np.uint16) == expected.view(np.uint16)) | (np.isnan(got) & np.isnan(expected))
+    assert same.all(), r["f16_floats"][~same][:5]
