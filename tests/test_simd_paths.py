@@ -62,6 +62,13 @@ CORE = textwrap.dedent(
                              bits.view(np.float32)])
     out["f16_floats"] = floats
     out["f16_down"] = downcast(floats, np.dtype(np.float16))
+    try:   # bfloat16 loops (compiled again for AVX2)
+        import ml_dtypes
+        bf = np.dtype(ml_dtypes.bfloat16)
+        out["bf16_up"] = upcast(halves.view(bf))
+        out["bf16_down"] = downcast(floats, bf).view(np.uint16)
+    except ImportError:
+        pass
     np.savez(sys.argv[1], **out)
     """
 )
@@ -135,4 +142,19 @@ def test_float16_conversions_equal_numpys_on_every_path(results, path):
         expected = r["f16_floats"].astype(np.float16)
     got = r["f16_down"]
     same = (got.view(np.uint16) == expected.view(np.uint16)) | (np.isnan(got) & np.isnan(expected))
+    assert same.all(), r["f16_floats"][~same][:5]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_bfloat16_conversions_equal_ml_dtypes_on_every_path(results, path):
+    ml = pytest.importorskip("ml_dtypes")
+    if path not in results:
+        pytest.skip(f"CPU does not support the {path} path")
+    r = results[path]
+    bits = np.arange(2**16, dtype=np.uint32)
+    np.testing.assert_array_equal(r["bf16_up"].view(np.uint32), bits << 16)
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected = r["f16_floats"].astype(ml.bfloat16).astype(np.float32)
+    got = r["bf16_down"].view(ml.bfloat16).astype(np.float32)
+    same = (got.view(np.uint32) == expected.view(np.uint32)) | (np.isnan(got) & np.isnan(expected))
     assert same.all(), r["f16_floats"][~same][:5]

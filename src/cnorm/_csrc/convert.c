@@ -57,7 +57,9 @@ static void f32_to_f16_block(const float *src, uint16_t *dst, int64_t n)
     }
 }
 
-static void bf16_to_f32_block(const uint16_t *src, float *dst, int64_t n)
+/* always_inline: the AVX2 wrappers below inline and vectorize it again. */
+static inline __attribute__((always_inline)) void bf16_to_f32_block(const uint16_t *src,
+                                                                    float *dst, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
         dst[i] = float_of((uint32_t)src[i] << 16);
@@ -65,7 +67,8 @@ static void bf16_to_f32_block(const uint16_t *src, float *dst, int64_t n)
 
 /* Float to bfloat16, round to nearest even; NaN keeps its sign and top
  * mantissa bits, quieted. */
-static void f32_to_bf16_block(const float *src, uint16_t *dst, int64_t n)
+static inline __attribute__((always_inline)) void f32_to_bf16_block(const float *src,
+                                                                    uint16_t *dst, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) {
         const uint32_t u = bits_of(src[i]);
@@ -102,16 +105,39 @@ __attribute__((target("avx,f16c"))) static void f32_to_f16_f16c(const float *src
     f32_to_f16_block(src + i, dst + i, n - i);
 }
 
+/* bfloat16 has no conversion instruction below AVX-512 BF16: the portable
+ * loops, compiled again for AVX2 (twice the lanes of the baseline). */
+__attribute__((target("avx2"))) static void bf16_to_f32_avx2(const uint16_t *src, float *dst,
+                                                             int64_t n)
+{
+    bf16_to_f32_block(src, dst, n);
+}
+
+__attribute__((target("avx2"))) static void f32_to_bf16_avx2(const float *src, uint16_t *dst,
+                                                             int64_t n)
+{
+    f32_to_bf16_block(src, dst, n);
+}
+
 /* The CNORM_SIMD cap applies here too (CNORM_SIMD=baseline: portable loops). */
+static int avx2_usable(void)
+{
+    return cnorm_simd_level() >= CNORM_SIMD_AVX2;
+}
+
 static int f16c_usable(void)
 {
-    return cnorm_simd_level() >= CNORM_SIMD_AVX2 && __builtin_cpu_supports("f16c");
+    return avx2_usable() && __builtin_cpu_supports("f16c");
 }
 #define F16_TO_F32 (f16c_usable() ? f16_to_f32_f16c : f16_to_f32_block)
 #define F32_TO_F16 (f16c_usable() ? f32_to_f16_f16c : f32_to_f16_block)
+#define BF16_TO_F32 (avx2_usable() ? bf16_to_f32_avx2 : bf16_to_f32_block)
+#define F32_TO_BF16 (avx2_usable() ? f32_to_bf16_avx2 : f32_to_bf16_block)
 #else
 #define F16_TO_F32 f16_to_f32_block
 #define F32_TO_F16 f32_to_f16_block
+#define BF16_TO_F32 bf16_to_f32_block
+#define F32_TO_BF16 f32_to_bf16_block
 #endif
 
 /* Runs a block converter over n values, in blocks on the library's threads. */
@@ -147,10 +173,12 @@ void cnorm_f32_to_f16(const float *src, uint16_t *dst, int64_t n)
 
 void cnorm_bf16_to_f32(const uint16_t *src, float *dst, int64_t n)
 {
-    CONVERT_PARALLEL(bf16_to_f32_block, src, dst, n);
+    void (*const block)(const uint16_t *, float *, int64_t) = BF16_TO_F32;
+    CONVERT_PARALLEL(block, src, dst, n);
 }
 
 void cnorm_f32_to_bf16(const float *src, uint16_t *dst, int64_t n)
 {
-    CONVERT_PARALLEL(f32_to_bf16_block, src, dst, n);
+    void (*const block)(const float *, uint16_t *, int64_t) = F32_TO_BF16;
+    CONVERT_PARALLEL(block, src, dst, n);
 }
