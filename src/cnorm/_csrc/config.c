@@ -4,14 +4,14 @@
 #include "common.h"
 #include "simd.h"
 
-#if defined(_OPENMP) && defined(__unix__)
+#if defined(_OPENMP) && (defined(__unix__) || defined(__APPLE__))
 #include <pthread.h>
 #endif
 
 static int threads_override = 0;   /* 0: follow OpenMP's own setting */
 static volatile int serial_only = 0;
 
-#if defined(_OPENMP) && defined(__unix__)
+#if defined(_OPENMP) && (defined(__unix__) || defined(__APPLE__))
 /* GNU libgomp cannot start a thread team in a child forked after the parent
  * used one: the child hangs.  A team of one thread is safe, so a forked child
  * runs every kernel serially (prefork servers fork one worker per core). */

@@ -13,6 +13,12 @@
 #include <omp.h>
 #endif
 
+/* The loops are written with C99 restrict; MSVC's default C dialect spells
+ * it __restrict (with /std:c11 it is the keyword). */
+#if defined(_MSC_VER) && !defined(__clang__) && !defined(__STDC_VERSION__)
+#define restrict __restrict
+#endif
+
 static inline int64_t cnorm_min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t cnorm_max64(int64_t a, int64_t b) { return a > b ? a : b; }
 static inline int64_t cnorm_cdiv64(int64_t a, int64_t b) { return (a + b - 1) / b; }
