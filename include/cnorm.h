@@ -29,6 +29,10 @@
  * part (the loops are written with restrict).  The Python API copies
  * through a temporary where a caller's out= would break this.
  *
+ * Alignment: every array must be aligned to its element type (the loops
+ * load whole floats, doubles, uint16_t); the Python API copies a misaligned
+ * view (e.g. at an odd byte offset of a bytes buffer) to an aligned buffer.
+ *
  * Results do not depend on the number of threads: partial sums and moments
  * are merged in a fixed order.  All functions are thread-safe: scratch
  * memory is per call.  No function touches the Python interpreter.

@@ -1,7 +1,7 @@
 # Thin Python entry points to the C kernels.  The caller (functional.py) has
-# validated shapes and made every array C-contiguous with x's dtype; this
-# layer re-checks only what memory safety depends on (dtype, contiguity,
-# sizes), releases the GIL and calls the kernel through cnorm.kernels.
+# validated shapes and made every array C-contiguous and aligned with x's
+# dtype; this layer re-checks only what memory safety depends on (dtype,
+# contiguity, alignment, sizes), releases the GIL and calls the kernel through cnorm.kernels.
 cimport numpy as cnp
 from libc.math cimport sqrt
 from libc.stdint cimport int64_t, uint16_t
@@ -19,6 +19,8 @@ cdef inline void _require(cnp.ndarray a, int typenum, int64_t size, str name) ex
                         " in native byte order")
     if not cnp.PyArray_IS_C_CONTIGUOUS(a):
         raise ValueError(f"{name}: expected a C-contiguous array")
+    if not cnp.PyArray_ISALIGNED(a):   # the kernels load whole elements
+        raise ValueError(f"{name}: expected an aligned array")
     if cnp.PyArray_SIZE(a) != size:
         raise ValueError(f"{name}: expected {size} elements, got {cnp.PyArray_SIZE(a)}")
 

@@ -18,19 +18,25 @@ MAX_SIZE = 2**62
 
 
 def as_float_array(a, name):
-    """a as an ndarray of float32/float64 in native byte order (no copy when
-    it already is one; big-endian data from files is converted)."""
+    """Data array a (x, dy, residual) as an ndarray of float32/float64 in
+    native byte order (no copy when it already is one; big-endian data from
+    files is converted)."""
     arr = np.asarray(a)
     if not arr.dtype.isnative and arr.dtype.newbyteorder("=") in FLOAT_DTYPES:
         arr = arr.astype(arr.dtype.newbyteorder("="))
-    if arr.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must have dtype float32 or float64, got {arr.dtype}")
+    if arr.dtype not in FLOAT_DTYPES:   # float16 and bfloat16 took the low-precision path
+        raise TypeError(f"{name} must have dtype float32, float64, float16 or bfloat16, "
+                        f"got {arr.dtype}")
     return arr
 
 
-def as_contiguous(a):
-    """C-contiguous version of a, copying only when it is not already."""
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+def as_contiguous(a, dtype=None):
+    """a as the kernels read it: C-contiguous and aligned (a float32 view at
+    an odd byte offset of a buffer is not), of dtype when given; copies only
+    when a is not already such an array."""
+    if (dtype is None or a.dtype == dtype) and a.flags.c_contiguous and a.flags.aligned:
+        return a
+    return np.require(a, dtype, ("C_CONTIGUOUS", "ALIGNED"))
 
 
 def check_eps(eps, name="eps"):
@@ -103,7 +109,7 @@ def param(p, name, shape, dtype, *, optional=True):
         raise TypeError(f"{name} must have dtype float32 or float64, got {arr.dtype}")
     if arr.shape != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return as_contiguous(arr, dtype)
 
 
 def same_shape(a, x, name):
@@ -130,13 +136,13 @@ def check_out(out, x, name="out"):
 
 def kernel_output(out, *inputs, params=()):
     """Array the kernel writes into: out itself when the kernel can write it
-    directly (C-contiguous, either exactly one of the inputs or sharing no
+    directly (C-contiguous and aligned, either exactly one of the inputs or sharing no
     memory with them, and sharing none with the parameters it reads, which
     may be None), else a fresh array that finish_output copies into out."""
     like = inputs[0]
     if out is None:
         return np.empty(like.shape, like.dtype)
-    if out.flags.c_contiguous and all(
+    if out.flags.c_contiguous and out.flags.aligned and all(
         same_buffer(out, a) or not np.may_share_memory(out, a) for a in inputs
     ) and not any(p is not None and np.may_share_memory(out, p) for p in params):
         return out

@@ -14,7 +14,7 @@ import inspect
 import numpy as np
 
 from cnorm import _kernels
-from cnorm._validate import check_out
+from cnorm._validate import as_contiguous, check_out
 
 __all__ = ["downcast", "is_low_dtype", "is_low_precision", "run_in_float32", "upcast"]
 
@@ -36,7 +36,7 @@ def upcast(a):
     arr = np.asarray(a)
     if not is_low_dtype(arr.dtype) or not arr.dtype.isnative:
         return arr.astype(np.float32)
-    bits = np.ascontiguousarray(arr).view(np.uint16)
+    bits = as_contiguous(arr).view(np.uint16)
     out = np.empty(arr.shape, np.float32)
     _kernels.low_to_float32(bits, out, arr.dtype.kind != "f")
     return out
@@ -45,8 +45,9 @@ def upcast(a):
 def downcast(a, dtype, out=None):
     """float32 a rounded to nearest even into float16/bfloat16 `dtype` (into
     out, C-contiguous or not, when given)."""
-    src = np.ascontiguousarray(a, np.float32)
-    target = out if out is not None and out.flags.c_contiguous else np.empty(src.shape, dtype)
+    src = as_contiguous(np.asarray(a), np.float32)
+    direct = out is not None and out.flags.c_contiguous and out.flags.aligned
+    target = out if direct else np.empty(src.shape, dtype)
     _kernels.float32_to_low(src, target.view(np.uint16), dtype.kind != "f")
     if out is not None and target is not out:
         out[...] = target

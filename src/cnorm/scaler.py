@@ -9,6 +9,7 @@ unless it is installed and asked for (its tags, its NotFittedError).
 import numpy as np
 
 from cnorm import _kernels
+from cnorm._validate import as_contiguous
 from cnorm.lowp import downcast, upcast
 from cnorm.statistics import Moments, _check_sample_weight
 
@@ -273,7 +274,8 @@ def _standardize(X, center, scale, shift, copy):
     """The standardize kernel on X's (rows, features) view, or on the
     (features, rows) view of a Fortran-ordered X; in place unless copy."""
     transposed = X.flags.f_contiguous and not X.flags.c_contiguous
-    src = X.T if transposed else np.ascontiguousarray(X)
+    view = X.T if transposed else X
+    src = as_contiguous(view)
     y = np.empty_like(src) if copy else src
     if transposed:
         _kernels.channel_standardize(src, 1, src.shape[0], src.shape[1], center, scale, shift, y)
@@ -282,6 +284,6 @@ def _standardize(X, center, scale, shift, copy):
         _kernels.channel_standardize(src, src.shape[0], src.shape[1], 1, center, scale, shift, y)
     if copy:
         return y
-    if not (X.flags.c_contiguous or X.flags.f_contiguous):   # strided X: write the result back
+    if src is not view:   # strided or misaligned X: the kernel wrote a copy
         X[...] = y
     return X

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from cnorm import _kernels
-from cnorm._validate import normalize_axis
+from cnorm._validate import as_contiguous, normalize_axis
 from cnorm.lowp import is_low_dtype
 
 __all__ = ["Moments"]
@@ -65,7 +65,7 @@ class Moments:
     def _of_dense(cls, x, a):
         if not x.flags.c_contiguous and x.T.flags.c_contiguous:
             x, a = x.T, x.ndim - 1 - a   # Fortran order: the transpose is the C view
-        x = np.ascontiguousarray(x)
+        x = as_contiguous(x)
         N, C, S = math.prod(x.shape[:a]), x.shape[a], math.prod(x.shape[a + 1:])
         mean = np.empty(C, np.float64)
         m2 = np.empty(C, np.float64)
