@@ -20,8 +20,11 @@
  *
  * Return value: CNORM_OK, or CNORM_ENOMEM when scratch memory could not be
  * allocated (nothing is written to outputs then), or CNORM_EINVAL for sizes
- * that make no sense (negative, K not divisible by S, ...) or a required
- * pointer that is NULL.
+ * that make no sense (negative, K not divisible by S, ...), an unknown
+ * activation, or a required pointer that is NULL (every pointer a function
+ * does not say may be NULL is required; the row functions accept NULL
+ * pointers when M == 0).  CNORM_EINVAL is returned before anything is read
+ * or written.
  *
  * Aliasing: an output may be the same array as an input where a function
  * says so ("y may equal x", "dx may equal dy": never dx == x); otherwise
@@ -139,12 +142,13 @@ typedef struct cnorm_renorm {
  * and mean may be NULL (if given, it is set to 0).  mean is saved rounded to
  * T, and x_hat uses the exact mean.  y = x_hat * weight[p] +
  * bias[p] with p as in the header comment; weight and bias may be NULL;
- * then activation (CNORM_ACT_*).  y may equal x. */
+ * then activation (CNORM_ACT_*).  mean and rstd may be NULL (not written:
+ * inference needs neither).  y may equal x. */
 
 /* cnorm_row_add_forward_*: residual add + layer norm (center = 1) or RMS norm (center = 0)
  * over rows of K values (G = S = 1) in one pass: sum = x + residual (rounded to T) is
- * written, then y is row_forward of sum.  sum may equal x or residual; y may equal x or
- * residual but not sum. */
+ * written, then y is row_forward of sum.  weight, bias, mean and rstd may be NULL.  sum may
+ * equal x or residual; y may equal x or residual but not sum. */
 
 /* cnorm_row_backward_*: row-normalization backward with saved mean (NULL when center = 0) and
  * rstd.  g = dy * weight[p];  center = 1:

@@ -130,13 +130,15 @@ static int chan_scratch_alloc(const chan_geom *G, int64_t ncoef, size_t elsize,
 static void chan_scratch_free(chan_scratch *s) { free(s->block); }
 
 /* Shared start of the reducing entry points: CNORM_EINVAL for negative
- * sizes; an empty reduction (N*S == 0) zeroes the per-channel outputs a and b
- * (the caller rejects training on it); CHAN_GO_ON when there is work. */
+ * sizes, a NULL a or b, or inputs_given == 0 (a required input is NULL); an
+ * empty reduction (N*S == 0) zeroes the per-channel outputs a and b (the
+ * caller rejects training on it); CHAN_GO_ON when there is work. */
 #define CHAN_GO_ON 1
-static int chan_prologue(int64_t N, int64_t C, int64_t S, double *a, double *b)
+static int chan_prologue(int64_t N, int64_t C, int64_t S, double *a, double *b,
+                         int inputs_given)
 {
     int64_t c;
-    if (N < 0 || C < 0 || S < 0)
+    if (N < 0 || C < 0 || S < 0 || !a || !b || !inputs_given)
         return CNORM_EINVAL;
     if (N == 0 || S == 0) {
         for (c = 0; c < C; c++)

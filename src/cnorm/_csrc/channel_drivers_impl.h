@@ -152,7 +152,7 @@ static int SFX(cnorm_channel_moments)(const T *x, int64_t N, int64_t C, int64_t 
     chan_geom G;
     SFX(chan_reduction) j = { 0 };
     int64_t c;
-    int status = chan_prologue(N, C, S, mean, m2);
+    int status = chan_prologue(N, C, S, mean, m2, x != NULL);
     if (status != CHAN_GO_ON)
         return status;
     chan_geom_init(&G, N, C, S, sizeof(T));
@@ -201,7 +201,8 @@ static int SFX(cnorm_channel_standardize)(const T *x, int64_t N, int64_t C, int6
                                           int activation, T *y)
 {
     chan_geom G;
-    if (N < 0 || C < 0 || S < 0 || !cnorm_activation_valid(activation))
+    if (N < 0 || C < 0 || S < 0 || !cnorm_activation_valid(activation) || !x || !scale ||
+        !shift || !y)
         return CNORM_EINVAL;
     if (N == 0 || C == 0 || S == 0)
         return CNORM_OK;
@@ -229,7 +230,8 @@ static int SFX(cnorm_bn_forward_infer)(const T *x, int64_t N, int64_t C, int64_t
     chan_geom G;
     int64_t c;
     int rc;
-    if (N < 0 || C < 0 || S < 0 || !cnorm_activation_valid(activation))
+    if (N < 0 || C < 0 || S < 0 || !cnorm_activation_valid(activation) || !x ||
+        !running_mean || !running_var || !y)
         return CNORM_EINVAL;
     if (N == 0 || C == 0 || S == 0)
         return CNORM_OK;
@@ -256,8 +258,11 @@ static int SFX(cnorm_bn_forward_train)(const T *x, int64_t N, int64_t C, int64_t
     chan_geom G;
     SFX(chan_train_job) j = { 0 };
     int64_t c;
-    int status = cnorm_activation_valid(activation) ? chan_prologue(N, C, S, mean, var)
-                                                    : CNORM_EINVAL;
+    const int renorm_given = !renorm || (renorm->running_mean && renorm->running_var &&
+                                         renorm->r && renorm->d);
+    int status = cnorm_activation_valid(activation)
+                     ? chan_prologue(N, C, S, mean, var, x && y && renorm_given)
+                     : CNORM_EINVAL;
     if (status != CHAN_GO_ON)
         return status;
     chan_geom_init(&G, N, C, S, sizeof(T));
@@ -319,7 +324,7 @@ static int SFX(cnorm_bn_backward)(const T *dy, const T *x, int64_t N, int64_t C,
     chan_geom G;
     SFX(chan_backward_job) j = { 0 };
     int64_t c;
-    int status = chan_prologue(N, C, S, sum_dy, sum_dy_xhat);
+    int status = chan_prologue(N, C, S, sum_dy, sum_dy_xhat, dy && x && mean && invstd);
     if (status != CHAN_GO_ON)
         return status;
     chan_geom_init(&G, N, C, S, sizeof(T));
@@ -363,7 +368,8 @@ static int SFX(cnorm_bn_backward_dx)(const T *dy, const T *x, int64_t N, int64_t
     SFX(chan_pass) pass = { 0 };
     T *coef;
     int64_t c;
-    if (N < 0 || C < 0 || S < 0 || !(count > 0.0))
+    if (N < 0 || C < 0 || S < 0 || !(count > 0.0) || !dy || !x || !mean || !invstd ||
+        !sum_dy || !sum_dy_xhat || !dx)
         return CNORM_EINVAL;
     if (N == 0 || C == 0 || S == 0)
         return CNORM_OK;

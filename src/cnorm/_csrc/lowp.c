@@ -76,7 +76,7 @@ static int row_chunk(const void *job, float *buf, int64_t m0, int64_t rows)
     const lowp_row_job *j = job;
     return cnorm_row_forward_f32(buf, rows, j->K, j->G, j->S, j->center, j->eps, j->activation,
                                  j->weight, j->bias, buf, j->mean ? j->mean + m0 : NULL,
-                                 j->rstd + m0);
+                                 j->rstd ? j->rstd + m0 : NULL);
 }
 
 static int row_forward_lowp(int bfloat16, const uint16_t *x, int64_t M, int64_t K, int64_t G,
@@ -88,7 +88,7 @@ static int row_forward_lowp(int bfloat16, const uint16_t *x, int64_t M, int64_t 
         return CNORM_EINVAL;
     if (M == 0)
         return CNORM_OK;
-    if (M < 0 || K < 1 || G < 1 || S < 1 || K % S || !x || !y || !rstd)
+    if (M < 0 || K < 1 || G < 1 || S < 1 || K % S || !x || !y)
         return CNORM_EINVAL;
     /* whole groups of G rows: row m uses parameter row m % G */
     const int64_t per = cnorm_cdiv64(cnorm_max64(1, LOWP_CHUNK / K), G) * G;
@@ -146,7 +146,8 @@ static int bn_forward_infer_lowp(int bfloat16, const uint16_t *x, int64_t N, int
                                 const float *running_var, const float *weight,
                                 const float *bias, double eps, int activation, uint16_t *y)
 {
-    if (N < 0 || C < 0 || S < 0 || !cnorm_activation_valid(activation))
+    if (N < 0 || C < 0 || S < 0 || !cnorm_activation_valid(activation) || !x ||
+        !running_mean || !running_var || !y)
         return CNORM_EINVAL;
     if (N == 0 || C == 0 || S == 0)
         return CNORM_OK;

@@ -60,7 +60,7 @@ static void SFX(row_add_task)(const void *job, int64_t m)
     const int next = m + 1 < j->M && K * (int64_t)sizeof(T) <= ROW_PREFETCH_MAX;
     /* the next rows of x and residual go to cache (residual as the "next y") */
     SFX(row_forward_one)(s, K, 1, j->center, j->eps, CNORM_ACT_NONE, j->weight, j->bias,
-                         j->y + m * K, j->mean ? j->mean + m : NULL, j->rstd + m,
+                         j->y + m * K, j->mean ? j->mean + m : NULL, j->rstd ? j->rstd + m : NULL,
                          next ? j->x + (m + 1) * K : NULL,
                          next ? j->residual + (m + 1) * K : NULL);
 }
@@ -71,7 +71,7 @@ static int SFX(cnorm_row_add_forward)(const T *x, const T *residual, int64_t M, 
 {
     if (M == 0)
         return CNORM_OK;
-    if (!row_valid(M, K, 1, 1) || !x || !residual || !y || !sum || !rstd || y == sum)
+    if (!row_valid(M, K, 1, 1) || !x || !residual || !y || !sum || y == sum)
         return CNORM_EINVAL;
     const SFX(row_add_job) job = {x, residual, weight, bias, y, sum, mean, rstd, M, K, center,
                                   eps};
