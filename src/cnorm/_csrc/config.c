@@ -25,6 +25,8 @@ __attribute__((constructor)) static void register_fork_handler(void)
 
 void cnorm_set_num_threads(int n) { threads_override = n > 0 ? n : 0; }
 
+int cnorm_threads_default(void) { return threads_override == 0; }
+
 void cnorm_set_serial_only(int on) { serial_only = on != 0; }
 
 int cnorm_get_num_threads(void)

@@ -2,11 +2,80 @@
  * the public Chan merge. */
 #include "runtime.h"
 
+#if defined(_OPENMP) && defined(__linux__)
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+static double seconds_of(clockid_t clock)
+{
+    struct timespec t;
+    clock_gettime(clock, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* CPU seconds the machine spent busy (not idle, not waiting on I/O) since
+ * boot: /proc/stat's first line, machine-wide (also in a container); < 0
+ * when it cannot be read. */
+static double machine_busy_seconds(void)
+{
+    unsigned long long v[8] = {0};
+    FILE *f = fopen("/proc/stat", "r");
+    int got = f ? fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                         &v[3], &v[4], &v[5], &v[6], &v[7])
+                : 0;
+    if (f)
+        fclose(f);
+    if (got < 5)
+        return -1.0;
+    unsigned long long busy = 0;
+    for (int i = 0; i < 8; i++)
+        busy += i == 3 || i == 4 ? 0 : v[i];   /* idle and iowait are not busy */
+    return (double)busy / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* CPUs other processes leave free: the machine's online CPUs less the CPU
+ * time everyone but this process used over the last ~100 ms window (this
+ * process's own threads, spinning team members included, do not count),
+ * at most the CPUs this process may run on.  One caller at a time samples;
+ * the others use the last value.  Not a timed test: benchmarks/contention.py
+ * shows its effect. */
+static int64_t free_cpus(void)
+{
+    static int sampling = 0;
+    static int64_t free_now = INT32_MAX;
+    static double window_start = -1.0, busy_start, own_start;
+    if (!__atomic_exchange_n(&sampling, 1, __ATOMIC_ACQUIRE)) {
+        const double now = seconds_of(CLOCK_MONOTONIC);
+        if (now - window_start >= 0.1) {
+            const double busy = machine_busy_seconds();
+            const double own = seconds_of(CLOCK_PROCESS_CPUTIME_ID);
+            /* a window over a long pause would average away the present */
+            if (busy >= 0.0 && window_start >= 0.0 && now - window_start < 1.0) {
+                const double others = (busy - busy_start - (own - own_start)) /
+                                      (now - window_start);
+                const double idle = (double)sysconf(_SC_NPROCESSORS_ONLN) - others;
+                __atomic_store_n(&free_now, (int64_t)(idle + 0.5), __ATOMIC_RELAXED);
+            }
+            window_start = now;
+            busy_start = busy;
+            own_start = own;
+        }
+        __atomic_store_n(&sampling, 0, __ATOMIC_RELEASE);
+    }
+    return cnorm_min64(omp_get_num_procs(), __atomic_load_n(&free_now, __ATOMIC_RELAXED));
+}
+#else
+static int64_t free_cpus(void) { return INT32_MAX; }
+#endif
+
 int cnorm_threads_for(int64_t work, int64_t tasks)
 {
     if (work < 2 * CNORM_PARALLEL_MIN_WORK || tasks < 2)
         return 1;
     int64_t n = cnorm_get_num_threads();
+    if (n > 1 && cnorm_threads_default())
+        n = cnorm_min64(n, free_cpus());
     n = cnorm_min64(n, tasks);
     n = cnorm_min64(n, work / CNORM_PARALLEL_MIN_WORK);
     return n < 1 ? 1 : (int)n;

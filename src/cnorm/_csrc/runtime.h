@@ -30,8 +30,14 @@ static inline int64_t cnorm_cdiv64(int64_t a, int64_t b) { return (a + b - 1) / 
 #define CNORM_PARALLEL_MIN_WORK ((int64_t)1 << 15)
 
 /* Threads a kernel may use for `work` elements, split into `tasks`
- * independent pieces (never more threads than tasks). */
+ * independent pieces (never more threads than tasks).  With the default
+ * thread count (no cnorm_set_num_threads), never more than the CPUs other
+ * processes leave free: a static team larger than that waits at every
+ * barrier for its descheduled members. */
 int cnorm_threads_for(int64_t work, int64_t tasks);
+
+/* 1 while no cnorm_set_num_threads(n > 0) is in force (config.c). */
+int cnorm_threads_default(void);
 
 typedef void (*cnorm_task)(const void *job, int64_t t);
 
