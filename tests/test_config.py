@@ -66,7 +66,7 @@ def test_show_config(capsys):
     assert "OpenMP" in text
     assert cnorm.__version__ in text
     try:
-        assert version("cnorm") == cnorm.__version__
+        assert version("cnorm-numpy") == cnorm.__version__
     except PackageNotFoundError:  # pragma: no cover - running from a source tree
         pass
     lower = text.lower()
