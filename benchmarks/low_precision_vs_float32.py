@@ -1,6 +1,7 @@
-"""float16/bfloat16 calls beside the float32 call of the same shape and a
-copy of the low-precision bytes, interleaved (cnorm.bench.engine.measure);
-ratios to the float32 call of the same round.
+"""float16/bfloat16 calls beside the float32 call of the same shape, a
+copy of the low-precision bytes and, when installed, PyTorch's CPU kernel on
+the same low-precision tensor, interleaved (cnorm.bench.engine.measure);
+ratios to the float32 call of the same round, and torch's time over cnorm's.
 
     python benchmarks/low_precision_vs_float32.py [SRC]
 
@@ -17,8 +18,14 @@ if len(sys.argv) > 1:
 import cnorm
 from cnorm.bench.engine import measure
 
+try:
+    import torch
+except ImportError:
+    torch = None
+
 CASES = {   # name: (shape, channel axis; None: layer norm over the last dim)
     "batch_norm_infer (32,64,56,56)": ((32, 64, 56, 56), 1),
+    "batch_norm_train (32,64,56,56)": ((32, 64, 56, 56), "train"),
     "batch_norm_infer (4,3,512,512)": ((4, 3, 512, 512), 1),
     "batch_norm_infer (32,56,56,64) axis=-1": ((32, 56, 56, 64), -1),
     "layer_norm (32,128,768)": ((32, 128, 768), None),
@@ -30,26 +37,50 @@ def call(x, axis):
     out = np.empty_like(x)
     if axis is None:
         return lambda: cnorm.layer_norm(x, x.shape[-1], out=out)
+    if axis == "train":
+        return lambda: cnorm.batch_norm_train(x, out=out)
     C = x.shape[axis]
     rm, rv = np.zeros(C, np.float32), np.ones(C, np.float32)
     return lambda: cnorm.batch_norm_infer(x, rm, rv, axis=axis, out=out)
+
+
+def torch_call(x32, dtype, axis):
+    """PyTorch's call of the case on a tensor of the low dtype, or None."""
+    if torch is None:
+        return None
+    t = torch.from_numpy(x32).to(torch.float16 if dtype == np.float16 else torch.bfloat16)
+    F = torch.nn.functional
+    if axis is None:
+        return lambda: F.layer_norm(t, (t.shape[-1],))
+    if axis == -1:   # channels-last: the same bytes as a channels_last NCHW tensor
+        t = t.permute(0, 3, 1, 2)
+    C = t.shape[1]
+    rm, rv = torch.zeros(C), torch.ones(C)
+    return lambda: F.batch_norm(t, rm, rv, training=axis == "train")
 
 
 def main():
     rng = np.random.default_rng(0)
     for threads in (1, 2):
         cnorm.set_num_threads(threads)
+        if torch is not None:
+            torch.set_num_threads(threads)
         for dtype in (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16)):
             for name, (shape, axis) in CASES.items():
                 x32 = rng.standard_normal(shape, dtype=np.float32)
                 low = x32.astype(dtype)
                 copy = np.empty_like(low)
-                t, _ = measure({"f32": call(x32, axis), "low": call(low, axis),
-                                "copy": lambda: np.copyto(copy, low)}, 1.5)  # noqa: B023
+                fns = {"f32": call(x32, axis), "low": call(low, axis),
+                       "copy": lambda: np.copyto(copy, low)}  # noqa: B023
+                peer = torch_call(x32, dtype, axis)
+                if peer is not None:
+                    fns["torch"] = peer
+                t, _ = measure(fns, 1.5)
                 m = {k: np.median(v) for k, v in t.items()}
+                versus = f"  torch/cnorm {m['torch'] / m['low']:.2f}" if "torch" in m else ""
                 print(f"{threads} thr {dtype.name:9s} {name:40s} "
                       f"low/float32 {m['low'] / m['f32']:.2f}  "
-                      f"copy-low/float32 {m['copy'] / m['f32']:.2f}", flush=True)
+                      f"copy-low/float32 {m['copy'] / m['f32']:.2f}{versus}", flush=True)
 
 
 if __name__ == "__main__":
