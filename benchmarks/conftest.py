@@ -15,6 +15,15 @@ def pytest_addoption(parser):
                     help="threads for cnorm and the peers (default: 1)")
     group.addoption("--bench-dtype", choices=("float32", "float64"), default="float32",
                     help="dtype of the inputs (default: float32)")
+    group.addoption("--bench-regime", choices=("warm", "cold", "both"), default="both",
+                    help="warm: repeated on the same buffers; cold: caches flushed before "
+                         "every call (default: both)")
+
+
+def pytest_generate_tests(metafunc):
+    if "bench_regime" in metafunc.fixturenames:
+        chosen = metafunc.config.getoption("--bench-regime")
+        metafunc.parametrize("bench_regime", ["warm", "cold"] if chosen == "both" else [chosen])
 
 
 @pytest.fixture(scope="session")

@@ -1,21 +1,50 @@
-"""pytest-benchmark suite: one benchmark group per case, holding cnorm, the
-copy reference, NumPy and each installed peer.
+"""pytest-benchmark suite: one benchmark group per case and regime, holding
+cnorm, the copy reference, NumPy and each installed peer.
+
+Regimes: "warm" repeats each call on its own buffers, so a tensor that fits
+in cache stays there for the kernel and the copy alike; "cold" evicts the
+caches before every call (a write of CACHE_FLUSH_BYTES).  Each result's
+extra_info holds the bytes a call must move and the GB/s at its median, so
+`--benchmark-compare` shows bandwidth beside time.
 
 Not part of the default test run (testpaths = ["tests"]); run it with
-    pytest benchmarks/ --benchmark-only
+    pytest benchmarks/ --benchmark-only [--bench-regime warm|cold|both]
 """
+import functools
+
+import numpy as np
 import pytest
 
 from cnorm import bench as _bench
+
+CACHE_FLUSH_BYTES = 256 << 20   # beyond any L3 this suite meets
+
+
+@functools.cache
+def _flush_buffer():
+    return np.empty(CACHE_FLUSH_BYTES, np.uint8)
+
+
+def _flush_caches():
+    _flush_buffer().fill(1)
 
 
 # The case is the outer loop, so each case's inputs are built once.
 @pytest.mark.parametrize("contender", _bench.CONTENDERS)
 @pytest.mark.parametrize("case", _bench.default_cases(), ids=lambda c: c.name.replace(" ", "-"))
-def test_norm(benchmark, case, contender, case_data, bench_threads):
-    fn = _bench.build_contender(contender, case, case_data(case), bench_threads)
+def test_norm(benchmark, case, contender, case_data, bench_threads, bench_regime):
+    data = case_data(case)
+    fn = _bench.build_contender(contender, case, data, bench_threads)
     if fn is None:
         pytest.skip(f"{contender}: not installed, or no {case.op} for this input")
-    benchmark.group = case.name
+    benchmark.group = f"{case.name} {bench_regime}"
     benchmark.name = contender
-    benchmark(fn)
+    if bench_regime == "cold":
+        benchmark.pedantic(fn, setup=_flush_caches, rounds=15, iterations=1, warmup_rounds=1)
+    else:
+        benchmark(fn)
+    moved = case.essential_bytes(data.x.itemsize)
+    benchmark.extra_info["bytes"] = moved
+    stats = getattr(benchmark, "stats", None)
+    if stats is not None:   # None under --benchmark-disable
+        benchmark.extra_info["GB/s"] = round(moved / stats.stats.median / 1e9, 2)

@@ -76,6 +76,13 @@ class Case:
             return self.norm_shape
         return (self.shape[self.axis if self.family == "batch_norm" else 1],)
 
+    def essential_bytes(self, itemsize):
+        """Bytes a call cannot avoid moving, read + written (oneDNN benchdnn's
+        GB/s convention): x and y (forwards), x, dy and dx (backwards), x
+        alone (moments); the per-channel parameters are negligible."""
+        arrays = 1 if self.op == "moments" else 3 if self.backward else 2
+        return arrays * math.prod(self.shape) * itemsize
+
     @property
     def name(self):
         label = f"{self.op} {'x'.join(map(str, self.shape))}"
