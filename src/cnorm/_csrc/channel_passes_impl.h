@@ -53,10 +53,8 @@ static void SFX(run_bwd_ip)(T *d, const T *restrict x, int64_t len, T m, T a, T 
  * The first values up to a vector-aligned y and the last partial vector
  * are plain stores. */
 #if CHAN_CAN_STREAM
-#if defined(__AVX512F__)
-#define CHAN_STREAM_VEC 64
-#elif defined(__AVX__)
-#define CHAN_STREAM_VEC 32
+#if CNORM_PATH_VEC_BYTES >= 32   /* the path's vectors (Clang defines no __AVX__ there) */
+#define CHAN_STREAM_VEC CNORM_PATH_VEC_BYTES
 #else
 #define CHAN_STREAM_VEC 16
 #endif
@@ -72,12 +70,12 @@ static inline SFX(vec) SFX(vload)(const T *p)
 
 static inline void SFX(vstream)(T *p, SFX(vec) v)
 {
-#if defined(__AVX512F__)
+#if CNORM_PATH_VEC_BYTES >= 64
     if (sizeof(T) == 4)
         _mm512_stream_ps((float *)p, (__m512)v);
     else
         _mm512_stream_pd((double *)p, (__m512d)v);
-#elif defined(__AVX__)
+#elif CNORM_PATH_VEC_BYTES >= 32
     if (sizeof(T) == 4)
         _mm256_stream_ps((float *)p, (__m256)v);
     else

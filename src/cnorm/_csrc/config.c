@@ -82,10 +82,47 @@ int cnorm_simd_level(void)
     return level;
 }
 
+#if CNORM_HAVE_X86_PATHS
+#include <immintrin.h>
+
+/* Path probes: each runs an instruction of its path and returns the path's
+ * name.  Its intrinsics compile only inside a region that really targets
+ * them, so a compiler that ignored the regions (as Clang ignores GCC's
+ * target pragmas) fails the build instead of naming a path it never
+ * compiled. */
+CNORM_TARGET_AVX2_BEGIN
+static const char *avx2_probe(void)
+{
+    volatile float one = 1.0f;
+    float out[8];
+    const __m256 v = _mm256_set1_ps(one);
+    _mm256_storeu_ps(out, _mm256_fmadd_ps(v, v, v));
+    return out[7] == 2.0f ? "avx2" : "avx2 (fma failed)";
+}
+CNORM_TARGET_END
+
+CNORM_TARGET_AVX512_BEGIN
+static const char *avx512_probe(void)
+{
+    volatile float one = 1.0f;
+    float out[16];
+    const __m512 v = _mm512_set1_ps(one);
+    _mm512_storeu_ps(out, _mm512_fmadd_ps(v, v, v));
+    return out[15] == 2.0f ? "avx512" : "avx512 (fma failed)";
+}
+CNORM_TARGET_END
+#endif
+
 const char *cnorm_simd_path(void)
 {
-    static const char *const names[] = {"baseline", "avx2", "avx512"};
-    return names[cnorm_simd_level()];
+#if CNORM_HAVE_X86_PATHS
+    switch (cnorm_simd_level()) {
+    case CNORM_SIMD_AVX512: return avx512_probe();
+    case CNORM_SIMD_AVX2: return avx2_probe();
+    default: break;
+    }
+#endif
+    return "baseline";
 }
 
 const char *cnorm_build_compiler(void)

@@ -84,6 +84,7 @@ static inline __attribute__((always_inline)) void f32_to_bf16_block(const float 
  * payloads may differ from the portable loops (both stay NaN).  A partial
  * last vector takes the portable loop. */
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 #include "simd.h"
 
@@ -125,9 +126,12 @@ static int avx2_usable(void)
     return cnorm_simd_level() >= CNORM_SIMD_AVX2;
 }
 
+/* F16C from CPUID leaf 1 (ECX bit 29): older Clang's __builtin_cpu_supports
+ * does not know "f16c". */
 static int f16c_usable(void)
 {
-    return avx2_usable() && __builtin_cpu_supports("f16c");
+    unsigned eax, ebx, ecx = 0, edx;
+    return avx2_usable() && __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);
 }
 #define F16_TO_F32 (f16c_usable() ? f16_to_f32_f16c : f16_to_f32_block)
 #define F32_TO_F16 (f16c_usable() ? f32_to_f16_f16c : f32_to_f16_block)

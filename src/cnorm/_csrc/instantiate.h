@@ -6,31 +6,37 @@
  * in cnorm_kernels.def), then includes this file.  Each kernel then exists
  * as name_f32_base, name_f32_avx2, ... (instantiate_types.h) and the public
  * name_f32 calls the path chosen at run time (simd.h).  The x86 paths are
- * the same source compiled with target options; no -march flag is needed at
- * build time. */
+ * the same source compiled in target regions (simd.h) under GCC and Clang;
+ * no -march flag is needed at build time. */
 #include "simd.h"
 
 #define CNORM_PASTE3_(a, b, c) a##b##c
 #define CNORM_PASTE3(a, b, c) CNORM_PASTE3_(a, b, c)
 
+/* CNORM_PATH_VEC_BYTES: the path's widest vector register (the baseline's
+ * is SSE2's on x86-64 and unused elsewhere). */
 #define CNORM_PATH base
+#define CNORM_PATH_VEC_BYTES 16
 #include "instantiate_types.h"
 #undef CNORM_PATH
+#undef CNORM_PATH_VEC_BYTES
 
 #if CNORM_HAVE_X86_PATHS
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
+CNORM_TARGET_AVX2_BEGIN
 #define CNORM_PATH avx2
+#define CNORM_PATH_VEC_BYTES 32
 #include "instantiate_types.h"
 #undef CNORM_PATH
-#pragma GCC pop_options
+#undef CNORM_PATH_VEC_BYTES
+CNORM_TARGET_END
 
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
+CNORM_TARGET_AVX512_BEGIN
 #define CNORM_PATH avx512
+#define CNORM_PATH_VEC_BYTES 64
 #include "instantiate_types.h"
 #undef CNORM_PATH
-#pragma GCC pop_options
+#undef CNORM_PATH_VEC_BYTES
+CNORM_TARGET_END
 
 /* name(params) calls name_<path>(args) for the path in use. */
 #define CNORM_DISPATCH(name, params, args)                                    \
