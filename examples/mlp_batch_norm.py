@@ -1,7 +1,10 @@
 """Train a small NumPy MLP on a synthetic classification task, with and without
 cnorm.BatchNorm between the layers, and print the loss curves.
 
-    python examples/mlp_batch_norm.py [--steps 300]
+    python examples/mlp_batch_norm.py [--steps 300] [--plot curves.png]
+
+With matplotlib installed, --plot writes the loss and accuracy curves of
+both runs to a PNG; without it the example says so and prints them only.
 
 The inputs are badly scaled on purpose (features spanning six orders of
 magnitude), which is where batch normalization earns its keep.
@@ -32,14 +35,29 @@ def softmax_cross_entropy(logits, labels):
     return loss, p / n
 
 
-def train(x, labels, use_bn, steps, lr=0.05, hidden=64, batch=128, seed=0):
+def predict(x, w1, w2, bn):
+    """Class scores in inference mode (BatchNorm on its running statistics)."""
+    h = x @ w1
+    if bn is not None:
+        training = bn.training
+        bn.eval()
+        h = bn(h)
+        bn.train(training)
+    return np.maximum(h, 0) @ w2
+
+
+def train(x, labels, use_bn, steps, lr=0.05, hidden=64, batch=128, seed=0, evals=10):
+    """Losses per step, the final accuracy on x, and the accuracy measured
+    at `evals` evenly spaced steps as (steps, accuracies)."""
     rng = np.random.default_rng(seed)
     d, k = x.shape[1], labels.max() + 1
     w1 = (rng.standard_normal((d, hidden)) / np.sqrt(d)).astype(np.float32)
     w2 = (rng.standard_normal((hidden, k)) / np.sqrt(hidden)).astype(np.float32)
     bn = cnorm.BatchNorm(hidden) if use_bn else None
     losses = []
-    for _ in range(steps):
+    eval_at = set(np.linspace(1, steps, min(evals, steps), dtype=int))
+    curve = ([], [])
+    for step in range(1, steps + 1):
         idx = rng.integers(0, len(x), batch)
         xb, yb = x[idx], labels[idx]
         h = xb @ w1
@@ -57,23 +75,64 @@ def train(x, labels, use_bn, steps, lr=0.05, hidden=64, batch=128, seed=0):
         dw1 = xb.T @ dh
         w1 -= lr * np.clip(dw1, -1, 1)
         w2 -= lr * dw2
-    if bn is not None:
-        bn.eval()
-    logits = np.maximum(bn(x @ w1) if bn is not None else x @ w1, 0) @ w2
-    accuracy = (logits.argmax(axis=1) == labels).mean()
-    return np.array(losses), accuracy
+        if step in eval_at:
+            curve[0].append(step)
+            curve[1].append((predict(x, w1, w2, bn).argmax(axis=1) == labels).mean())
+    accuracy = (predict(x, w1, w2, bn).argmax(axis=1) == labels).mean()
+    return np.array(losses), accuracy, curve
+
+
+def positive_int(text):
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def plot(runs, path):
+    """Loss and accuracy curves of each run into a PNG at path; False when
+    matplotlib is not installed."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
+    matplotlib.use("Agg")   # files only, no display needed
+    import matplotlib.pyplot as plt
+
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for label, (losses, _, (steps, accuracies)) in runs.items():
+        loss_ax.plot(np.arange(1, len(losses) + 1), losses, label=label)
+        acc_ax.plot(steps, accuracies, marker="o", label=label)
+    loss_ax.set(xlabel="step", ylabel="training loss (batch)", yscale="log")
+    acc_ax.set(xlabel="step", ylabel="accuracy (whole set)", ylim=(0, 1))
+    for ax in (loss_ax, acc_ax):
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=positive_int, default=300)
+    parser.add_argument("--plot", metavar="FILE.png", help="write the curves to a PNG")
     args = parser.parse_args(argv)
     x, labels = make_data(np.random.default_rng(1))
+    runs = {}
     for use_bn in (False, True):
-        losses, accuracy = train(x, labels, use_bn, args.steps)
-        curve = " ".join(f"{losses[i]:.3f}" for i in range(0, len(losses), len(losses) // 6))
-        print(f"{'with' if use_bn else 'without':>7} BatchNorm: loss {curve} -> "
-              f"{losses[-20:].mean():.3f}, accuracy {accuracy:.1%}")
+        label = f"{'with' if use_bn else 'without'} BatchNorm"
+        runs[label] = losses, accuracy, _ = train(x, labels, use_bn, args.steps)
+        shown = np.unique(np.linspace(0, len(losses) - 1, min(7, len(losses)), dtype=int))
+        curve = " ".join(f"{losses[i]:.3f}" for i in shown)
+        print(f"{label:>17}: loss {curve} -> {losses[-20:].mean():.3f}, "
+              f"accuracy {accuracy:.1%}")
+    if args.plot:
+        if plot(runs, args.plot):
+            print(f"wrote {args.plot}")
+        else:
+            print("--plot needs matplotlib (pip install matplotlib): curves printed only")
+    return runs
 
 
 if __name__ == "__main__":
