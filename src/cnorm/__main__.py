@@ -8,6 +8,7 @@ import sys
 
 from cnorm import _selfcheck
 from cnorm.bench import engine as _bench
+from cnorm.bench import plot as _plot
 
 
 def _positive_ints(text):
@@ -45,6 +46,9 @@ def _add_bench_options(p):
                                                    "environment as JSON to PATH")
     p.add_argument("--quick", action="store_true",
                    help="smaller time budget per case, no out-of-cache case")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="also draw each contender's time over the copy's, per case (needs "
+                        "matplotlib)")
 
 
 def _parser():
@@ -73,8 +77,13 @@ def _bench_command(parser, args):
             parser.error(f"no case name contains any of {args.cases}")
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be >= 1")
-    _bench.bench(cases, args.threads, args.dtype, quick=args.quick, rounds=args.repeat,
-                 json_path=args.json)
+    if args.plot and not _plot.available():   # before minutes of measuring
+        parser.error(_plot.NEEDS)
+    results = _bench.bench(cases, args.threads, args.dtype, quick=args.quick,
+                           rounds=args.repeat, json_path=args.json)
+    if args.plot:
+        _plot.plot_ratios(results, args.plot)
+        print(f"wrote {args.plot}")
     return 0
 
 

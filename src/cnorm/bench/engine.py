@@ -567,6 +567,7 @@ class Result:
     speedup: dict  # peer -> median of per-round peer/cnorm; None where absent
     rounds: int
     calls: dict  # contender -> calls per timed sample
+    cnorm_gbps: float  # essential bytes (Case.essential_bytes) per second of cnorm's median
 
     def as_json(self):
         c = self.case
@@ -575,31 +576,46 @@ class Result:
             "norm_dims": c.norm_dims, "groups": c.groups, "dtype": self.dtype,
             "threads": self.threads, "rounds": self.rounds, "calls_per_sample": self.calls,
             "median_us": self.median_us, "cnorm_per_copy": self.cnorm_per_copy,
-            "speedup_vs_peer": self.speedup,
+            "speedup_vs_peer": self.speedup, "cnorm_gb_per_s": self.cnorm_gbps,
         }
 
 
-def run(cases, threads_list, dtype=np.float32, budget_s=BUDGET_S, rounds=None):
-    """Yield one Result per (case, threads), in that order."""
+def run(cases, threads_list, dtype=np.float32, budget_s=BUDGET_S, rounds=None,
+        on_start=None):
+    """Yield one Result per (case, threads), in that order; on_start(case,
+    threads, index, total) is called before each is measured."""
     dtype = np.dtype(dtype)
+    total = len(cases) * len(threads_list)
+    # _torch sets torch's threads and turns autograd off for timing: both
+    # are given back, so a caller's torch session is as it was.
+    torch = sys.modules.get("torch")
+    torch_before = (torch.is_grad_enabled(), torch.get_num_threads()) if torch else None
     try:
-        for case in cases:
+        for i, case in enumerate(cases):
             data = make_data(case, dtype)
-            for threads in threads_list:
+            for j, threads in enumerate(threads_list):
+                if on_start is not None:
+                    on_start(case, threads, i * len(threads_list) + j, total)
                 built = {n: build_contender(n, case, data, threads) for n in CONTENDERS}
                 samples, calls = measure({n: fn for n, fn in built.items() if fn is not None},
                                          budget_s, rounds)
                 base = samples["cnorm"]
+                seconds = statistics.median(base) / 1e9
                 yield Result(
                     case, threads, dtype.name,
                     {n: statistics.median(samples[n]) / 1e3 if n in samples else None
                      for n in CONTENDERS},
                     median_ratio(base, samples["copy"]),
                     {p: median_ratio(samples[p], base) if p in samples else None for p in PEERS},
-                    len(base), calls,
+                    len(base), calls, case.essential_bytes(dtype.itemsize) / seconds / 1e9,
                 )
     finally:
         cnorm.set_num_threads(None)
+        if torch_before is not None:
+            torch.set_grad_enabled(torch_before[0])
+            torch.set_num_threads(torch_before[1])
+        elif "torch" in sys.modules:   # imported by the run: its defaults
+            sys.modules["torch"].set_grad_enabled(True)
 
 
 # ---- environment and output -----------------------------------------------
@@ -661,14 +677,14 @@ def _fmt_load(env):
     return "unknown" if load is None else f"{load:.2f}"
 
 
-_NAME_WIDTH = 40
+_NAME_WIDTH = 38   # the longest default case name; a row fits 100 columns
 _PEER_LABELS = {"numpy": "numpy", "torch": "torch", "onnxruntime": "onnxrt"}
 
 
 def table_header():
-    peers = "".join(f" {_PEER_LABELS[p] + ' µs':>11} {'x':>5}" for p in PEERS)
-    return (f"{'case':<{_NAME_WIDTH}} {'thr':>3} {'cnorm µs':>10} {'copy µs':>10} "
-            f"{'/copy':>6}{peers}")
+    peers = "".join(f" {_PEER_LABELS[p] + ' x':>8}" for p in PEERS)
+    return (f"{'case':<{_NAME_WIDTH}} {'thr':>3} {'cnorm µs':>9} {'copy µs':>8} "
+            f"{'/copy':>5} {'GB/s':>5}{peers}")
 
 
 def _fmt_us(us):
@@ -676,11 +692,10 @@ def _fmt_us(us):
 
 
 def table_row(r):
-    row = (f"{r.case.name:<{_NAME_WIDTH}} {r.threads:>3} {_fmt_us(r.median_us['cnorm']):>10} "
-           f"{_fmt_us(r.median_us['copy']):>10} {r.cnorm_per_copy:>6.2f}")
+    row = (f"{r.case.name:<{_NAME_WIDTH}} {r.threads:>3} {_fmt_us(r.median_us['cnorm']):>9} "
+           f"{_fmt_us(r.median_us['copy']):>8} {r.cnorm_per_copy:>5.2f} {r.cnorm_gbps:>5.1f}")
     for p in PEERS:
-        us = r.median_us[p]
-        row += f" {'-':>11} {'':>5}" if us is None else f" {_fmt_us(us):>11} {r.speedup[p]:>4.1f}x"
+        row += f" {'-':>8}" if r.median_us[p] is None else f" {r.speedup[p]:>7.1f}x"
     return row.rstrip()
 
 
@@ -693,9 +708,11 @@ def notes(env):
         "/copy: cnorm's time over np.copyto of x's bytes.  Ideal (docs/design.md section 3): "
         "1.0 for inference and row-norm forwards, 1.0-1.5 for training forwards, 1.5-2.5 for "
         "backwards.",
+        "GB/s: the bytes a call must read and write (x and y; x, dy and dx in a backward) "
+        "per second of cnorm's median.",
         "x after a peer: peer time / cnorm time (4.0x: cnorm is 4 times faster); '-': not "
-        "installed, or the op is not supported.  numpy and copy are single-threaded in every "
-        "row.",
+        "installed, or the op is not supported.  The peers' times are in --json.  numpy and "
+        "copy are single-threaded in every row.",
     ]
     cpus = env["usable_cpus"] or env["cpu_count"] or 1
     if cpus <= 2:
@@ -713,8 +730,23 @@ def notes(env):
 
 
 def format_notes(paragraphs):
-    return "\n".join(textwrap.fill(p, 100, initial_indent="- ", subsequent_indent="  ")
+    return "\n".join(textwrap.fill(p, 98, initial_indent="- ", subsequent_indent="  ")
                      for p in paragraphs)
+
+
+def _progress(stream):
+    """on_start callback of run(): '[3/26] case, threads' on the terminal's
+    last line while a row is measured (nothing when output is not a
+    terminal: there the rows themselves show the progress)."""
+    err = sys.stderr
+    if not (err.isatty() and getattr(stream, "isatty", lambda: False)()):
+        return None
+
+    def show(case, threads, index, total):
+        err.write(f"\r\033[K[{index + 1}/{total}] {case.name}, {threads} thread(s)\r")
+        err.flush()
+
+    return show
 
 
 def write_json(path, results, env, settings):
@@ -725,8 +757,10 @@ def write_json(path, results, env, settings):
 
 
 def bench(cases, threads_list, dtype="float32", quick=False, rounds=None, json_path=None,
-          stream=sys.stdout):
-    """Run the cases and print the table as rows complete; returns the results."""
+          stream=None):
+    """Run the cases and print the table as rows complete (to stream, default
+    the sys.stdout of the call); returns the results."""
+    stream = sys.stdout if stream is None else stream
     if quick:
         cases = [c for c in cases if not c.big]
     env = environment()
@@ -735,7 +769,7 @@ def bench(cases, threads_list, dtype="float32", quick=False, rounds=None, json_p
     print(table_header(), file=stream, flush=True)
     budget = QUICK_BUDGET_S if quick else BUDGET_S
     results = []
-    for result in run(cases, threads_list, dtype, budget, rounds):
+    for result in run(cases, threads_list, dtype, budget, rounds, _progress(stream)):
         results.append(result)
         print(table_row(result), file=stream, flush=True)
     print(file=stream)
