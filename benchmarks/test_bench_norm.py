@@ -3,30 +3,16 @@ cnorm, the copy reference, NumPy and each installed peer.
 
 Regimes: "warm" repeats each call on its own buffers, so a tensor that fits
 in cache stays there for the kernel and the copy alike; "cold" evicts the
-caches before every call (a write of CACHE_FLUSH_BYTES).  Each result's
+caches before every call (cnorm.bench.flush_caches).  Each result's
 extra_info holds the bytes a call must move and the GB/s at its median, so
 `--benchmark-compare` shows bandwidth beside time.
 
 Not part of the default test run (testpaths = ["tests"]); run it with
     pytest benchmarks/ --benchmark-only [--bench-regime warm|cold|both]
 """
-import functools
-
-import numpy as np
 import pytest
 
 from cnorm import bench as _bench
-
-CACHE_FLUSH_BYTES = 256 << 20   # beyond any L3 this suite meets
-
-
-@functools.cache
-def _flush_buffer():
-    return np.empty(CACHE_FLUSH_BYTES, np.uint8)
-
-
-def _flush_caches():
-    _flush_buffer().fill(1)
 
 
 # The case is the outer loop, so each case's inputs are built once.
@@ -40,7 +26,7 @@ def test_norm(benchmark, case, contender, case_data, bench_threads, bench_regime
     benchmark.group = f"{case.name} {bench_regime}"
     benchmark.name = contender
     if bench_regime == "cold":
-        benchmark.pedantic(fn, setup=_flush_caches, rounds=15, iterations=1, warmup_rounds=1)
+        benchmark.pedantic(fn, setup=_bench.flush_caches, rounds=15, iterations=1, warmup_rounds=1)
     else:
         benchmark(fn)
     moved = case.essential_bytes(data.x.itemsize)

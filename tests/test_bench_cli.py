@@ -47,3 +47,13 @@ def test_bench_leaves_torch_as_it_was():
     cli.main(TINY[:4] + ["--threads", "2", "--cases", "layer_norm 1x768"])
     assert torch.is_grad_enabled()
     assert torch.get_num_threads() == threads
+
+
+def test_both_regimes_print_a_table_each(capsys, tmp_path):
+    path = tmp_path / "r.json"
+    assert cli.main([*TINY, "--regime", "both", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\nwarm: ") == 1 and out.count("\ncold: ") == 1
+    rows = json.loads(path.read_text())["results"]
+    assert [r["regime"] for r in rows] == ["warm", "cold"]
+    assert rows[1]["calls_per_sample"]["cnorm"] == 1   # one flushed call per sample

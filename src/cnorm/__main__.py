@@ -46,6 +46,9 @@ def _add_bench_options(p):
                                                    "environment as JSON to PATH")
     p.add_argument("--quick", action="store_true",
                    help="smaller time budget per case, no out-of-cache case")
+    p.add_argument("--regime", choices=("warm", "cold", "both"), default="warm",
+                   help="warm: each contender repeated on its own buffers (default); cold: "
+                        "caches flushed before every timed call; both: a table for each")
     p.add_argument("--plot", metavar="FILE.png",
                    help="also draw each contender's time over the copy's, per case (needs "
                         "matplotlib)")
@@ -79,8 +82,9 @@ def _bench_command(parser, args):
         parser.error("--repeat must be >= 1")
     if args.plot and not _plot.available():   # before minutes of measuring
         parser.error(_plot.NEEDS)
+    regimes = ("warm", "cold") if args.regime == "both" else (args.regime,)
     results = _bench.bench(cases, args.threads, args.dtype, quick=args.quick,
-                           rounds=args.repeat, json_path=args.json)
+                           rounds=args.repeat, json_path=args.json, regimes=regimes)
     if args.plot:
         _plot.plot_ratios(results, args.plot)
         print(f"wrote {args.plot}")

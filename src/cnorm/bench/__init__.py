@@ -3,7 +3,8 @@
 Kept apart from the kernels and the API: nothing in cnorm imports it.
 
 engine   cases, contenders (cnorm, copy, plain NumPy, PyTorch, ONNX Runtime),
-         interleaved timing, the table and its JSON
+         interleaved timing in the warm and cold regimes, the table and its JSON
+plot     the --plot chart (matplotlib)
 threads  throughput of cnorm called from several Python threads at once
 """
 from cnorm.bench.engine import (
@@ -14,9 +15,10 @@ from cnorm.bench.engine import (
     build_contender,
     cases_for_shapes,
     default_cases,
+    flush_caches,
     make_data,
     parse_shape,
 )
 
 __all__ = ["CONTENDERS", "PEERS", "Case", "bench", "build_contender", "cases_for_shapes",
-           "default_cases", "make_data", "parse_shape"]
+           "default_cases", "flush_caches", "make_data", "parse_shape"]

@@ -35,6 +35,7 @@ PEERS = ("numpy", "torch", "onnxruntime")
 BUDGET_S = 0.3
 QUICK_BUDGET_S = 0.1
 MIN_ROUNDS, MAX_ROUNDS = 3, 200
+CACHE_FLUSH_BYTES = 256 << 20   # beyond any last-level cache these machines have
 # A sample lasts at least this long: µs-sized calls are timed in batches.
 SAMPLE_NS = 1_000_000
 MAX_CALLS_PER_SAMPLE = 1000
@@ -492,28 +493,50 @@ def _onnxruntime(case, d, threads):
 # ---- timing ---------------------------------------------------------------
 
 
-def measure(fns, budget_s, rounds=None):
-    """Time the warm callables in fns (name -> fn) interleaved: each round
-    runs every one once, in an order rotating by one per round.  Returns
-    (name -> list of ns per call, one per round; name -> calls per sample)."""
+REGIMES = {
+    "warm": "each contender repeated on its own buffers: in-cache tensors stay in cache",
+    "cold": f"caches flushed ({CACHE_FLUSH_BYTES >> 20} MB written) before every timed call",
+}
+
+
+@cache
+def _flush_buffer():
+    return np.empty(CACHE_FLUSH_BYTES, np.uint8)
+
+
+def flush_caches():
+    """Evict the data caches: write more bytes than any last-level cache."""
+    _flush_buffer().fill(1)
+
+
+def measure(fns, budget_s, rounds=None, regime="warm"):
+    """Time the callables in fns (name -> fn) interleaved: each round runs
+    every one once, in an order rotating by one per round.  warm: samples of
+    many calls where calls are short; cold: one call per sample, after
+    flush_caches (not timed).  Returns (name -> list of ns per call, one per
+    round; name -> calls per sample)."""
     names = list(fns)
     deadline = time.perf_counter_ns() + int(budget_s * 1e9)
     samples = {n: [] for n in names}
     gc_enabled = gc.isenabled()
     gc.disable()  # a collection inside a sample would land on one contender only
     try:
-        # A first round sizes the batches; it counts as a round when every
-        # contender turns out unbatched (then each ran exactly one call).
-        for name in names:
-            samples[name].append(_ns_per_call(fns[name]))
-        calls = {n: int(min(MAX_CALLS_PER_SAMPLE, max(1, SAMPLE_NS // samples[n][0])))
-                 for n in names}
-        if max(calls.values()) > 1:
-            samples = {n: [] for n in names}
+        if regime == "cold":
+            calls = dict.fromkeys(names, 1)
+        else:
+            # A first round sizes the batches; it counts as a round when every
+            # contender turns out unbatched (then each ran exactly one call).
+            for name in names:
+                samples[name].append(_ns_per_call(fns[name]))
+            calls = {n: int(min(MAX_CALLS_PER_SAMPLE, max(1, SAMPLE_NS // samples[n][0])))
+                     for n in names}
+            if max(calls.values()) > 1:
+                samples = {n: [] for n in names}
         done = len(samples[names[0]])
+        before = flush_caches if regime == "cold" else None
         while _more_rounds(done, rounds, deadline):
             k = done % len(names)
-            _round(fns, names[k:] + names[:k], calls, samples)
+            _round(fns, names[k:] + names[:k], calls, samples, before)
             done += 1
     finally:
         if gc_enabled:
@@ -532,9 +555,11 @@ def _ns_per_call(fn):
             return elapsed / n
 
 
-def _round(fns, order, calls, samples):
+def _round(fns, order, calls, samples, before=None):
     for name in order:
         fn, n = fns[name], calls[name]
+        if before is not None:
+            before()
         t0 = time.perf_counter_ns()
         for _ in range(n):
             fn()
@@ -568,6 +593,7 @@ class Result:
     rounds: int
     calls: dict  # contender -> calls per timed sample
     cnorm_gbps: float  # essential bytes (Case.essential_bytes) per second of cnorm's median
+    regime: str = "warm"  # REGIMES
 
     def as_json(self):
         c = self.case
@@ -577,13 +603,15 @@ class Result:
             "threads": self.threads, "rounds": self.rounds, "calls_per_sample": self.calls,
             "median_us": self.median_us, "cnorm_per_copy": self.cnorm_per_copy,
             "speedup_vs_peer": self.speedup, "cnorm_gb_per_s": self.cnorm_gbps,
+            "regime": self.regime,
         }
 
 
 def run(cases, threads_list, dtype=np.float32, budget_s=BUDGET_S, rounds=None,
-        on_start=None):
-    """Yield one Result per (case, threads), in that order; on_start(case,
-    threads, index, total) is called before each is measured."""
+        on_start=None, regime="warm"):
+    """Yield one Result per (case, threads), in that order, measured in
+    `regime` (REGIMES); on_start(case, threads, index, total) is called
+    before each is measured."""
     dtype = np.dtype(dtype)
     total = len(cases) * len(threads_list)
     # _torch sets torch's threads and turns autograd off for timing: both
@@ -598,7 +626,7 @@ def run(cases, threads_list, dtype=np.float32, budget_s=BUDGET_S, rounds=None,
                     on_start(case, threads, i * len(threads_list) + j, total)
                 built = {n: build_contender(n, case, data, threads) for n in CONTENDERS}
                 samples, calls = measure({n: fn for n, fn in built.items() if fn is not None},
-                                         budget_s, rounds)
+                                         budget_s, rounds, regime)
                 base = samples["cnorm"]
                 seconds = statistics.median(base) / 1e9
                 yield Result(
@@ -608,6 +636,7 @@ def run(cases, threads_list, dtype=np.float32, budget_s=BUDGET_S, rounds=None,
                     median_ratio(base, samples["copy"]),
                     {p: median_ratio(samples[p], base) if p in samples else None for p in PEERS},
                     len(base), calls, case.essential_bytes(dtype.itemsize) / seconds / 1e9,
+                    regime,
                 )
     finally:
         cnorm.set_num_threads(None)
@@ -757,21 +786,26 @@ def write_json(path, results, env, settings):
 
 
 def bench(cases, threads_list, dtype="float32", quick=False, rounds=None, json_path=None,
-          stream=None):
-    """Run the cases and print the table as rows complete (to stream, default
-    the sys.stdout of the call); returns the results."""
+          stream=None, regimes=("warm",)):
+    """Run the cases in each regime and print a table per regime as rows
+    complete (to stream, default the sys.stdout of the call); returns the
+    results."""
     stream = sys.stdout if stream is None else stream
     if quick:
         cases = [c for c in cases if not c.big]
     env = environment()
     print(format_environment(env), file=stream)
-    print(file=stream)
-    print(table_header(), file=stream, flush=True)
     budget = QUICK_BUDGET_S if quick else BUDGET_S
     results = []
-    for result in run(cases, threads_list, dtype, budget, rounds, _progress(stream)):
-        results.append(result)
-        print(table_row(result), file=stream, flush=True)
+    for regime in regimes:
+        print(file=stream)
+        if len(regimes) > 1 or regime != "warm":
+            print(f"{regime}: {REGIMES[regime]}", file=stream)
+        print(table_header(), file=stream, flush=True)
+        for result in run(cases, threads_list, dtype, budget, rounds, _progress(stream),
+                          regime):
+            results.append(result)
+            print(table_row(result), file=stream, flush=True)
     print(file=stream)
     if not quick:
         print("\n".join(python_threads_report()), file=stream)
@@ -779,7 +813,7 @@ def bench(cases, threads_list, dtype="float32", quick=False, rounds=None, json_p
     print(format_notes(notes(env)), file=stream)
     if json_path:
         settings = {"threads": list(threads_list), "dtype": dtype, "quick": quick,
-                    "rounds": rounds, "budget_s": budget}
+                    "rounds": rounds, "budget_s": budget, "regimes": list(regimes)}
         write_json(json_path, results, env, settings)
         print(f"wrote {json_path}", file=stream)
     return results
