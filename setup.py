@@ -86,6 +86,10 @@ class BuildExt(build_ext):
                        "-fno-omit-frame-pointer", "-g"]
                 ext.extra_compile_args += san
                 ext.extra_link_args += san
+            # show_config() reports the flags cnorm added (config.c); a new
+            # list, as the extensions share their macro list
+            added = " ".join(ext.extra_compile_args).replace('"', "")
+            ext.define_macros = [*ext.define_macros, ("CNORM_BUILD_FLAGS", f'"{added}"')]
         super().build_extensions()
 
 

@@ -82,7 +82,8 @@ extern "C" {
 /* cnorm_set_serial_only(on): force serial execution (used after fork(); see README). */
 /* cnorm_simd_path(): name of the SIMD code path selected at run time ("avx512", "avx2",
  * "baseline"). */
-/* cnorm_build_compiler(): the compiler that built the kernels, e.g. "gcc 12.2.0" (since 0.2). */
+/* cnorm_build_compiler(): the compiler that built the kernels and the flags cnorm added, e.g.
+ * "gcc 12.2.0, flags: -O3 -fopenmp" (since 0.2). */
 
 /* cnorm_f16_to_f32, cnorm_bf16_to_f32: n float16 / bfloat16 values (as their uint16_t bits) to
  * float32, exactly.  cnorm_f32_to_f16, cnorm_f32_to_bf16: float32 to float16 / bfloat16,

@@ -125,15 +125,20 @@ const char *cnorm_simd_path(void)
     return "baseline";
 }
 
+/* The flags cnorm's build added (setup.py), after Python's own. */
+#ifndef CNORM_BUILD_FLAGS
+#define CNORM_BUILD_FLAGS ""
+#endif
+
 const char *cnorm_build_compiler(void)
 {
 #if defined(__clang__)
-    return "clang " __clang_version__;
+    return "clang " __clang_version__ ", flags: " CNORM_BUILD_FLAGS;
 #elif defined(__GNUC__)
-    return "gcc " __VERSION__;
+    return "gcc " __VERSION__ ", flags: " CNORM_BUILD_FLAGS;
 #elif defined(_MSC_VER)
-    return "msvc";
+    return "msvc, flags: " CNORM_BUILD_FLAGS;
 #else
-    return "unknown";
+    return "unknown, flags: " CNORM_BUILD_FLAGS;
 #endif
 }
