@@ -81,6 +81,8 @@ class BuildExt(build_ext):
             if flags:
                 ext.extra_compile_args += flags[0]
                 ext.extra_link_args += flags[1]
+            if sys.platform.startswith("linux") and not sanitize:
+                ext.extra_link_args += ["-Wl,--strip-debug"]   # names stay (perf, objdump)
             if sanitize:
                 san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
                        "-fno-omit-frame-pointer", "-g"]
