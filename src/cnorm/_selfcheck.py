@@ -259,7 +259,8 @@ def _error(got, want):
 
 
 def _describe(check, shape, kw, offset):
-    extra = "".join(f" {k}={v}" for k, v in kw.items())
+    # a string value names itself ("relu", "float16"); numbers keep their key
+    extra = "".join(f" {v}" if isinstance(v, str) else f" {k}={v}" for k, v in kw.items())
     return f"{check.__name__[len('check_'):]:<24}{str(shape):<18}{extra}" + (
         f" x+{offset:g}" if offset else "")
 
