@@ -57,3 +57,10 @@ def test_both_regimes_print_a_table_each(capsys, tmp_path):
     rows = json.loads(path.read_text())["results"]
     assert [r["regime"] for r in rows] == ["warm", "cold"]
     assert rows[1]["calls_per_sample"]["cnorm"] == 1   # one flushed call per sample
+
+
+def test_check_fits_100_columns(capsys):
+    """The main job's first part, the self-check, fits as the table does."""
+    assert cli.main(["check"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 100, max(lines, key=len)

@@ -44,6 +44,7 @@ def downstream(tmp_path_factory):
     wheels = tmp_path_factory.mktemp("wheels")
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps",
+         "--check-build-dependencies",   # every [build-system] requirement is installed here
          "--wheel-dir", str(wheels), str(project)],
         capture_output=True, text=True, timeout=600, check=False)
     if build.returncode != 0 and "error: command" in build.stderr and "not found" in build.stderr:
