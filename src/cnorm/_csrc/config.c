@@ -125,6 +125,9 @@ const char *cnorm_simd_path(void)
     return "baseline";
 }
 
+#define CNORM_STR_(x) #x
+#define CNORM_STR(x) CNORM_STR_(x)
+
 /* The flags cnorm's build added (setup.py), after Python's own. */
 #ifndef CNORM_BUILD_FLAGS
 #define CNORM_BUILD_FLAGS ""
@@ -133,7 +136,8 @@ const char *cnorm_simd_path(void)
 const char *cnorm_build_compiler(void)
 {
 #if defined(__clang__)
-    return "clang " __clang_version__ ", flags: " CNORM_BUILD_FLAGS;
+    return "clang " CNORM_STR(__clang_major__) "." CNORM_STR(__clang_minor__) "."
+           CNORM_STR(__clang_patchlevel__) ", flags: " CNORM_BUILD_FLAGS;
 #elif defined(__GNUC__)
     return "gcc " __VERSION__ ", flags: " CNORM_BUILD_FLAGS;
 #elif defined(_MSC_VER)
