@@ -11,11 +11,14 @@ from collections import defaultdict
 import pytest
 
 import cnorm.kernels
+from cnorm import _kernels
 
 pytestmark = [
     pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
                        reason="the SIMD paths are x86-64 only"),
     pytest.mark.skipif(shutil.which("objdump") is None, reason="no objdump"),
+    pytest.mark.skipif("-fsanitize" in _kernels.build_compiler(),
+                       reason="a sanitizer build's instrumentation keeps loops scalar"),
 ]
 FUNCTION = re.compile(r"^[0-9a-f]+ <(\w+?)_(f32|f64)_(base|avx2|avx512)(?:\.\w+)?>:$")
 

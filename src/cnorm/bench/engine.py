@@ -698,7 +698,8 @@ def format_environment(env):
         "environment: " + (" ".join(f"{k}={v}" for k, v in env["environ"].items())
                            or "no MALLOC_*/OMP_* settings"),
     ]
-    return "\n".join(lines)
+    return "\n".join(textwrap.fill(line, 100, subsequent_indent="  ", break_on_hyphens=False)
+                     for line in lines)
 
 
 def _fmt_load(env):
