@@ -7,8 +7,11 @@ cover planar and channels-last batch norm, few channels with many values
 whose mean dwarfs its spread (where E[x^2] - E[x]^2 fails).  Runs in well
 under a second.
 """
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +20,7 @@ from cnorm import reference as ref
 
 EPS = 1e-5
 # max |cnorm - reference| / max(1, max |reference|), per dtype
-TOLERANCE = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-9}
+TOLERANCE: dict[np.dtype[Any], float] = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-9}
 
 
 def tolerance(dtype, offset):
@@ -174,7 +177,7 @@ def check_low_precision(d, dtype_name):
             ("layer_norm y", h, rh), ("rstd", rstd, rrstd)]
 
 
-check_low_precision.tolerance = lambda dtype_name: float(np.finfo(_low_dtype(dtype_name)).eps)
+check_low_precision.tolerance = lambda dtype_name: float(np.finfo(_low_dtype(dtype_name)).eps)  # type: ignore[attr-defined]
 
 
 def _low_dtype(name):
@@ -194,7 +197,7 @@ def _bfloat16_available():
 
 
 # (check, shape, keyword arguments, offset added to x)
-CASES = [
+CASES: list[tuple[Any, tuple[int, ...], dict[str, Any], float]] = [
     *[(check, shape, kw, 0.0)
       for check in (check_batch_norm_train, check_batch_norm_infer, check_batch_norm_backward)
       for shape, kw in (((4, 3, 5, 5), {}), ((16, 7), {}), ((2, 4, 4, 6), {"axis": -1}),

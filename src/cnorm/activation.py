@@ -1,15 +1,19 @@
 """The activations fused into the forward kernels (y = act(normalized *
 weight + bias)) and their derivatives for the backward functions, which
 recompute the pre-activation from x and the saved statistics."""
+from __future__ import annotations
+
 import numpy as np
+
+from cnorm._typing import Array
 
 __all__ = ["ACTIVATIONS", "activation_code", "activation_grad"]
 
 # Names accepted by activation= and the kernels' CNORM_ACT_* codes.
-ACTIVATIONS = {None: 0, "relu": 1, "silu": 2}
+ACTIVATIONS: dict[str | None, int] = {None: 0, "relu": 1, "silu": 2}
 
 
-def activation_code(activation):
+def activation_code(activation: object) -> int:
     """The kernel code of activation=; ValueError naming the accepted values."""
     if isinstance(activation, str) or activation is None:
         code = ACTIVATIONS.get(activation)
@@ -18,7 +22,7 @@ def activation_code(activation):
     raise ValueError(f"activation must be None, 'relu' or 'silu', got {activation!r}")
 
 
-def activation_grad(dy, z, activation):
+def activation_grad(dy: Array, z: Array, activation: str | None) -> Array:
     """dL/dz = dy * act'(z), in z's buffer (z: the recomputed pre-activation,
     a scratch array of x's dtype and shape).  relu' is 1 where z > 0 (0 at
     0, as PyTorch); silu'(z) = s * (1 + z * (1 - s)), s = sigmoid(z)."""

@@ -3,9 +3,14 @@
 dask is an optional dependency (``pip install "cnorm[dask]"``); it is
 imported when this module is.
 """
+from __future__ import annotations
+
+from typing import SupportsIndex
+
 import dask
 import dask.array as da
 import numpy as np
+from numpy.typing import ArrayLike
 
 from cnorm._validate import normalize_axis
 from cnorm.statistics import Moments
@@ -13,7 +18,7 @@ from cnorm.statistics import Moments
 __all__ = ["moments"]
 
 
-def moments(darr, axis=-1, *, ignore_nan=False):
+def moments(darr: da.Array, axis: SupportsIndex = -1, *, ignore_nan: bool = False) -> Moments:
     """cnorm.Moments of a dask array per feature on `axis`, over every other
     axis: one Moments per block (the channel kernels), merged pairwise in
     block order, so the result does not depend on the scheduler.
@@ -39,7 +44,7 @@ def moments(darr, axis=-1, *, ignore_nan=False):
     return parts[0].compute()
 
 
-def _block_moments(block, axis, ignore_nan):
+def _block_moments(block: ArrayLike, axis: int, ignore_nan: bool) -> Moments:
     block = np.asarray(block)
     if ignore_nan:
         if np.isinf(block).any():

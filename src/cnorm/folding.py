@@ -4,8 +4,14 @@ BN(W x + b) = (W x + b - mean) * s + beta with s = gamma / sqrt(var + eps),
 so the folded layer is W' = W * s (per output channel) and
 b' = (b - mean) * s + beta: one layer instead of two at inference.
 """
-import numpy as np
+from __future__ import annotations
 
+from typing import SupportsIndex
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from cnorm._typing import FloatArray
 from cnorm._validate import check_eps, normalize_axis
 
 __all__ = ["fold_batch_norm"]
@@ -13,8 +19,17 @@ __all__ = ["fold_batch_norm"]
 _FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
-def fold_batch_norm(weight, bias, running_mean, running_var, bn_weight=None, bn_bias=None, *,
-                    eps=1e-5, axis=0):
+def fold_batch_norm(
+    weight: ArrayLike,
+    bias: ArrayLike | None,
+    running_mean: ArrayLike,
+    running_var: ArrayLike,
+    bn_weight: ArrayLike | None = None,
+    bn_bias: ArrayLike | None = None,
+    *,
+    eps: float = 1e-5,
+    axis: SupportsIndex = 0,
+) -> tuple[FloatArray, FloatArray]:
     """(weight', bias') of the preceding layer with an eval-mode batch norm
     folded in.
 
@@ -44,14 +59,14 @@ def fold_batch_norm(weight, bias, running_mean, running_var, bn_weight=None, bn_
     return folded_weight, folded_bias
 
 
-def _floats(a, name):
+def _floats(a: ArrayLike, name: str) -> FloatArray:
     arr = np.asarray(a)
     if arr.dtype.newbyteorder("=") not in _FLOATS:
         raise TypeError(f"{name} must have dtype float16, float32 or float64, got {arr.dtype}")
     return arr.astype(arr.dtype.newbyteorder("="), copy=False)
 
 
-def _per_channel(a, name, C):
+def _per_channel(a: ArrayLike, name: str, C: int) -> NDArray[np.float64]:
     arr = _floats(a, name)
     if arr.shape != (C,):
         raise ValueError(f"{name} must have shape ({C},) (the output channels of weight on "

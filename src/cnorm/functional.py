@@ -4,12 +4,17 @@ Each function validates its arguments (see _validate.py), views x without
 copying as the channel view (N, C, S) or the row view (M, K) of docs/design.md,
 and hands C-contiguous buffers to one of the kernel families.
 """
+from __future__ import annotations
+
 import math
 import operator
+from typing import Any, Literal, SupportsIndex, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from cnorm import _kernels
+from cnorm._typing import Activation, Array, FloatArray, ShapeLike
 from cnorm._validate import (
     as_contiguous,
     as_float_array,
@@ -43,11 +48,13 @@ __all__ = [
     "rms_norm_backward",
 ]
 
+_F64 = NDArray[np.float64]   # float64 statistics and sums
+
 
 # ---- channel family: batch norm -------------------------------------------
 
 
-def _data_input(x):
+def _data_input(x: ArrayLike) -> tuple[Array, np.dtype[Any]]:
     """(x for the kernels, the dtype of its arithmetic and statistics):
     float32/float64 as as_float_array gives it, or a float16/bfloat16 array
     in native byte order with float32 arithmetic."""
@@ -58,7 +65,8 @@ def _data_input(x):
     return x, x.dtype
 
 
-def _param_for(p, name, shape, x, dtype, optional=True):
+def _param_for(p: ArrayLike | None, name: str, shape: tuple[int, ...], x: Array,
+               dtype: np.dtype[Any], optional: bool = True) -> Any:
     """param() in the arithmetic dtype; for float16/bfloat16 x the array may
     also have x's dtype."""
     if dtype != x.dtype and is_low_precision(p):
@@ -66,22 +74,28 @@ def _param_for(p, name, shape, x, dtype, optional=True):
     return param(p, name, shape, dtype, optional=optional)
 
 
-def channel_view(x, axis):
+def channel_view(x: Array, axis: SupportsIndex) -> tuple[int, int, int]:
     """(N, C, S) of x for channel axis `axis` (x C-contiguous)."""
     check_ndim(x, 2)
     a = normalize_axis(axis, x.ndim)
     return math.prod(x.shape[:a]), x.shape[a], math.prod(x.shape[a + 1 :])
 
 
-def batch_statistics(x, weight, bias, eps, axis, out, act=0):
+def batch_statistics(x: ArrayLike, weight: ArrayLike | None, bias: ArrayLike | None, eps: float,
+                     axis: SupportsIndex, out: Array | None, act: int = 0
+                     ) -> tuple[Array, NDArray[np.float64], NDArray[np.float64]]:
     """Training forward: (y, mean, var) with float64 batch mean and biased
     var; act: an activation code (cnorm.activation)."""
     y, mean, var, _ = _train_forward(x, weight, bias, eps, axis, out, None, act)
     return y, mean, var
 
 
-def batch_renorm_statistics(x, weight, bias, eps, axis, out, running_mean, running_var,
-                            rmax, dmax, act=0):
+def batch_renorm_statistics(x: ArrayLike, weight: ArrayLike | None, bias: ArrayLike | None,
+                            eps: float, axis: SupportsIndex, out: Array | None,
+                            running_mean: NDArray[np.float64], running_var: NDArray[np.float64],
+                            rmax: float, dmax: float, act: int = 0) -> tuple[
+                                Array, NDArray[np.float64], NDArray[np.float64],
+                                NDArray[np.float64], NDArray[np.float64]]:
     """Batch-renorm training forward: (y, mean, var, r, d), all but y float64,
     r and d clipped from the float64 running statistics before this step."""
     y, mean, var, (r, d) = _train_forward(x, weight, bias, eps, axis, out,
@@ -89,14 +103,27 @@ def batch_renorm_statistics(x, weight, bias, eps, axis, out, running_mean, runni
     return y, mean, var, r, d
 
 
-def saved_statistics(mean, var, eps, dtype):
+def saved_statistics(mean: NDArray[np.float64], var: NDArray[np.float64], eps: float,
+                     dtype: np.dtype[Any]) -> tuple[FloatArray, FloatArray]:
     """(mean, invstd) in dtype as batch_norm_train returns them and
     batch_norm_backward takes them: invstd = 1 / sqrt(var + eps) in float64,
     then rounded (the lean path in _kernels.pyx computes the same bits)."""
     return mean.astype(dtype), (1.0 / np.sqrt(var + eps)).astype(dtype)
 
 
-def _train_forward(x, weight, bias, eps, axis, out, renorm, act):
+@overload
+def _train_forward(x: ArrayLike, weight: ArrayLike | None, bias: ArrayLike | None, eps: float,
+                   axis: SupportsIndex, out: Array | None, renorm: None,
+                   act: int) -> tuple[Array, _F64, _F64, None]: ...
+@overload
+def _train_forward(x: ArrayLike, weight: ArrayLike | None, bias: ArrayLike | None, eps: float,
+                   axis: SupportsIndex, out: Array | None,
+                   renorm: tuple[_F64, _F64, float, float],
+                   act: int) -> tuple[Array, _F64, _F64, tuple[_F64, _F64]]: ...
+def _train_forward(x: ArrayLike, weight: ArrayLike | None, bias: ArrayLike | None, eps: float,
+                   axis: SupportsIndex, out: Array | None,
+                   renorm: tuple[_F64, _F64, float, float] | None,
+                   act: int) -> tuple[Array, _F64, _F64, tuple[_F64, _F64] | None]:
     """The checks and kernel call of both training forwards: (y, mean, var,
     (r, d) or None); renorm is None or (running_mean, running_var, rmax, dmax)."""
     x = as_float_array(x, "x")
@@ -126,8 +153,10 @@ def _train_forward(x, weight, bias, eps, axis, out, renorm, act):
     return finish_output(y, out), mean, var, (r, d)
 
 
-def batch_norm_train(x, weight=None, bias=None, *, eps=1e-5, axis=1, out=None, mask=None,
-                     activation=None):
+def batch_norm_train(x: ArrayLike, weight: ArrayLike | None = None, bias: ArrayLike | None = None,
+                     *, eps: float = 1e-5, axis: SupportsIndex = 1, out: Array | None = None,
+                     mask: ArrayLike | None = None, activation: Activation = None
+                     ) -> tuple[Array, FloatArray, FloatArray]:
     """Batch-norm training forward with the batch's own statistics.
 
     Returns (y, mean, invstd): mean and invstd = 1/sqrt(biased_var + eps) per
@@ -151,7 +180,7 @@ def batch_norm_train(x, weight=None, bias=None, *, eps=1e-5, axis=1, out=None, m
     return (y, *saved_statistics(mean, var, float(eps), y.dtype))
 
 
-def channel_mask(mask, x, axis):
+def channel_mask(mask: ArrayLike, x: Array, axis: SupportsIndex) -> tuple[NDArray[np.bool_], int]:
     """mask as a bool array broadcast to x's shape with size 1 on the channel
     axis, and the number of positions it selects per channel."""
     m = np.asarray(mask)
@@ -170,7 +199,10 @@ def channel_mask(mask, x, axis):
     return m, int(np.count_nonzero(m))
 
 
-def masked_batch_statistics(x, weight, bias, eps, axis, out, mask, act=0):
+def masked_batch_statistics(x: ArrayLike, weight: ArrayLike | None, bias: ArrayLike | None,
+                            eps: float, axis: SupportsIndex, out: Array | None, mask: ArrayLike,
+                            act: int = 0
+                            ) -> tuple[Array, NDArray[np.float64], NDArray[np.float64], int]:
     """Training forward with statistics over the masked-in positions only:
     (y, mean, var, count), mean and biased var float64."""
     x = as_float_array(x, "x")
@@ -196,7 +228,9 @@ def masked_batch_statistics(x, weight, bias, eps, axis, out, mask, act=0):
     return finish_output(y, out), moments.mean, var, count
 
 
-def channel_preactivation_grad(dy, x, view, mean, invstd, weight, bias, activation):
+def channel_preactivation_grad(dy: Array, x: Array, view: tuple[int, int, int], mean: FloatArray,
+                               invstd: FloatArray, weight: FloatArray | None,
+                               bias: FloatArray | None, activation: str | None) -> Array:
     """dy * act'(z) with z = (x - mean) * invstd * weight + bias recomputed
     (one kernel pass), in a new array."""
     N, C, S = view
@@ -207,8 +241,10 @@ def channel_preactivation_grad(dy, x, view, mean, invstd, weight, bias, activati
     return activation_grad(dy, z, activation)
 
 
-def masked_input_gradient(dy, x, view, mean, invstd, weight, sum_dy, sum_dy_xhat, count, dx,
-                          mask):
+def masked_input_gradient(dy: Array, x: Array, view: tuple[int, int, int], mean: FloatArray,
+                          invstd: FloatArray, weight: FloatArray | None,
+                          sum_dy: NDArray[np.float64], sum_dy_xhat: NDArray[np.float64],
+                          count: int, dx: Array, mask: NDArray[np.bool_]) -> Array:
     """dx = weight * invstd * (dy - mask * (sum_dy + x_hat * sum_dy_xhat) / count)
     in x's dtype, into dx (C-contiguous, x's shape): masked batch norm's
     input gradient (mask: x's shape with size 1 on the channel axis)."""
@@ -229,8 +265,10 @@ def masked_input_gradient(dy, x, view, mean, invstd, weight, sum_dy, sum_dy_xhat
     return dx
 
 
-def batch_norm_infer(x, running_mean, running_var, weight=None, bias=None, *, eps=1e-5,
-                     axis=1, out=None, activation=None):
+def batch_norm_infer(x: ArrayLike, running_mean: ArrayLike, running_var: ArrayLike,
+                     weight: ArrayLike | None = None, bias: ArrayLike | None = None, *,
+                     eps: float = 1e-5, axis: SupportsIndex = 1, out: Array | None = None,
+                     activation: Activation = None) -> Array:
     """Batch-norm inference: y = act((x - running_mean) / sqrt(running_var + eps) * weight
     + bias)."""
     act = activation_code(activation)
@@ -258,8 +296,23 @@ def batch_norm_infer(x, running_mean, running_var, weight=None, bias=None, *, ep
     return finish_output(y, out)
 
 
-def batch_norm_backward(dy, x, mean, invstd, weight=None, *, axis=1, out=None, mask=None,
-                        activation=None, bias=None):
+@overload
+def batch_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, invstd: ArrayLike,
+                        weight: None = None, *, axis: SupportsIndex = 1,
+                        out: Array | None = None, mask: ArrayLike | None = None,
+                        activation: Activation = None, bias: ArrayLike | None = None
+                        ) -> tuple[Array, None, FloatArray]: ...
+@overload
+def batch_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, invstd: ArrayLike,
+                        weight: ArrayLike, *, axis: SupportsIndex = 1,
+                        out: Array | None = None, mask: ArrayLike | None = None,
+                        activation: Activation = None, bias: ArrayLike | None = None
+                        ) -> tuple[Array, FloatArray, FloatArray]: ...
+def batch_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, invstd: ArrayLike,
+                        weight: ArrayLike | None = None, *, axis: SupportsIndex = 1,
+                        out: Array | None = None, mask: ArrayLike | None = None,
+                        activation: Activation = None, bias: ArrayLike | None = None
+                        ) -> tuple[Array, FloatArray | None, FloatArray]:
     """Gradients of batch_norm_train: (dx, dweight, dbias).
 
     dweight = sum(dy * x_hat) is None when weight is None; dbias = sum(dy) is
@@ -307,8 +360,9 @@ def batch_norm_backward(dy, x, mean, invstd, weight=None, *, axis=1, out=None, m
 # ---- row family: layer, group, instance and RMS norm ----------------------
 
 
-def _normalized_shape(normalized_shape, x):
-    """(leading shape, normalized shape) of x; the trailing dims must match."""
+def _normalized_shape(normalized_shape: Any, x: Array) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(leading shape, normalized shape) of x; the trailing dims must match
+    (normalized_shape: unchecked, as the caller got it)."""
     shape = (normalized_shape,) if np.ndim(normalized_shape) == 0 else tuple(normalized_shape)
     try:  # operator.index: 16.7 and "16" are not sizes
         shape = tuple(operator.index(d) for d in shape)
@@ -324,7 +378,8 @@ def _normalized_shape(normalized_shape, x):
     return x.shape[: x.ndim - D], shape
 
 
-def _group_view(x, num_groups, name="num_groups"):
+def _group_view(x: Array, num_groups: SupportsIndex, name: str = "num_groups"
+                ) -> tuple[int, int, int, int]:
     """(N, C, S, G) for x of shape (N, C, *) normalized per group of channels."""
     check_ndim(x, 2)
     G = check_positive_int(num_groups, name)
@@ -334,13 +389,26 @@ def _group_view(x, num_groups, name="num_groups"):
     return N, C, math.prod(x.shape[2:]), G
 
 
-def _check_row_sizes(M, K):
+def _check_row_sizes(M: int, K: int) -> None:
     if K == 0 and M > 0:
         raise ValueError("normalization needs at least one value per row, got an empty row")
 
 
-def _row_forward(x, M, K, G, S, stat_shape, weight, bias, eps, out, center, act=0,
-                 dtype=None):
+@overload
+def _row_forward(x: Array, M: int, K: int, G: int, S: int, stat_shape: tuple[int, ...],
+                 weight: FloatArray | None, bias: FloatArray | None, eps: float,
+                 out: Array | None, center: Literal[True], act: int = 0,
+                 dtype: np.dtype[Any] | None = None) -> tuple[Array, FloatArray, FloatArray]: ...
+@overload
+def _row_forward(x: Array, M: int, K: int, G: int, S: int, stat_shape: tuple[int, ...],
+                 weight: FloatArray | None, bias: FloatArray | None, eps: float,
+                 out: Array | None, center: bool, act: int = 0,
+                 dtype: np.dtype[Any] | None = None
+                 ) -> tuple[Array, FloatArray | None, FloatArray]: ...
+def _row_forward(x: Array, M: int, K: int, G: int, S: int, stat_shape: tuple[int, ...],
+                 weight: FloatArray | None, bias: FloatArray | None, eps: float,
+                 out: Array | None, center: bool, act: int = 0,
+                 dtype: np.dtype[Any] | None = None) -> tuple[Array, FloatArray | None, FloatArray]:
     """The row kernels' forward; dtype: of the statistics (x's, or float32
     for float16/bfloat16 x, which runs the 2-byte kernels)."""
     dtype = x.dtype if dtype is None else dtype
@@ -358,8 +426,26 @@ def _row_forward(x, M, K, G, S, stat_shape, weight, bias, eps, out, center, act=
     return finish_output(y, out), mean, rstd
 
 
-def _row_backward(dy, x, M, K, G, S, stat_shape, param_shape, mean, rstd, weight, out,
-                  center, want_dbias=True, activation=None, bias=None):
+@overload
+def _row_backward(dy: Array, x: Array, M: int, K: int, G: int, S: int,
+                  stat_shape: tuple[int, ...], param_shape: tuple[int, ...],
+                  mean: ArrayLike | None, rstd: ArrayLike, weight: FloatArray | None,
+                  out: Array | None, center: bool, want_dbias: Literal[True] = True,
+                  activation: Activation = None, bias: ArrayLike | None = None
+                  ) -> tuple[Array, FloatArray | None, FloatArray]: ...
+@overload
+def _row_backward(dy: Array, x: Array, M: int, K: int, G: int, S: int,
+                  stat_shape: tuple[int, ...], param_shape: tuple[int, ...],
+                  mean: ArrayLike | None, rstd: ArrayLike, weight: FloatArray | None,
+                  out: Array | None, center: bool, want_dbias: bool = True,
+                  activation: Activation = None, bias: ArrayLike | None = None
+                  ) -> tuple[Array, FloatArray | None, FloatArray | None]: ...
+def _row_backward(dy: Array, x: Array, M: int, K: int, G: int, S: int,
+                  stat_shape: tuple[int, ...], param_shape: tuple[int, ...],
+                  mean: ArrayLike | None, rstd: ArrayLike, weight: FloatArray | None,
+                  out: Array | None, center: bool, want_dbias: bool = True,
+                  activation: Activation = None, bias: ArrayLike | None = None
+                  ) -> tuple[Array, FloatArray | None, FloatArray | None]:
     act = activation_code(activation)
     mean = param(mean, "mean", stat_shape, x.dtype, optional=not center)
     rstd = param(rstd, "rstd", stat_shape, x.dtype, optional=False)
@@ -378,7 +464,9 @@ def _row_backward(dy, x, M, K, G, S, stat_shape, param_shape, mean, rstd, weight
     return finish_output(dx, out), _cast(dweight, x.dtype), _cast(dbias, x.dtype)
 
 
-def _row_dz(dy, x, view, mean, rstd, weight, bias, activation):
+def _row_dz(dy: Array, x: Array, view: tuple[int, int, int, int], mean: FloatArray | None,
+            rstd: FloatArray, weight: FloatArray | None, bias: FloatArray | None,
+            activation: str | None) -> Array:
     """dy * act'(z) with z = x_hat * weight + bias recomputed per row (row m
     uses parameter row m % G, each parameter repeated over S values), in a
     new array."""
@@ -393,18 +481,19 @@ def _row_dz(dy, x, view, mean, rstd, weight, bias, activation):
     return activation_grad(dy.reshape(M, K), z, activation).reshape(x.shape)
 
 
-def _cast(a, dtype):
+def _cast(a: NDArray[np.float64] | None, dtype: np.dtype[Any]) -> FloatArray | None:
     return None if a is None else a.astype(dtype)
 
 
-def _dy_like(dy, x):
+def _dy_like(dy: ArrayLike, x: Array) -> Array:
     dy = as_float_array(dy, "dy")
     same_shape(dy, x, "dy")
     return dy
 
 
-def layer_norm(x, normalized_shape, weight=None, bias=None, *, eps=1e-5, out=None,
-               activation=None):
+def layer_norm(x: ArrayLike, normalized_shape: ShapeLike, weight: ArrayLike | None = None,
+               bias: ArrayLike | None = None, *, eps: float = 1e-5, out: Array | None = None,
+               activation: Activation = None) -> tuple[Array, FloatArray, FloatArray]:
     """Layer norm over the trailing dims given by normalized_shape, then
     activation (None, "relu", "silu") in the same pass.
 
@@ -423,8 +512,23 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, *, eps=1e-5, out=Non
                         True, act, dtype)
 
 
-def layer_norm_backward(dy, x, mean, rstd, normalized_shape, weight=None, *, out=None,
-                        activation=None, bias=None):
+@overload
+def layer_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, rstd: ArrayLike,
+                        normalized_shape: ShapeLike, weight: None = None, *,
+                        out: Array | None = None, activation: Activation = None,
+                        bias: ArrayLike | None = None
+                        ) -> tuple[Array, None, FloatArray]: ...
+@overload
+def layer_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, rstd: ArrayLike,
+                        normalized_shape: ShapeLike, weight: ArrayLike, *,
+                        out: Array | None = None, activation: Activation = None,
+                        bias: ArrayLike | None = None
+                        ) -> tuple[Array, FloatArray, FloatArray]: ...
+def layer_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, rstd: ArrayLike,
+                        normalized_shape: ShapeLike, weight: ArrayLike | None = None, *,
+                        out: Array | None = None, activation: Activation = None,
+                        bias: ArrayLike | None = None
+                        ) -> tuple[Array, FloatArray | None, FloatArray]:
     """Gradients of layer_norm: (dx, dweight, dbias); dweight is None when
     weight is.  activation and bias: the forward's (the pre-activation is
     recomputed from x and the saved statistics)."""
@@ -438,7 +542,9 @@ def layer_norm_backward(dy, x, mean, rstd, normalized_shape, weight=None, *, out
                          weight, out, True, activation=activation, bias=bias)
 
 
-def group_norm(x, num_groups, weight=None, bias=None, *, eps=1e-5, out=None, activation=None):
+def group_norm(x: ArrayLike, num_groups: SupportsIndex, weight: ArrayLike | None = None,
+               bias: ArrayLike | None = None, *, eps: float = 1e-5, out: Array | None = None,
+               activation: Activation = None) -> tuple[Array, FloatArray, FloatArray]:
     """Group norm of x (N, C, *) over groups of C/num_groups channels, then
     activation.
 
@@ -453,8 +559,23 @@ def group_norm(x, num_groups, weight=None, bias=None, *, eps=1e-5, out=None, act
                         dtype)
 
 
-def group_norm_backward(dy, x, mean, rstd, num_groups, weight=None, *, out=None,
-                        activation=None, bias=None):
+@overload
+def group_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, rstd: ArrayLike,
+                        num_groups: SupportsIndex, weight: None = None, *,
+                        out: Array | None = None, activation: Activation = None,
+                        bias: ArrayLike | None = None
+                        ) -> tuple[Array, None, FloatArray]: ...
+@overload
+def group_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, rstd: ArrayLike,
+                        num_groups: SupportsIndex, weight: ArrayLike, *,
+                        out: Array | None = None, activation: Activation = None,
+                        bias: ArrayLike | None = None
+                        ) -> tuple[Array, FloatArray, FloatArray]: ...
+def group_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, rstd: ArrayLike,
+                        num_groups: SupportsIndex, weight: ArrayLike | None = None, *,
+                        out: Array | None = None, activation: Activation = None,
+                        bias: ArrayLike | None = None
+                        ) -> tuple[Array, FloatArray | None, FloatArray]:
     """Gradients of group_norm: (dx, dweight, dbias); dweight is None when weight is."""
     if is_low_precision(x) or is_low_precision(dy):
         return run_in_float32(group_norm_backward, locals(), ("x", "dy"))
@@ -466,7 +587,7 @@ def group_norm_backward(dy, x, mean, rstd, num_groups, weight=None, *, out=None,
                          True, activation=activation, bias=bias)
 
 
-def _instance_view(x):
+def _instance_view(x: Array) -> tuple[int, int, int]:
     check_ndim(x, 3)
     N, C, S, _ = _group_view(x, x.shape[1] or 1)
     if S < 2:
@@ -475,7 +596,9 @@ def _instance_view(x):
     return N, C, S
 
 
-def instance_norm(x, weight=None, bias=None, *, eps=1e-5, out=None, activation=None):
+def instance_norm(x: ArrayLike, weight: ArrayLike | None = None, bias: ArrayLike | None = None,
+                  *, eps: float = 1e-5, out: Array | None = None, activation: Activation = None
+                  ) -> tuple[Array, FloatArray, FloatArray]:
     """Instance norm of x (N, C, *): each (n, c) plane normalized on its own,
     then activation.
 
@@ -490,8 +613,20 @@ def instance_norm(x, weight=None, bias=None, *, eps=1e-5, out=None, activation=N
                         dtype)
 
 
-def instance_norm_backward(dy, x, mean, rstd, weight=None, *, out=None, activation=None,
-                           bias=None):
+@overload
+def instance_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, rstd: ArrayLike,
+                           weight: None = None, *, out: Array | None = None,
+                           activation: Activation = None, bias: ArrayLike | None = None
+                           ) -> tuple[Array, None, FloatArray]: ...
+@overload
+def instance_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, rstd: ArrayLike,
+                           weight: ArrayLike, *, out: Array | None = None,
+                           activation: Activation = None, bias: ArrayLike | None = None
+                           ) -> tuple[Array, FloatArray, FloatArray]: ...
+def instance_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, rstd: ArrayLike,
+                           weight: ArrayLike | None = None, *, out: Array | None = None,
+                           activation: Activation = None, bias: ArrayLike | None = None
+                           ) -> tuple[Array, FloatArray | None, FloatArray]:
     """Gradients of instance_norm: (dx, dweight, dbias); dweight is None when weight is."""
     if is_low_precision(x) or is_low_precision(dy):
         return run_in_float32(instance_norm_backward, locals(), ("x", "dy"))
@@ -503,12 +638,14 @@ def instance_norm_backward(dy, x, mean, rstd, weight=None, *, out=None, activati
                          True, activation=activation, bias=bias)
 
 
-def _rms_eps(eps, dtype):
+def _rms_eps(eps: float | None, dtype: np.dtype[Any]) -> float:
     """eps=None: the machine epsilon of x's dtype (PyTorch's rule)."""
     return float(np.finfo(dtype).eps) if eps is None else check_eps(eps)
 
 
-def rms_norm(x, normalized_shape, weight=None, *, eps=None, out=None, activation=None):
+def rms_norm(x: ArrayLike, normalized_shape: ShapeLike, weight: ArrayLike | None = None, *,
+             eps: float | None = None, out: Array | None = None, activation: Activation = None
+             ) -> tuple[Array, FloatArray]:
     """RMS norm over the trailing dims: y = act(x / sqrt(mean(x**2) + eps) * weight).
 
     eps=None uses the machine epsilon of x's dtype (as PyTorch).  Returns
@@ -523,8 +660,17 @@ def rms_norm(x, normalized_shape, weight=None, *, eps=None, out=None, activation
     return y, rstd
 
 
-def rms_norm_backward(dy, x, rstd, normalized_shape, weight=None, *, out=None,
-                      activation=None):
+@overload
+def rms_norm_backward(dy: ArrayLike, x: ArrayLike, rstd: ArrayLike, normalized_shape: ShapeLike,
+                      weight: None = None, *, out: Array | None = None,
+                      activation: Activation = None) -> tuple[Array, None]: ...
+@overload
+def rms_norm_backward(dy: ArrayLike, x: ArrayLike, rstd: ArrayLike, normalized_shape: ShapeLike,
+                      weight: ArrayLike, *, out: Array | None = None,
+                      activation: Activation = None) -> tuple[Array, FloatArray]: ...
+def rms_norm_backward(dy: ArrayLike, x: ArrayLike, rstd: ArrayLike, normalized_shape: ShapeLike,
+                      weight: ArrayLike | None = None, *, out: Array | None = None,
+                      activation: Activation = None) -> tuple[Array, FloatArray | None]:
     """Gradients of rms_norm: (dx, dweight); dweight is None when weight is."""
     if is_low_precision(x) or is_low_precision(dy):
         return run_in_float32(rms_norm_backward, locals(), ("x", "dy"))
@@ -541,7 +687,20 @@ def rms_norm_backward(dy, x, rstd, normalized_shape, weight=None, *, out=None,
 # ---- fused residual add + row norm ------------------------------------------
 
 
-def _add_norm(x, residual, normalized_shape, weight, bias, eps, out, sum_out, center):
+@overload
+def _add_norm(x: ArrayLike, residual: ArrayLike, normalized_shape: ShapeLike,
+              weight: ArrayLike | None, bias: ArrayLike | None, eps: float | None,
+              out: Array | None, sum_out: Array | None, center: Literal[True]
+              ) -> tuple[Array, Array, FloatArray, FloatArray]: ...
+@overload
+def _add_norm(x: ArrayLike, residual: ArrayLike, normalized_shape: ShapeLike,
+              weight: ArrayLike | None, bias: ArrayLike | None, eps: float | None,
+              out: Array | None, sum_out: Array | None, center: bool
+              ) -> tuple[Array, Array, FloatArray | None, FloatArray]: ...
+def _add_norm(x: ArrayLike, residual: ArrayLike, normalized_shape: ShapeLike,
+              weight: ArrayLike | None, bias: ArrayLike | None, eps: float | None,
+              out: Array | None, sum_out: Array | None, center: bool
+              ) -> tuple[Array, Array, FloatArray | None, FloatArray]:
     """(y, s, mean or None, rstd) of s = x + residual normalized per row."""
     x = as_float_array(x, "x")
     residual = as_float_array(residual, "residual")
@@ -567,7 +726,9 @@ def _add_norm(x, residual, normalized_shape, weight, bias, eps, out, sum_out, ce
     return finish_output(y, out), finish_output(s, sum_out), mean, rstd
 
 
-def _low_precision_sum(x, residual, normalized_shape, params, out, sum_out):
+def _low_precision_sum(x: ArrayLike, residual: ArrayLike, normalized_shape: ShapeLike,
+                       params: tuple[ArrayLike | None, ...], out: Array | None,
+                       sum_out: Array | None) -> Array:
     """s = x + residual rounded to their float16/bfloat16 dtype (into sum_out),
     after every check, so that the norm of s is the norm of what is returned."""
     x, residual = np.asarray(x), np.asarray(residual)
@@ -585,8 +746,10 @@ def _low_precision_sum(x, residual, normalized_shape, params, out, sum_out):
     return downcast(upcast(x) + upcast(residual), x.dtype, sum_out)
 
 
-def add_layer_norm(x, residual, normalized_shape, weight=None, bias=None, *, eps=1e-5, out=None,
-                   sum_out=None):
+def add_layer_norm(x: ArrayLike, residual: ArrayLike, normalized_shape: ShapeLike,
+                   weight: ArrayLike | None = None, bias: ArrayLike | None = None, *,
+                   eps: float = 1e-5, out: Array | None = None, sum_out: Array | None = None
+                   ) -> tuple[Array, Array, FloatArray, FloatArray]:
     """s = x + residual and layer_norm(s) in one pass: (y, s, mean, rstd).
 
     s is the next residual; sum_out may be x or residual (in place).  The
@@ -601,8 +764,10 @@ def add_layer_norm(x, residual, normalized_shape, weight=None, bias=None, *, eps
     return y, s, mean, rstd
 
 
-def add_rms_norm(x, residual, normalized_shape, weight=None, *, eps=None, out=None,
-                 sum_out=None):
+def add_rms_norm(x: ArrayLike, residual: ArrayLike, normalized_shape: ShapeLike,
+                 weight: ArrayLike | None = None, *, eps: float | None = None,
+                 out: Array | None = None, sum_out: Array | None = None
+                 ) -> tuple[Array, Array, FloatArray]:
     """s = x + residual and rms_norm(s) in one pass: (y, s, rstd); as add_layer_norm."""
     if is_low_precision(x) or is_low_precision(residual):
         s = _low_precision_sum(x, residual, normalized_shape, (weight,), out, sum_out)

@@ -6,19 +6,45 @@ same parameters, attributes and results (to float rounding), usable with
 ``sklearn.base.clone`` and in a ``Pipeline``.  scikit-learn is not imported
 unless it is installed and asked for (its tags, its NotFittedError).
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, overload
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from cnorm import _kernels
 from cnorm._validate import as_contiguous
 from cnorm.lowp import downcast, upcast
 from cnorm.statistics import Moments, _check_sample_weight
 
+if TYPE_CHECKING:
+    import dask.array as da
+    from typing_extensions import Self, TypeGuard
+
 __all__ = ["NotFittedError", "StandardScaler"]
 
 _FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
+_F64 = NDArray[np.float64]
+# What transform returns for an array: float16, float32 or float64, as X.
+_Floats = NDArray[np.floating[Any]]
 
-def _not_fitted_error_type():
+
+class _DaskArray(Protocol):
+    """What the scaler uses of a dask array (dask.array.Array), so that a
+    dask X gives a dask result without cnorm importing dask; __array__ makes
+    it an ArrayLike too."""
+
+    def __array__(self, *args: Any, **kwargs: Any) -> Any: ...
+    def rechunk(self, *args: Any, **kwargs: Any) -> Any: ...
+    def map_blocks(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+_DaskT = TypeVar("_DaskT", bound=_DaskArray)
+
+
+def _not_fitted_error_type() -> type[Exception]:
     """scikit-learn's NotFittedError when it is installed, else ours (both are
     ValueError and AttributeError)."""
     try:
@@ -39,17 +65,29 @@ class StandardScaler:
     scikit-learn); transform keeps NaN and X's float dtype.  Infinite values
     are rejected by fit; transform passes them through."""
 
-    def __init__(self, *, copy=True, with_mean=True, with_std=True):
+    # Fitted attributes (absent before fit), as scikit-learn's.  mean_ is
+    # None when with_mean and with_std are False; var_ and scale_ are None
+    # when with_std is False.
+    mean_: _F64 | None
+    var_: _F64 | None
+    scale_: _F64 | None
+    n_samples_seen_: np.number[Any] | NDArray[np.number[Any]]
+    n_features_in_: int
+    feature_names_in_: NDArray[np.object_]
+    _moments: Moments
+
+    def __init__(self, *, copy: bool = True, with_mean: bool = True,
+                 with_std: bool = True) -> None:
         self.copy = copy
         self.with_mean = with_mean
         self.with_std = with_std
 
     # ---- scikit-learn's estimator protocol --------------------------------
 
-    def get_params(self, deep=True):
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         return {"copy": self.copy, "with_mean": self.with_mean, "with_std": self.with_std}
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> Self:
         valid = self.get_params()
         for key, value in params.items():
             if key not in valid:
@@ -58,22 +96,23 @@ class StandardScaler:
             setattr(self, key, value)
         return self
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         defaults = {"copy": True, "with_mean": True, "with_std": True}
         args = [f"{k}={v!r}" for k, v in self.get_params().items() if v is not defaults[k]]
         return f"StandardScaler({', '.join(args)})"
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:   # sklearn.utils.Tags
         from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
 
         return Tags(estimator_type=None, target_tags=TargetTags(required=False),
                     transformer_tags=TransformerTags(preserves_dtype=["float64", "float32"]),
                     input_tags=InputTags(allow_nan=True))
 
-    def __sklearn_is_fitted__(self):
+    def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "n_samples_seen_")
 
-    def get_feature_names_out(self, input_features=None):
+    def get_feature_names_out(self, input_features: ArrayLike | None = None
+                              ) -> NDArray[np.object_]:
         self._check_fitted()
         if input_features is not None:
             names = np.asarray(input_features, dtype=object)
@@ -87,7 +126,8 @@ class StandardScaler:
 
     # ---- fitting --------------------------------------------------------
 
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None
+            ) -> Self:
         """Reset, then partial_fit(X)."""
         fresh = type(self)(**self.get_params())
         fresh.partial_fit(X, y, sample_weight)   # a failing fit leaves self as it was
@@ -97,7 +137,8 @@ class StandardScaler:
                 self.__dict__.pop(name, None)
         return self
 
-    def partial_fit(self, X, y=None, sample_weight=None):
+    def partial_fit(self, X: ArrayLike, y: object = None,
+                    sample_weight: ArrayLike | None = None) -> Self:
         """Merge the moments of X (2-d, samples on axis 0) into the fitted ones.
 
         Accepts dask arrays (moments per block, merged; see cnorm.dask)."""
@@ -126,12 +167,13 @@ class StandardScaler:
         self._commit(total, count_dtype, names)
         return self
 
-    def _check_features(self, n_features, first):
+    def _check_features(self, n_features: int, first: bool) -> None:
         if not first and n_features != self.n_features_in_:
             raise ValueError(f"X has {n_features} features, but StandardScaler is expecting "
                              f"{self.n_features_in_} features as input.")
 
-    def _commit(self, moments, count_dtype, names):
+    def _commit(self, moments: Moments, count_dtype: DTypeLike,
+                names: NDArray[np.object_] | None) -> None:
         """Set every fitted attribute from the merged moments at once."""
         count = moments.count
         if not (self.with_mean or self.with_std):
@@ -142,7 +184,7 @@ class StandardScaler:
             empty = count == 0
             mean = np.where(empty, np.nan, moments.mean)
             var = moments.var(0) if self.with_std else None
-            scale = _scale(var, mean, count) if self.with_std else None
+            scale = _scale(var, mean, count) if var is not None else None
         if seen.size and np.all(seen == seen[0]):
             seen = seen[0]
         state = {"_moments": moments, "n_samples_seen_": seen, "mean_": mean, "var_": var,
@@ -153,18 +195,33 @@ class StandardScaler:
 
     # ---- transforming ---------------------------------------------------
 
-    def transform(self, X, copy=None):
+    @overload
+    def transform(self, X: _DaskT, copy: bool | None = None) -> _DaskT: ...
+    @overload
+    def transform(self, X: ArrayLike, copy: bool | None = None) -> _Floats: ...
+    def transform(self, X: ArrayLike, copy: bool | None = None) -> Any:
         """(X - mean_) / scale_ in X's float dtype; a dask X gives a lazy dask array."""
         return self._apply(X, copy, inverse=False)
 
-    def inverse_transform(self, X, copy=None):
+    @overload
+    def inverse_transform(self, X: _DaskT, copy: bool | None = None) -> _DaskT: ...
+    @overload
+    def inverse_transform(self, X: ArrayLike, copy: bool | None = None) -> _Floats: ...
+    def inverse_transform(self, X: ArrayLike, copy: bool | None = None) -> Any:
         """X * scale_ + mean_ in X's float dtype."""
         return self._apply(X, copy, inverse=True)
 
-    def fit_transform(self, X, y=None, sample_weight=None):
+    @overload
+    def fit_transform(self, X: _DaskT, y: object = None,
+                      sample_weight: ArrayLike | None = None) -> _DaskT: ...
+    @overload
+    def fit_transform(self, X: ArrayLike, y: object = None,
+                      sample_weight: ArrayLike | None = None) -> _Floats: ...
+    def fit_transform(self, X: ArrayLike, y: object = None,
+                      sample_weight: ArrayLike | None = None) -> Any:
         return self.fit(X, y, sample_weight).transform(X)
 
-    def _apply(self, X, copy, inverse):
+    def _apply(self, X: Any, copy: bool | None, inverse: bool) -> Any:
         self._check_fitted()
         copy = self.copy if copy is None else copy
         coefficients = self._coefficients(inverse)   # fixed now, even for a lazy result
@@ -178,16 +235,17 @@ class StandardScaler:
         self._check_features(X.shape[1], False)
         return _apply_coefficients(X, *coefficients, copy or not X.flags.writeable)
 
-    def _coefficients(self, inverse):
+    def _coefficients(self, inverse: bool) -> tuple[_F64, _F64, _F64]:
         """(center, scale, shift) of y = (x - center) * scale + shift."""
         n = self.n_features_in_
-        mean = self.mean_ if self.with_mean else np.zeros(n)
-        scale = self.scale_ if self.with_std else np.ones(n)
+        # with_mean or with_std: fit set mean_; with_std: scale_
+        mean = cast(_F64, self.mean_) if self.with_mean else np.zeros(n)
+        scale = cast(_F64, self.scale_) if self.with_std else np.ones(n)
         if inverse:
             return np.zeros(n), scale, mean
         return mean, 1.0 / scale, np.zeros(n)
 
-    def _check_fitted(self):
+    def _check_fitted(self) -> None:
         if not self.__sklearn_is_fitted__():
             raise _not_fitted_error_type()(
                 "This StandardScaler instance is not fitted yet. Call 'fit' with appropriate "
@@ -198,11 +256,11 @@ _FITTED = ("_moments", "n_samples_seen_", "mean_", "var_", "scale_", "n_features
            "feature_names_in_")
 
 
-def _is_dask(X):
+def _is_dask(X: object) -> TypeGuard[da.Array]:
     return type(X).__module__.startswith("dask.") and hasattr(X, "map_blocks")
 
 
-def _check_2d(shape):
+def _check_2d(shape: tuple[Any, ...]) -> None:
     if len(shape) != 2:
         raise ValueError(f"Expected 2D array, got an array of shape {tuple(shape)} instead: "
                          "reshape your data with X.reshape(-1, 1) for a single feature or "
@@ -212,7 +270,7 @@ def _check_2d(shape):
                          "feature are required.")
 
 
-def _as_2d_floats(X):
+def _as_2d_floats(X: ArrayLike) -> _Floats:
     """X as a 2-d float16/32/64 array (other real dtypes as float64)."""
     if hasattr(X, "toarray") and hasattr(X, "nnz"):
         raise TypeError("cnorm.StandardScaler takes dense arrays; a sparse matrix needs "
@@ -225,7 +283,7 @@ def _as_2d_floats(X):
     return arr.astype(native if native in _FLOATS else np.float64, copy=False)
 
 
-def _feature_names(X):
+def _feature_names(X: object) -> NDArray[np.object_] | None:
     columns = getattr(X, "columns", None)
     if columns is None:
         return None
@@ -233,7 +291,7 @@ def _feature_names(X):
     return names if all(isinstance(n, str) for n in names) else None
 
 
-def _fit_moments(X, sample_weight):
+def _fit_moments(X: _Floats, sample_weight: ArrayLike | None) -> Moments:
     """Moments of X's columns, NaN ignored; infinite values rejected."""
     if sample_weight is not None:
         _check_sample_weight(sample_weight, X, 1)
@@ -248,7 +306,7 @@ def _fit_moments(X, sample_weight):
                       mask=~nan if nan.any() else None)
 
 
-def _scale(var, mean, count):
+def _scale(var: _F64, mean: _F64, count: _F64) -> _F64:
     """sqrt(var), with 1 for features indistinguishable from constant (the
     two-pass error bound of Chan, Golub and LeVeque, as scikit-learn)."""
     eps = np.finfo(np.float64).eps
@@ -259,18 +317,20 @@ def _scale(var, mean, count):
     return scale
 
 
-def _apply_coefficients(X, center, scale, shift, copy):
+def _apply_coefficients(X: ArrayLike, center: _F64, scale: _F64, shift: _F64, copy: bool
+                        ) -> _Floats:
     """y = (X - center) * scale + shift in X's float dtype."""
     X = _as_2d_floats(X)
     if X.dtype == np.float16:   # the float32 kernel on X converted, rounded once
-        y = _standardize(upcast(X), *(c.astype(np.float32) for c in (center, scale, shift)),
-                         copy=False)
+        center32, scale32, shift32 = (c.astype(np.float32) for c in (center, scale, shift))
+        y = _standardize(upcast(X), center32, scale32, shift32, copy=False)
         return downcast(y, X.dtype, None if copy else X)
     return _standardize(X, center.astype(X.dtype), scale.astype(X.dtype),
                         shift.astype(X.dtype), copy)
 
 
-def _standardize(X, center, scale, shift, copy):
+def _standardize(X: _Floats, center: _Floats, scale: _Floats, shift: _Floats, copy: bool
+                 ) -> _Floats:
     """The standardize kernel on X's (rows, features) view, or on the
     (features, rows) view of a Fortran-ordered X; in place unless copy."""
     transposed = X.flags.f_contiguous and not X.flags.c_contiguous

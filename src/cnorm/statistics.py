@@ -7,13 +7,20 @@ update, the formula the kernels use between blocks, so moments of parts
 merge into the moments of the whole: out-of-core chunks, dask blocks, MPI
 ranks.
 """
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING, Any, Callable, SupportsIndex
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from cnorm import _kernels
 from cnorm._validate import as_contiguous, normalize_axis
 from cnorm.lowp import is_low_dtype
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["Moments"]
 
@@ -27,7 +34,11 @@ class Moments:
 
     __slots__ = ("count", "mean", "m2")
 
-    def __init__(self, count, mean, m2):
+    count: NDArray[np.float64]
+    mean: NDArray[np.float64]
+    m2: NDArray[np.float64]
+
+    def __init__(self, count: ArrayLike, mean: ArrayLike, m2: ArrayLike) -> None:
         arrays = [np.array(a, dtype=np.float64, ndmin=1) for a in (count, mean, m2)]
         for name, a in zip(("count", "mean", "m2"), arrays):
             if a.ndim != 1 or a.shape != arrays[0].shape:
@@ -41,13 +52,14 @@ class Moments:
     # ---- construction ---------------------------------------------------
 
     @classmethod
-    def empty(cls, n_features):
+    def empty(cls, n_features: SupportsIndex) -> Self:
         """Moments of no data (the identity of merge)."""
         zeros = np.zeros(n_features, np.float64)
         return cls(zeros, zeros, zeros)
 
     @classmethod
-    def of(cls, x, axis=-1, *, sample_weight=None, mask=None):
+    def of(cls, x: ArrayLike, axis: SupportsIndex = -1, *, sample_weight: ArrayLike | None = None,
+           mask: ArrayLike | None = None) -> Moments:
         """Moments per feature on `axis`, over every other axis of x.
 
         sample_weight (shape (x.shape[0],), finite, >= 0) weights whole
@@ -62,7 +74,7 @@ class Moments:
         return cls._of_weighted(x, a, weights)
 
     @classmethod
-    def _of_dense(cls, x, a):
+    def _of_dense(cls, x: NDArray[np.floating[Any]], a: int) -> Self:
         if not x.flags.c_contiguous and x.T.flags.c_contiguous:
             x, a = x.T, x.ndim - 1 - a   # Fortran order: the transpose is the C view
         x = as_contiguous(x)
@@ -73,7 +85,8 @@ class Moments:
         return cls(np.full(C, float(N * S)), mean, m2)
 
     @classmethod
-    def _of_weighted(cls, x, a, weights):
+    def _of_weighted(cls, x: NDArray[np.floating[Any]], a: int,
+                     weights: Callable[[int, int], NDArray[np.float64]]) -> Moments:
         """Two-pass float64 moments per chunk of axis 0, merged in order."""
         others = tuple(i for i in range(x.ndim) if i != a)
         total = cls.empty(x.shape[a])
@@ -95,19 +108,19 @@ class Moments:
     # ---- use ------------------------------------------------------------
 
     @property
-    def n_features(self):
+    def n_features(self) -> int:
         return self.count.shape[0]
 
-    def var(self, ddof=0):
+    def var(self, ddof: float = 0) -> NDArray[np.float64]:
         """m2 / (count - ddof); NaN where count - ddof <= 0."""
         d = self.count - ddof
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(d > 0, self.m2 / d, np.nan)
 
-    def std(self, ddof=0):
+    def std(self, ddof: float = 0) -> NDArray[np.float64]:
         return np.sqrt(self.var(ddof))
 
-    def merge(self, other):
+    def merge(self, other: Moments) -> Moments:
         """Moments of both parts' data (Chan et al.'s pairwise update)."""
         if not isinstance(other, Moments):
             raise TypeError(f"can only merge Moments, got {type(other).__name__}")
@@ -125,30 +138,30 @@ class Moments:
                                                      self.m2 + other.m2 + delta * delta * na * fb))
         return Moments(n, mean, m2)
 
-    def __add__(self, other):
+    def __add__(self, other: object) -> Moments:
         if not isinstance(other, Moments):
             return NotImplemented
         return self.merge(other)
 
     # ---- plain-array round trip ------------------------------------------
 
-    def to_array(self):
+    def to_array(self) -> NDArray[np.float64]:
         """(3, features) float64 array: rows count, mean, m2 (for saving or sending)."""
         return np.stack([self.count, self.mean, self.m2])
 
     @classmethod
-    def from_array(cls, a):
+    def from_array(cls, a: ArrayLike) -> Self:
         """Inverse of to_array."""
         a = np.asarray(a)
         if a.ndim != 2 or a.shape[0] != 3:
             raise ValueError(f"a must have shape (3, features), got {a.shape}")
         return cls(a[0], a[1], a[2])
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Moments(count={self.count!r}, mean={self.mean!r}, m2={self.m2!r})"
 
 
-def _as_data(x):
+def _as_data(x: ArrayLike) -> NDArray[np.floating[Any]]:
     """x as a float32/float64 array in native byte order (float16 and
     bfloat16 as float32, ints, bools and longdouble as float64)."""
     arr = np.asarray(x)
@@ -164,13 +177,14 @@ def _as_data(x):
     return arr.astype(np.float64)
 
 
-def _weights(x, a, sample_weight, mask):
+def _weights(x: NDArray[np.floating[Any]], a: int, sample_weight: ArrayLike | None,
+             mask: ArrayLike | None) -> Callable[[int, int], NDArray[np.float64]]:
     """Per-position weights: a function of (start, stop) on axis 0 giving the
     float64 weights of that chunk, broadcast to its shape."""
     sw = None if sample_weight is None else _check_sample_weight(sample_weight, x, a)
     m = None if mask is None else _check_mask(mask, x.shape)
 
-    def chunk(i, j):
+    def chunk(i: int, j: int) -> NDArray[np.float64]:
         shape = (j - i,) + x.shape[1:]
         w = np.ones(shape) if sw is None else np.broadcast_to(sw[i:j], shape).copy()
         if m is not None:
@@ -179,7 +193,8 @@ def _weights(x, a, sample_weight, mask):
     return chunk
 
 
-def _check_sample_weight(sample_weight, x, a):
+def _check_sample_weight(sample_weight: ArrayLike, x: NDArray[Any], a: int
+                         ) -> NDArray[np.float64]:
     if a == 0:
         raise ValueError("sample_weight weights axis 0, which is the feature axis here; "
                          "put the samples on axis 0 and the features on another axis")
@@ -194,7 +209,7 @@ def _check_sample_weight(sample_weight, x, a):
     return sw.reshape((-1,) + (1,) * (x.ndim - 1))
 
 
-def _check_mask(mask, shape):
+def _check_mask(mask: ArrayLike, shape: tuple[int, ...]) -> NDArray[np.bool_]:
     """mask as a bool view broadcast to shape."""
     m = np.asarray(mask)
     if m.dtype != np.bool_:

@@ -11,15 +11,24 @@ rank instead of a hang.
 
 mpi4py is imported only when a SyncBatchNorm is built.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NoReturn, SupportsIndex, cast
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from cnorm import _kernels
 from cnorm import functional as F
+from cnorm._typing import Activation, Array, FloatArray
 from cnorm._validate import as_contiguous, as_float_array, same_shape
 from cnorm.activation import activation_code
 from cnorm.layers import BatchNorm
 from cnorm.lowp import is_low_precision
 from cnorm.statistics import Moments
+
+if TYPE_CHECKING:
+    from mpi4py import MPI
 
 __all__ = ["SyncBatchNorm"]
 
@@ -34,8 +43,10 @@ class SyncBatchNorm(BatchNorm):
     normalizes locally with the running statistics, without communication.
     """
 
-    def __init__(self, num_features, *, comm=None, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True, axis=1, dtype=np.float32, activation=None):
+    def __init__(self, num_features: SupportsIndex, *, comm: MPI.Comm | None = None,
+                 eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, axis: SupportsIndex = 1,
+                 dtype: DTypeLike = np.float32, activation: Activation = None) -> None:
         super().__init__(num_features, eps=eps, momentum=momentum, affine=affine,
                          track_running_stats=track_running_stats, axis=axis, dtype=dtype,
                          activation=activation)
@@ -49,21 +60,21 @@ class SyncBatchNorm(BatchNorm):
         if not isinstance(comm, MPI.Comm):
             raise TypeError(f"comm must be an mpi4py communicator (mpi4py.MPI.Comm), got "
                             f"{type(comm).__name__}")
-        self.comm = comm
+        self.comm: MPI.Comm = comm
 
     _accepts_mask = False
 
-    def _repr_args(self):
+    def _repr_args(self) -> tuple[tuple[Any, ...], list[tuple[str, Any]]]:
         positional, keywords = super()._repr_args()
         return positional, [("comm", self.comm), *keywords]
 
-    def __getstate__(self):
+    def __getstate__(self) -> NoReturn:
         raise TypeError("a SyncBatchNorm holds an MPI communicator and cannot be pickled; "
                         "pickle its state_dict() instead")
 
     # ---- collectives ----------------------------------------------------
 
-    def _agree(self, problem, x_dtype):
+    def _agree(self, problem: str | None, x_dtype: str | None) -> None:
         """All-gather every rank's (problem or None, layer configuration, x's
         dtype) and raise the same error on every rank when any rank has a
         problem or the ranks disagree.  It runs before the other collectives
@@ -78,7 +89,7 @@ class SyncBatchNorm(BatchNorm):
                                f"axis={v[3]}, x dtype={v[4]}" for r, v in enumerate(views))
             raise ValueError(f"SyncBatchNorm: ranks disagree on the layer or input ({listed})")
 
-    def _gather_rows(self, rows):
+    def _gather_rows(self, rows: ArrayLike) -> NDArray[np.float64]:
         """(P, *rows.shape) float64: every rank's rows, in rank order."""
         rows = np.ascontiguousarray(rows, np.float64)
         everyone = np.empty((self.comm.Get_size(), *rows.shape), np.float64)
@@ -87,12 +98,14 @@ class SyncBatchNorm(BatchNorm):
 
     # ---- training -------------------------------------------------------
 
-    def __call__(self, x):
+    # No mask= (BatchNorm's __call__ takes one): SyncBatchNorm refuses masks.
+    def __call__(self, x: ArrayLike) -> Array:  # type: ignore[override]
         if not self.training:
             return super().__call__(x)
         problem, x_dtype = None, None
         try:
-            checked = x if is_low_precision(x) else as_float_array(x, "x")
+            # (a float16/bfloat16 x is an array: it has a dtype)
+            checked = cast(Array, x) if is_low_precision(x) else as_float_array(x, "x")
             x_dtype = checked.dtype.name
             self._channels(checked)
         except (TypeError, ValueError) as error:
@@ -100,7 +113,7 @@ class SyncBatchNorm(BatchNorm):
         self._agree(problem, x_dtype)
         return super().__call__(x)
 
-    def backward(self, dy):
+    def backward(self, dy: ArrayLike) -> Array:
         with self._lock:
             saved, low = self._saved or (None, None)
         problem, dy_dtype = None, None
@@ -122,7 +135,9 @@ class SyncBatchNorm(BatchNorm):
         self._agree(problem, dy_dtype)
         return super().backward(dy)
 
-    def _forward_train(self, x):
+    # No mask= either: the statistics span the ranks' whole batches.
+    def _forward_train(self, x: Array) -> tuple[  # type: ignore[override]
+            Array, tuple[Array, FloatArray, FloatArray, float]]:
         N, C, S = F.channel_view(x, self.axis)
         mean_local = np.empty(C, np.float64)
         m2_local = np.empty(C, np.float64)
@@ -145,7 +160,8 @@ class SyncBatchNorm(BatchNorm):
                                      bias.astype(x.dtype), y, activation_code(self.activation))
         return y, (x, mean, invstd, count)
 
-    def _backward(self, dy, saved):
+    def _backward(self, dy: ArrayLike, saved: tuple[Any, ...]
+                  ) -> tuple[Array, FloatArray | None, FloatArray | None]:
         x, mean, invstd, count = saved
         N, C, S = F.channel_view(x, self.axis)
         dyc = as_contiguous(dy)
