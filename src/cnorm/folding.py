@@ -30,13 +30,81 @@ def fold_batch_norm(
     eps: float = 1e-5,
     axis: SupportsIndex = 0,
 ) -> tuple[FloatArray, FloatArray]:
-    """(weight', bias') of the preceding layer with an eval-mode batch norm
-    folded in.
+    """Fold an eval-mode batch norm into the preceding Linear or convolution layer.
 
-    axis is the output-channel axis of weight: 0 for a Linear (out, in) or a
-    Conv (O, I, kh, kw), 1 for a transposed convolution (I, O, kh, kw).  bias,
-    bn_weight (gamma) and bn_bias (beta) may be None.  Arithmetic in float64;
-    weight' keeps weight's dtype, bias' keeps bias's (weight's when None)."""
+    Returns the weight and bias of one layer that computes the preceding layer followed by
+    ``batch_norm_infer`` with the given statistics and parameters, so that inference runs one
+    layer instead of two.
+
+    Parameters
+    ----------
+    weight : array_like
+        The layer's weight, of at least 1 dimension, dtype float16, float32 or float64: (out,
+        in) for a Linear, (O, I, kh, kw) for a convolution, (I, O, kh, kw) for a transposed
+        convolution.
+    bias : array_like or None
+        The layer's bias, shape (C,) with C = ``weight.shape[axis]``; None: no bias (0).
+    running_mean : array_like
+        The batch norm's mean, shape (C,).
+    running_var : array_like
+        The batch norm's variance, shape (C,).
+    bn_weight : array_like, optional
+        The batch norm's scale (gamma), shape (C,); None: 1.
+    bn_bias : array_like, optional
+        The batch norm's shift (beta), shape (C,); None: 0.
+    eps : float, default 1e-5
+        The batch norm's eps; finite and >= 0.
+    axis : int, default 0
+        The output-channel axis of weight: 0 for a Linear or a convolution, 1 for a transposed
+        convolution.
+
+    Returns
+    -------
+    folded_weight : ndarray
+        weight's shape and dtype: ``weight * scale`` along `axis`.
+    folded_bias : ndarray
+        Shape (C,), in bias's dtype (weight's when bias is None):
+        ``(bias - running_mean) * scale + bn_bias``.
+
+    Raises
+    ------
+    TypeError
+        weight, bias, running_mean, running_var, bn_weight or bn_bias of a dtype other than
+        float16, float32 and float64 (bfloat16 included); eps not a real number; axis not an
+        integer.
+    ValueError
+        weight with 0 dimensions; axis out of range; bias, running_mean, running_var,
+        bn_weight or bn_bias not of shape (C,); eps negative, NaN or infinite;
+        ``running_var + eps`` not > 0 in some channel (NaN included).
+
+    See Also
+    --------
+    batch_norm_infer : The batch norm folded in.
+    BatchNorm.fold_into : The same with a BatchNorm's own statistics and parameters.
+
+    Notes
+    -----
+    With ``scale = bn_weight / sqrt(running_var + eps)`` per output channel::
+
+        BN(W x + b) = (W x + b - running_mean) * scale + bn_bias = W' x + b'
+        W' = W * scale,  b' = (b - running_mean) * scale + bn_bias
+
+    The arithmetic is float64; only the results are rounded to their dtypes.  This is what
+    ``torch.nn.utils.fusion.fuse_conv_bn_weights`` and ``fuse_linear_bn_weights`` compute.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> W, b = rng.standard_normal((4, 3)), rng.standard_normal(4)     # Linear(3, 4)
+    >>> mean, var = rng.standard_normal(4), rng.uniform(0.5, 2.0, 4)
+    >>> gamma, beta = rng.standard_normal(4), rng.standard_normal(4)
+    >>> W2, b2 = cnorm.fold_batch_norm(W, b, mean, var, gamma, beta)
+    >>> x = rng.standard_normal((5, 3))
+    >>> np.allclose(x @ W2.T + b2, cnorm.batch_norm_infer(x @ W.T + b, mean, var, gamma, beta))
+    True
+    >>> W2.shape, b2.shape
+    ((4, 3), (4,))
+    """
     weight = _floats(weight, "weight")
     if weight.ndim == 0:
         raise ValueError("weight must have at least 1 dimension (its output channels)")

@@ -73,16 +73,108 @@ class _Layer:
         self._lock = threading.Lock()
 
     def train(self, mode: bool = True) -> Self:
+        """Set training mode, or eval mode with ``mode=False``.
+
+        In training mode ``layer(x)`` normalizes with the statistics of x,
+        updates the running statistics (layers that track them) and saves
+        what backward() needs.  In eval mode it normalizes with the running
+        statistics where the layer tracks them, with x's own otherwise, and
+        changes nothing on the layer.  LayerNorm, GroupNorm and RMSNorm
+        compute the same y in both modes.
+
+        Parameters
+        ----------
+        mode : bool, default True
+            True for training mode, False for eval mode; ``training`` becomes
+            ``bool(mode)``.
+
+        Returns
+        -------
+        Self
+            The layer itself, so that ``layer.train()(x)`` chains.
+
+        Examples
+        --------
+        >>> bn = cnorm.BatchNorm(3)
+        >>> bn.training                 # layers are created in training mode
+        True
+        >>> bn.train(False) is bn, bn.training
+        (True, False)
+        >>> bn.train().training
+        True
+        """
         self.training = bool(mode)
         return self
 
     def eval(self) -> Self:
+        """Set eval mode: the same as ``train(False)``.
+
+        Returns
+        -------
+        Self
+            The layer itself, so that ``layer.eval()(x)`` chains.
+
+        Examples
+        --------
+        >>> bn = cnorm.BatchNorm(3).eval()
+        >>> bn.training
+        False
+        """
         return self.train(False)
 
     # Whether __call__ takes mask= (statistics over the masked-in positions).
     _accepts_mask: ClassVar[bool] = False
 
     def __call__(self, x: ArrayLike, mask: ArrayLike | None = None) -> Array:
+        """Normalize x with the forward of the current mode.
+
+        In training mode the forward also saves, for backward(), a private
+        copy of x and the statistics, and the step (kernel, running-statistics
+        update, saved tensors) runs under the layer's lock; in eval mode the
+        call only reads the layer.  A float16/bfloat16 x is computed in float32 and y
+        is rounded back to x's dtype.
+
+        Parameters
+        ----------
+        x : array_like
+            Input of dtype float32, float64, float16 or bfloat16, of a shape
+            the layer takes (see its class docstring).  The parameters are
+            used in x's dtype (float32 for float16/bfloat16 x), whatever the
+            layer's ``dtype``.
+        mask : array_like of bool, optional
+            BatchNorm only: the positions that enter the statistics,
+            broadcastable to x with size 1 on the channel axis; backward()
+            uses the same mask.  In eval mode with running statistics it is
+            not used.
+
+        Returns
+        -------
+        ndarray
+            y, of x's shape and dtype.
+
+        Raises
+        ------
+        TypeError
+            x of another dtype (integer, bool, complex, ...); a mask given to a
+            layer that takes none.
+        ValueError
+            x of a shape the layer does not take (channels, trailing
+            dimensions, too few dimensions); in training, one value per
+            channel (batch norm) or per plane (instance norm), eps=0 (batch
+            norm), BatchRenorm's rmax < 1 or dmax < 0; a mask that is not
+            bool or does not broadcast.
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.standard_normal((4, 3), dtype=np.float32)
+        >>> bn = cnorm.BatchNorm(3)
+        >>> y = bn(x)                             # training: the batch's statistics
+        >>> np.allclose(y, (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5), atol=1e-6)
+        True
+        >>> bn(x.astype(np.float16)).dtype
+        dtype('float16')
+        """
         low: np.dtype[Any] | None = getattr(x, "dtype", None) if is_low_precision(x) else None
         x = upcast(x) if low else as_float_array(x, "x")   # upcast: already a private copy
         options: dict[str, Any] = {}
@@ -104,8 +196,50 @@ class _Layer:
         return y if low is None else downcast(y, low)
 
     def backward(self, dy: ArrayLike) -> Array:
-        """dx for the most recent training-mode forward; sets grad_weight/grad_bias.
-        After a float16/bfloat16 forward, dy has that dtype and so has dx."""
+        """Gradient of the most recent training-mode forward; sets grad_weight and grad_bias.
+
+        The forward's input and statistics were saved by ``layer(x)`` in
+        training mode; eval-mode calls do not replace them, so backward() may
+        follow an eval() switch, and may run more than once.  grad_weight
+        and grad_bias are replaced, not accumulated: None where the layer has
+        no such parameter, else in the forward's x dtype (float32 after a
+        float16/bfloat16 forward).  A fused activation's derivative is
+        included.  The current weight and bias are used.
+
+        Parameters
+        ----------
+        dy : array_like
+            Gradient of the loss with respect to the forward's y: x's shape
+            and dtype (after a float16/bfloat16 forward, that dtype).
+
+        Returns
+        -------
+        ndarray
+            dx, of x's shape and dtype.
+
+        Raises
+        ------
+        RuntimeError
+            No training-mode forward has run on this layer.
+        TypeError
+            dy of another dtype than the forward's x.
+        ValueError
+            dy of another shape than the forward's x.
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> ln = cnorm.LayerNorm(4)
+        >>> y = ln(rng.standard_normal((2, 4), dtype=np.float32))
+        >>> dy = rng.standard_normal((2, 4), dtype=np.float32)
+        >>> dx = ln.backward(dy)
+        >>> dx.shape, np.allclose(ln.grad_bias, dy.sum(axis=0))
+        ((2, 4), True)
+        >>> cnorm.LayerNorm(4).backward(dy)
+        Traceback (most recent call last):
+        ...
+        RuntimeError: backward() needs a training-mode forward call first
+        """
         with self._lock:
             saved, low = self._saved or (None, None)
         if saved is None:
@@ -166,7 +300,23 @@ class _Layer:
         self.bias = np.zeros(shape, self._param_dtype) if affine and with_bias else None
 
     def state_dict(self) -> dict[str, NDArray[Any]]:
-        """Copies of the parameters and buffers under PyTorch's keys."""
+        """Copies of the parameters and buffers, under PyTorch's keys.
+
+        Returns
+        -------
+        dict of str to ndarray
+            ``weight`` and ``bias`` where the layer has them and, in layers
+            that track running statistics, ``running_mean``, ``running_var``
+            and ``num_batches_tracked`` (a 0-d int64 array).  The arrays are
+            copies: changing them does not change the layer.
+
+        Examples
+        --------
+        >>> cnorm.RMSNorm(4).state_dict()
+        {'weight': array([1., 1., 1., 1.], dtype=float32)}
+        >>> cnorm.LayerNorm(4, elementwise_affine=False).state_dict()
+        {}
+        """
         state: dict[str, NDArray[Any]] = {}
         for name in self._state_names:
             value = getattr(self, name)
@@ -175,8 +325,46 @@ class _Layer:
         return state
 
     def load_state_dict(self, state_dict: Mapping[str, ArrayLike]) -> None:
-        """Load parameters and buffers (anything numpy.asarray takes, e.g. a
-        torch state dict).  All entries are checked before any is assigned."""
+        """Load parameters and buffers from a state dict with PyTorch's keys.
+
+        Every entry is checked before any is assigned, so a call that raises
+        leaves the layer as it was.  Each value is converted to the dtype of
+        the array it replaces and copied into that array in place (references
+        to ``layer.weight`` and the like see the new values);
+        ``num_batches_tracked`` becomes a Python int.
+
+        Parameters
+        ----------
+        state_dict : mapping of str to array_like
+            Exactly the keys of ``self.state_dict()``, each value of the same
+            shape and of a float or integer dtype: anything numpy.asarray
+            takes, e.g. the state dict of the matching torch.nn module.
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        ValueError
+            A key missing or unexpected; a value of another shape; a
+            ``num_batches_tracked`` that is not an integer in [0, 2**63).
+        TypeError
+            A value that is not numeric (bool, complex, strings, objects).
+
+        Examples
+        --------
+        >>> bn = cnorm.BatchNorm(3)
+        >>> state = bn.state_dict()
+        >>> state["running_mean"] = np.array([1.0, 2.0, 3.0])
+        >>> bn.load_state_dict(state)
+        >>> bn.running_mean
+        array([1., 2., 3.], dtype=float32)
+        >>> bn.load_state_dict({"weight": np.ones(3), "bias": np.zeros(3)})
+        Traceback (most recent call last):
+        ...
+        ValueError: state_dict keys do not match: missing [...], unexpected []
+        """
         expected = self.state_dict()
         missing = sorted(set(expected) - set(state_dict))
         unexpected = sorted(set(state_dict) - set(expected))
@@ -246,6 +434,24 @@ class _RunningStats(_Layer):
         self.num_batches_tracked = 0 if track else None
 
     def state_dict(self) -> dict[str, NDArray[Any]]:
+        """Copies of the parameters and buffers, under PyTorch's keys.
+
+        Returns
+        -------
+        dict of str to ndarray
+            ``weight`` and ``bias`` where the layer has them (``affine``),
+            then, with ``track_running_stats``, ``running_mean``,
+            ``running_var`` and ``num_batches_tracked`` (a 0-d int64 array).
+            The arrays are copies: changing them does not change the layer.
+
+        Examples
+        --------
+        >>> list(cnorm.BatchNorm(3).state_dict())
+        ['weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked']
+        >>> counter = cnorm.BatchNorm(3).state_dict()["num_batches_tracked"]
+        >>> counter.dtype, counter.shape, int(counter)
+        (dtype('int64'), (), 0)
+        """
         state = super().state_dict()
         if self.track_running_stats:
             state["num_batches_tracked"] = np.array(self.num_batches_tracked, np.int64)
@@ -277,11 +483,129 @@ def _unbiased(var: NDArray[np.float64], count: float) -> NDArray[np.float64]:
 class BatchNorm(_RunningStats, _Layer):
     """Batch normalization over channel axis ``axis`` (1: NCHW, -1: channels-last).
 
+    Per channel, ``y = (x - mean) / sqrt(var + eps) * weight + bias`` (then
+    the activation, if any), the statistics taken over every axis of x but
+    ``axis``.  The layer is created in training mode: ``layer(x)`` uses the
+    batch's mean and biased variance, updates ``running_mean`` and
+    ``running_var`` (``new = (1 - momentum) * old + momentum * batch``, the
+    unbiased batch variance by default) and ``num_batches_tracked``, and
+    saves x and the statistics; ``backward(dy)`` then returns dx and sets
+    ``grad_weight`` and ``grad_bias``.  After ``eval()``, ``layer(x)``
+    normalizes with the running statistics (with the batch's own when
+    ``track_running_stats=False``) and changes nothing.
+
     ``layer(x, mask=m)`` (bool, broadcastable to x, size 1 on the channel
-    axis) takes the statistics over the masked-in positions only, and
-    backward() uses the same mask.  ``unbiased_running_var=False`` keeps the
-    population variance in running_var (ONNX, Keras, Flax) instead of
-    PyTorch's unbiased one."""
+    axis) takes the statistics over the masked-in positions only (the
+    running statistics use the masked count), normalizes every position
+    with them, and backward() uses the same mask.
+
+    Concurrency: eval-mode calls only read the layer, so one eval-mode layer
+    may serve many threads (the kernels release the GIL).  A training step
+    (kernel, running-statistics update, saved tensors) runs under a
+    per-layer lock, so concurrent training calls never interleave
+    half-updates; backward() uses the training forward that finished last.
+
+    Low precision: a layer built with ``dtype=np.float16`` or
+    ``dtype="bfloat16"`` keeps weight, bias and the running statistics in
+    float32 (PyTorch's mixed mode).  A float16/bfloat16 x (into any layer)
+    is computed in float32: y and dx come back in x's dtype, grad_weight
+    and grad_bias are float32.  A float32 layer also takes float64 x, and
+    the reverse: the parameters are used in x's dtype.
+
+    Parameters
+    ----------
+    num_features : int
+        Number of channels C: the size of x on ``axis``.
+    eps : float, default 1e-5
+        Added to the variance.  0 is accepted here, but a forward with batch
+        statistics (training, or eval without running statistics) refuses
+        it, as PyTorch does.
+    momentum : float or None, default 0.1
+        Weight of the batch in the running averages, in [0, 1] (PyTorch's
+        convention: Keras' ``momentum=0.99`` is 0.01 here).  None: a
+        cumulative average, the batch weighing ``1 / num_batches_tracked``.
+    affine : bool, default True
+        Learn a per-channel weight (initially ones) and bias (zeros).
+    track_running_stats : bool, default True
+        Keep running_mean, running_var and num_batches_tracked.  Without
+        them eval mode normalizes with the batch's statistics.
+    axis : int, default 1
+        The channel axis of x (negative: from the end), checked against x
+        at each call.
+    dtype : data-type, default numpy.float32
+        float32, float64, float16 or bfloat16 (``ml_dtypes.bfloat16`` or the
+        name ``"bfloat16"``, which needs ml_dtypes): the dtype of the
+        parameters and running statistics, float32 for float16 and bfloat16.
+    unbiased_running_var : bool, default True
+        running_var averages the unbiased batch variance (``n / (n - 1)``,
+        PyTorch); False: the population variance (ONNX, Keras, Flax).
+    activation : {None, "relu", "silu"}, default None
+        Applied to y in the same pass, in both modes; backward() includes
+        its derivative.
+
+    Attributes
+    ----------
+    weight, bias : ndarray of shape (num_features,) or None
+        The learnable parameters (ones and zeros initially), in the
+        parameter dtype; None when ``affine=False``.
+    running_mean, running_var : ndarray of shape (num_features,) or None
+        The running statistics (zeros and ones initially), in the parameter
+        dtype; None when ``track_running_stats=False``.
+    num_batches_tracked : int or None
+        Training forwards that updated the running statistics; None when
+        ``track_running_stats=False``.
+    grad_weight, grad_bias : ndarray of shape (num_features,) or None
+        Set by backward(), in x's dtype (float32 after a float16/bfloat16
+        forward); None before it and when ``affine=False``.
+    training : bool
+        True in training mode (the initial mode), False after eval().
+    dtype : numpy.dtype
+        The layer's dtype as given (float16 stays float16 here).
+    num_features, eps, momentum, affine, track_running_stats, axis
+        The constructor's arguments (eps a float, momentum a float or None).
+    unbiased_running_var, activation
+        The constructor's arguments.
+
+    Raises
+    ------
+    TypeError
+        num_features not an integer; eps or momentum not a real number;
+        dtype not float32, float64, float16 or bfloat16 (or ``"bfloat16"``
+        without ml_dtypes installed).
+    ValueError
+        num_features < 1 or > 2**62; eps negative, NaN or infinite; momentum
+        outside [0, 1]; activation not None, "relu" or "silu".
+
+    See Also
+    --------
+    cnorm.batch_norm_train : The training forward as a function.
+    cnorm.batch_norm_infer : The eval-mode forward with running statistics.
+    cnorm.batch_norm_backward : The backward as a function.
+    cnorm.SyncBatchNorm : Batch norm over every rank of an MPI communicator.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> bn = cnorm.BatchNorm(3)
+    >>> bn
+    BatchNorm(3, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True, axis=1)
+    >>> x = rng.standard_normal((4, 3, 5), dtype=np.float32)
+    >>> y = bn(x)                                # training: the batch's statistics
+    >>> mean, var = x.mean(axis=(0, 2), keepdims=True), x.var(axis=(0, 2), keepdims=True)
+    >>> np.allclose(y, (x - mean) / np.sqrt(var + 1e-5), atol=1e-6)
+    True
+    >>> np.allclose(bn.running_var, 0.9 + 0.1 * x.var(axis=(0, 2), ddof=1)), bn.num_batches_tracked
+    (True, 1)
+    >>> dx = bn.backward(np.ones_like(y))        # sets grad_weight and grad_bias
+    >>> dx.shape, bn.grad_bias
+    ((4, 3, 5), array([20., 20., 20.], dtype=float32))
+    >>> m, v = bn.running_mean[:, None], bn.running_var[:, None]
+    >>> np.allclose(bn.eval()(x), (x - m) / np.sqrt(v + 1e-5))   # eval: running statistics
+    True
+    >>> half = cnorm.BatchNorm(3, dtype=np.float16)
+    >>> half.weight.dtype, half(x.astype(np.float16)).dtype
+    (dtype('float32'), dtype('float16'))
+    """
 
     _accepts_mask = True
 
@@ -290,6 +614,20 @@ class BatchNorm(_RunningStats, _Layer):
                  track_running_stats: bool = True, axis: SupportsIndex = 1,
                  dtype: DTypeLike = np.float32, unbiased_running_var: bool = True,
                  activation: Activation = None) -> None:
+        """Create the layer in training mode; the class docstring describes the parameters.
+
+        Parameters
+        ----------
+        num_features : int
+        eps : float, default 1e-5
+        momentum : float or None, default 0.1
+        affine : bool, default True
+        track_running_stats : bool, default True
+        axis : int, default 1
+        dtype : data-type, default numpy.float32
+        unbiased_running_var : bool, default True
+        activation : {None, "relu", "silu"}, default None
+        """
         super().__init__(dtype, activation)
         self.num_features = check_positive_int(num_features, "num_features", MAX_SIZE)
         self.eps = check_eps(eps)
@@ -309,8 +647,59 @@ class BatchNorm(_RunningStats, _Layer):
 
     def fold_into(self, weight: ArrayLike, bias: ArrayLike | None = None, *,
                   axis: SupportsIndex = 0) -> tuple[FloatArray, FloatArray]:
-        """(weight', bias') of the preceding Linear/Conv with this layer's
-        eval-mode normalization folded in (see cnorm.fold_batch_norm)."""
+        """Fold this layer's eval-mode normalization into the preceding Linear/Conv.
+
+        Returns (weight', bias') with which the preceding layer alone
+        computes itself followed by this layer in eval mode: per output
+        channel, ``s = self.weight / sqrt(running_var + eps)``, ``weight' =
+        weight * s`` and ``bias' = (bias - running_mean) * s + self.bias``,
+        in float64 arithmetic.  The running statistics are used whatever
+        the current mode.  The activation, if any, is not folded: apply it
+        after the folded layer.
+
+        Parameters
+        ----------
+        weight : array_like
+            The preceding layer's weight (float16, float32 or float64), with
+            ``num_features`` output channels on ``axis``.
+        bias : array_like, optional
+            Its bias, of shape (num_features,); None for a layer without one.
+        axis : int, default 0
+            The output-channel axis of ``weight``: 0 for a Linear (out, in)
+            or a Conv (O, I, kh, kw), 1 for a transposed convolution.
+
+        Returns
+        -------
+        weight : ndarray
+            The folded weight, of weight's shape and dtype.
+        bias : ndarray
+            The folded bias, of shape (num_features,), in bias's dtype
+            (weight's when bias is None).
+
+        Raises
+        ------
+        ValueError
+            The layer does not track running statistics; axis out of range;
+            weight without ``num_features`` channels on axis, or bias of
+            another shape; running_var + eps not > 0.
+        TypeError
+            weight or bias not of a float dtype; axis not an integer.
+
+        See Also
+        --------
+        cnorm.fold_batch_norm : The same with statistics and parameters given.
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> bn = cnorm.BatchNorm(3)
+        >>> _ = bn(rng.standard_normal((8, 3)))      # running statistics of one batch
+        >>> w, b = rng.standard_normal((3, 5)), rng.standard_normal(3)   # a Linear(5, 3)
+        >>> w2, b2 = bn.fold_into(w, b)
+        >>> x = rng.standard_normal((4, 5))
+        >>> np.allclose(x @ w2.T + b2, bn.eval()(x @ w.T + b))
+        True
+        """
         if not self.track_running_stats:
             raise ValueError("fold_into needs running statistics (track_running_stats=True)")
         return fold_batch_norm(weight, bias, cast(FloatArray, self.running_mean),
@@ -366,10 +755,106 @@ class BatchRenorm(BatchNorm):
 
     Training: x_hat = (x - mean_B) / sigma_B * r + d with r = clip(sigma_B /
     sigma, 1/rmax, rmax), d = clip((mean_B - running_mean) / sigma, -dmax,
-    dmax), from the running statistics before this step's update; r and d
-    are constants for the gradient.  ``rmax`` and ``dmax`` are plain
-    attributes a training loop may ramp.  Inference is batch norm with the
-    running statistics."""
+    dmax), sigma_B = sqrt(var_B + eps) and sigma = sqrt(running_var + eps)
+    from the running statistics before this step's update; r and d are
+    constants for the gradient.  ``y = x_hat * weight + bias`` (then the
+    activation, if any).  ``rmax`` and ``dmax`` are plain attributes a
+    training loop may ramp (rmax=1, dmax=0 is batch norm); they are checked
+    at each training forward.  Inference (eval mode) is batch norm with the
+    running statistics.
+
+    The protocol is BatchNorm's: created in training mode, ``layer(x)``
+    updates running_mean, running_var (unbiased batch variance) and
+    num_batches_tracked, which are always kept; ``backward(dy)`` returns dx
+    and sets grad_weight (``sum(dy * x_hat)``) and grad_bias
+    (``sum(dy)``).  No mask.  Concurrency and low precision are as in
+    BatchNorm: eval-mode calls only read the layer, a training step runs
+    under a per-layer lock; float16/bfloat16 layers keep parameters and
+    running statistics in float32, and float16/bfloat16 x gives y and dx of
+    x's dtype.
+
+    Parameters
+    ----------
+    num_features : int
+        Number of channels C: the size of x on ``axis``.
+    eps : float, default 1e-5
+        Added to the variances.  0 is accepted here, but a training forward
+        refuses it.
+    momentum : float or None, default 0.1
+        Weight of the batch in the running averages, in [0, 1]; None: a
+        cumulative average (see BatchNorm).
+    rmax : float, default 3.0
+        Bound of r, finite and >= 1.
+    dmax : float, default 5.0
+        Bound of d, finite and >= 0.
+    affine : bool, default True
+        Learn a per-channel weight (initially ones) and bias (zeros).
+    axis : int, default 1
+        The channel axis of x (negative: from the end), checked against x
+        at each call.
+    dtype : data-type, default numpy.float32
+        float32, float64, float16 or bfloat16: the dtype of the parameters
+        and running statistics, float32 for float16 and bfloat16.
+    activation : {None, "relu", "silu"}, default None
+        Applied to y in the same pass, in both modes; backward() includes
+        its derivative.
+
+    Attributes
+    ----------
+    rmax, dmax : float
+        The clipping bounds; assign them to ramp them during training.
+    weight, bias : ndarray of shape (num_features,) or None
+        The learnable parameters, in the parameter dtype; None when
+        ``affine=False``.
+    running_mean, running_var : ndarray of shape (num_features,)
+        The running statistics (zeros and ones initially), in the parameter
+        dtype.
+    num_batches_tracked : int
+        Training forwards so far.
+    grad_weight, grad_bias : ndarray of shape (num_features,) or None
+        Set by backward(), in x's dtype (float32 after a float16/bfloat16
+        forward); None before it and when ``affine=False``.
+    training : bool
+        True in training mode (the initial mode), False after eval().
+    dtype : numpy.dtype
+        The layer's dtype as given.
+    track_running_stats : bool
+        Always True.
+    num_features, eps, momentum, affine, axis, activation
+        The constructor's arguments.
+
+    Raises
+    ------
+    TypeError
+        num_features not an integer; eps or momentum not a real number;
+        dtype not float32, float64, float16 or bfloat16.
+    ValueError
+        num_features < 1 or > 2**62; eps negative, NaN or infinite; momentum
+        outside [0, 1]; activation not None, "relu" or "silu".  (rmax and
+        dmax raise ValueError at the first training forward.)
+
+    See Also
+    --------
+    cnorm.BatchNorm : Batch normalization.
+    cnorm.batch_norm_infer : The eval-mode forward as a function.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> rn = cnorm.BatchRenorm(3)
+    >>> rn
+    BatchRenorm(3, eps=1e-05, momentum=0.1, rmax=3.0, dmax=5.0, affine=True, axis=1)
+    >>> x = rng.standard_normal((8, 3, 4), dtype=np.float32)
+    >>> y = rn(x)     # running mean 0, var 1, r and d unclipped: x_hat = x / sigma
+    >>> np.allclose(y, x / np.sqrt(1 + 1e-5), atol=1e-6), rn.num_batches_tracked
+    (True, 1)
+    >>> dx = rn.backward(np.ones_like(y))
+    >>> dx.shape, rn.grad_bias
+    ((8, 3, 4), array([32., 32., 32.], dtype=float32))
+    >>> rn.rmax, rn.dmax = 1.0, 0.0                  # ramped down to plain batch norm
+    >>> np.allclose(rn(x), cnorm.batch_norm_train(x)[0], atol=1e-6)
+    True
+    """
 
     _accepts_mask = False
 
@@ -377,6 +862,20 @@ class BatchRenorm(BatchNorm):
                  momentum: float | None = 0.1, rmax: float = 3.0, dmax: float = 5.0,
                  affine: bool = True, axis: SupportsIndex = 1, dtype: DTypeLike = np.float32,
                  activation: Activation = None) -> None:
+        """Create the layer in training mode; the class docstring describes the parameters.
+
+        Parameters
+        ----------
+        num_features : int
+        eps : float, default 1e-5
+        momentum : float or None, default 0.1
+        rmax : float, default 3.0
+        dmax : float, default 5.0
+        affine : bool, default True
+        axis : int, default 1
+        dtype : data-type, default numpy.float32
+        activation : {None, "relu", "silu"}, default None
+        """
         super().__init__(num_features, eps=eps, momentum=momentum, affine=affine,
                          track_running_stats=True, axis=axis, dtype=dtype, activation=activation)
         self.rmax = rmax
@@ -433,11 +932,109 @@ class BatchRenorm(BatchNorm):
 
 
 class LayerNorm(_Layer):
-    """Layer normalization over the trailing ``normalized_shape`` dims."""
+    """Layer normalization over the trailing ``normalized_shape`` dims.
+
+    Per row (each index of x's leading dims), ``y = (x - mean) / sqrt(var +
+    eps) * weight + bias`` (then the activation, if any), with the mean and
+    biased variance over the trailing dims.  There are no running
+    statistics: training and eval mode compute the same y.  The layer is
+    created in training mode, where ``layer(x)`` also saves x and the
+    statistics for ``backward(dy)``, which returns dx and sets
+    ``grad_weight`` and ``grad_bias``.
+
+    Concurrency: eval-mode calls only read the layer and may run from many
+    threads; a training forward stores its saved tensors under a per-layer
+    lock.  Low precision: a layer built with ``dtype=np.float16`` or
+    ``dtype="bfloat16"`` keeps weight and bias in float32 (PyTorch's mixed
+    mode); a float16/bfloat16 x is computed in float32, y and dx come back
+    in x's dtype and grad_weight/grad_bias are float32.
+
+    Parameters
+    ----------
+    normalized_shape : int or sequence of int
+        The trailing dims of x that each row spans (an int n means (n,)).
+    eps : float, default 1e-5
+        Added to the variance.
+    elementwise_affine : bool, default True
+        Learn a weight (initially ones) of shape ``normalized_shape``, and
+        a bias if ``bias``.
+    bias : bool, default True
+        With ``elementwise_affine``, learn a bias (initially zeros) too.
+    dtype : data-type, default numpy.float32
+        float32, float64, float16 or bfloat16 (``ml_dtypes.bfloat16`` or the
+        name ``"bfloat16"``, which needs ml_dtypes): the dtype of the
+        parameters, float32 for float16 and bfloat16.
+    activation : {None, "relu", "silu"}, default None
+        Applied to y in the same pass, in both modes; backward() includes
+        its derivative.
+
+    Attributes
+    ----------
+    normalized_shape : tuple of int
+        The normalized trailing shape.
+    weight : ndarray of shape normalized_shape or None
+        In the parameter dtype; None when ``elementwise_affine=False``.
+    bias : ndarray of shape normalized_shape or None
+        In the parameter dtype; None when ``elementwise_affine=False`` or
+        ``bias=False``.
+    grad_weight, grad_bias : ndarray of shape normalized_shape or None
+        Set by backward(), in x's dtype (float32 after a float16/bfloat16
+        forward); None before it and for a parameter the layer lacks.
+    training : bool
+        True in training mode (the initial mode), False after eval().
+    dtype : numpy.dtype
+        The layer's dtype as given.
+    eps, elementwise_affine, activation
+        The constructor's arguments (eps a float).
+
+    Raises
+    ------
+    TypeError
+        normalized_shape holding a non-integer (float, string, None); eps
+        not a real number; dtype not float32, float64, float16 or bfloat16.
+    ValueError
+        normalized_shape holding a size < 1 or > 2**62; eps negative, NaN or
+        infinite; activation not None, "relu" or "silu".
+
+    See Also
+    --------
+    cnorm.layer_norm : The forward as a function.
+    cnorm.layer_norm_backward : The backward as a function.
+    cnorm.add_layer_norm : Residual add and layer norm in one pass.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> ln = cnorm.LayerNorm(4)
+    >>> ln
+    LayerNorm((4,), eps=1e-05, elementwise_affine=True, bias=True)
+    >>> x = rng.standard_normal((2, 3, 4), dtype=np.float32)
+    >>> y = ln(x)
+    >>> x_hat = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5)
+    >>> np.allclose(y, x_hat, atol=1e-5)
+    True
+    >>> dy = rng.standard_normal(x.shape, dtype=np.float32)
+    >>> dx = ln.backward(dy)
+    >>> dx.shape, np.allclose(ln.grad_weight, (dy * x_hat).sum(axis=(0, 1)), atol=1e-5)
+    ((2, 3, 4), True)
+    >>> np.array_equal(ln.eval()(x), y)          # eval mode: the same y
+    True
+    """
 
     def __init__(self, normalized_shape: ShapeLike, *, eps: float = 1e-5,
                  elementwise_affine: bool = True, bias: bool = True,
                  dtype: DTypeLike = np.float32, activation: Activation = None) -> None:
+        """Create the layer in training mode; the class docstring describes the parameters.
+
+        Parameters
+        ----------
+        normalized_shape : int or sequence of int
+        eps : float, default 1e-5
+        elementwise_affine : bool, default True
+        bias : bool, default True
+        dtype : data-type, default numpy.float32
+        activation : {None, "relu", "silu"}, default None
+        """
         super().__init__(dtype, activation)
         self.normalized_shape = _shape_tuple(normalized_shape)
         self.eps = check_eps(eps)
@@ -466,11 +1063,104 @@ class LayerNorm(_Layer):
 
 
 class GroupNorm(_Layer):
-    """Group normalization of (N, C, *) inputs over groups of channels."""
+    """Group normalization of (N, C, *) inputs over groups of channels.
+
+    The C channels are split into ``num_groups`` groups of consecutive
+    channels; per sample and group, ``y = (x - mean) / sqrt(var + eps)``
+    with the mean and biased variance over the group's channels and
+    positions, then ``* weight + bias`` per channel (and the activation, if
+    any).  There are no running statistics: training and eval mode compute
+    the same y.  The layer is created in training mode, where ``layer(x)``
+    also saves x and the statistics for ``backward(dy)``, which returns dx
+    and sets ``grad_weight`` and ``grad_bias``.
+
+    Concurrency: eval-mode calls only read the layer and may run from many
+    threads; a training forward stores its saved tensors under a per-layer
+    lock.  Low precision: a layer built with ``dtype=np.float16`` or
+    ``dtype="bfloat16"`` keeps weight and bias in float32 (PyTorch's mixed
+    mode); a float16/bfloat16 x is computed in float32, y and dx come back
+    in x's dtype and grad_weight/grad_bias are float32.
+
+    Parameters
+    ----------
+    num_groups : int
+        Number of groups G; it must divide num_channels.
+    num_channels : int
+        Number of channels C: x has shape (N, C, *).
+    eps : float, default 1e-5
+        Added to the variance.
+    affine : bool, default True
+        Learn a per-channel weight (initially ones) and bias (zeros).
+    dtype : data-type, default numpy.float32
+        float32, float64, float16 or bfloat16 (``ml_dtypes.bfloat16`` or the
+        name ``"bfloat16"``, which needs ml_dtypes): the dtype of the
+        parameters, float32 for float16 and bfloat16.
+    activation : {None, "relu", "silu"}, default None
+        Applied to y in the same pass, in both modes; backward() includes
+        its derivative.
+
+    Attributes
+    ----------
+    weight, bias : ndarray of shape (num_channels,) or None
+        In the parameter dtype; None when ``affine=False``.
+    grad_weight, grad_bias : ndarray of shape (num_channels,) or None
+        Set by backward(), in x's dtype (float32 after a float16/bfloat16
+        forward); None before it and when ``affine=False``.
+    training : bool
+        True in training mode (the initial mode), False after eval().
+    dtype : numpy.dtype
+        The layer's dtype as given.
+    num_groups, num_channels, eps, affine, activation
+        The constructor's arguments (eps a float).
+
+    Raises
+    ------
+    TypeError
+        num_groups or num_channels not an integer; eps not a real number;
+        dtype not float32, float64, float16 or bfloat16.
+    ValueError
+        num_groups or num_channels < 1; num_groups not dividing
+        num_channels; eps negative, NaN or infinite; activation not None,
+        "relu" or "silu".
+
+    See Also
+    --------
+    cnorm.group_norm : The forward as a function.
+    cnorm.group_norm_backward : The backward as a function.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> gn = cnorm.GroupNorm(2, 4)
+    >>> gn
+    GroupNorm(2, 4, eps=1e-05, affine=True)
+    >>> x = rng.standard_normal((2, 4, 3), dtype=np.float32)
+    >>> y = gn(x)
+    >>> g = x.reshape(2, 2, 6)                   # (N, groups, values per group)
+    >>> x_hat = (g - g.mean(-1, keepdims=True)) / np.sqrt(g.var(-1, keepdims=True) + 1e-5)
+    >>> np.allclose(y, x_hat.reshape(x.shape), atol=1e-5)
+    True
+    >>> dx = gn.backward(np.ones_like(y))
+    >>> dx.shape, gn.grad_bias
+    ((2, 4, 3), array([6., 6., 6., 6.], dtype=float32))
+    >>> np.array_equal(gn.eval()(x), y)          # eval mode: the same y
+    True
+    """
 
     def __init__(self, num_groups: SupportsIndex, num_channels: SupportsIndex, *,
                  eps: float = 1e-5, affine: bool = True, dtype: DTypeLike = np.float32,
                  activation: Activation = None) -> None:
+        """Create the layer in training mode; the class docstring describes the parameters.
+
+        Parameters
+        ----------
+        num_groups : int
+        num_channels : int
+        eps : float, default 1e-5
+        affine : bool, default True
+        dtype : data-type, default numpy.float32
+        activation : {None, "relu", "silu"}, default None
+        """
         super().__init__(dtype, activation)
         self.num_groups = check_positive_int(num_groups, "num_groups")
         self.num_channels = check_positive_int(num_channels, "num_channels")
@@ -508,12 +1198,121 @@ class GroupNorm(_Layer):
 
 class InstanceNorm(_RunningStats, _Layer):
     """Instance normalization of (N, C, *) inputs; optional running statistics
-    are averaged over the batch, as PyTorch's InstanceNorm does."""
+    are averaged over the batch, as PyTorch's InstanceNorm does.
+
+    Per (sample, channel) plane, ``y = (x - mean) / sqrt(var + eps)`` with
+    the plane's mean and biased variance, then ``* weight + bias`` per
+    channel when ``affine`` (and the activation, if any).  x has at least
+    one spatial dim, (N, C, L) or more.  The layer is created in training
+    mode: ``layer(x)`` uses each plane's statistics and saves x and them for
+    ``backward(dy)``, which returns dx and sets ``grad_weight`` and
+    ``grad_bias``.  With ``track_running_stats=True`` a training forward
+    also updates running_mean and running_var with the batch averages of
+    the planes' means and unbiased variances (an empty batch updates
+    nothing), and eval mode normalizes with them; otherwise eval mode
+    computes the same y as training.
+
+    Concurrency: eval-mode calls only read the layer and may run from many
+    threads; a training step (kernel, running-statistics update, saved
+    tensors) runs under a per-layer lock.  Low precision: a layer built with
+    ``dtype=np.float16`` or ``dtype="bfloat16"`` keeps weight, bias and the
+    running statistics in float32 (PyTorch's mixed mode); a float16/bfloat16
+    x is computed in float32, y and dx come back in x's dtype and
+    grad_weight/grad_bias are float32.
+
+    Parameters
+    ----------
+    num_features : int
+        Number of channels C: x has shape (N, C, *).
+    eps : float, default 1e-5
+        Added to the variance.
+    momentum : float or None, default 0.1
+        Weight of the batch in the running averages, in [0, 1]; None: a
+        cumulative average, the batch weighing ``1 / num_batches_tracked``.
+    affine : bool, default False
+        Learn a per-channel weight (initially ones) and bias (zeros).
+    track_running_stats : bool, default False
+        Keep running_mean, running_var and num_batches_tracked, and use
+        them in eval mode.
+    dtype : data-type, default numpy.float32
+        float32, float64, float16 or bfloat16 (``ml_dtypes.bfloat16`` or the
+        name ``"bfloat16"``, which needs ml_dtypes): the dtype of the
+        parameters and running statistics, float32 for float16 and bfloat16.
+    activation : {None, "relu", "silu"}, default None
+        Applied to y in the same pass, in both modes; backward() includes
+        its derivative.
+
+    Attributes
+    ----------
+    weight, bias : ndarray of shape (num_features,) or None
+        In the parameter dtype; None unless ``affine=True``.
+    running_mean, running_var : ndarray of shape (num_features,) or None
+        The running statistics (zeros and ones initially), in the parameter
+        dtype; None unless ``track_running_stats=True``.
+    num_batches_tracked : int or None
+        Training forwards that updated the running statistics; None unless
+        ``track_running_stats=True``.
+    grad_weight, grad_bias : ndarray of shape (num_features,) or None
+        Set by backward(), in x's dtype (float32 after a float16/bfloat16
+        forward); None before it and unless ``affine=True``.
+    training : bool
+        True in training mode (the initial mode), False after eval().
+    dtype : numpy.dtype
+        The layer's dtype as given.
+    num_features, eps, momentum, affine, track_running_stats, activation
+        The constructor's arguments (eps a float, momentum a float or None).
+
+    Raises
+    ------
+    TypeError
+        num_features not an integer; eps or momentum not a real number;
+        dtype not float32, float64, float16 or bfloat16.
+    ValueError
+        num_features < 1 or > 2**62; eps negative, NaN or infinite; momentum
+        outside [0, 1]; activation not None, "relu" or "silu".
+
+    See Also
+    --------
+    cnorm.instance_norm : The forward as a function.
+    cnorm.instance_norm_backward : The backward as a function.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> inorm = cnorm.InstanceNorm(3, track_running_stats=True)
+    >>> inorm
+    InstanceNorm(3, eps=1e-05, momentum=0.1, affine=False, track_running_stats=True)
+    >>> x = rng.standard_normal((2, 3, 4), dtype=np.float32)
+    >>> y = inorm(x)
+    >>> x_hat = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5)
+    >>> np.allclose(y, x_hat, atol=1e-5)
+    True
+    >>> np.allclose(inorm.running_mean, 0.1 * x.mean(-1).mean(0))
+    True
+    >>> dx = inorm.backward(np.ones_like(y))
+    >>> dx.shape, inorm.grad_weight              # affine=False: no parameters
+    ((2, 3, 4), None)
+    >>> m, v = inorm.running_mean[:, None], inorm.running_var[:, None]
+    >>> np.allclose(inorm.eval()(x), (x - m) / np.sqrt(v + 1e-5))   # eval: running statistics
+    True
+    """
 
     def __init__(self, num_features: SupportsIndex, *, eps: float = 1e-5,
                  momentum: float | None = 0.1, affine: bool = False,
                  track_running_stats: bool = False, dtype: DTypeLike = np.float32,
                  activation: Activation = None) -> None:
+        """Create the layer in training mode; the class docstring describes the parameters.
+
+        Parameters
+        ----------
+        num_features : int
+        eps : float, default 1e-5
+        momentum : float or None, default 0.1
+        affine : bool, default False
+        track_running_stats : bool, default False
+        dtype : data-type, default numpy.float32
+        activation : {None, "relu", "silu"}, default None
+        """
         super().__init__(dtype, activation)
         self.num_features = check_positive_int(num_features, "num_features", MAX_SIZE)
         self.eps = check_eps(eps)
@@ -560,13 +1359,109 @@ class InstanceNorm(_RunningStats, _Layer):
 
 class RMSNorm(_Layer):
     """RMS normalization over the trailing ``normalized_shape`` dims
-    (eps=None: machine epsilon of the input's dtype)."""
+    (eps=None: machine epsilon of the input's dtype).
+
+    Per row (each index of x's leading dims), ``y = x / sqrt(mean(x**2) +
+    eps) * weight`` (then the activation, if any), the mean over the
+    trailing dims; there is no bias and no centring.  There are no running
+    statistics: training and eval mode compute the same y.  The layer is
+    created in training mode, where ``layer(x)`` also saves x and the
+    statistics for ``backward(dy)``, which returns dx and sets
+    ``grad_weight`` (``grad_bias`` stays None).
+
+    Concurrency: eval-mode calls only read the layer and may run from many
+    threads; a training forward stores its saved tensors under a per-layer
+    lock.  Low precision: a layer built with ``dtype=np.float16`` or
+    ``dtype="bfloat16"`` keeps weight in float32 (PyTorch's mixed mode); a
+    float16/bfloat16 x is computed in float32 (eps=None: float32's machine
+    epsilon), y and dx come back in x's dtype and grad_weight is float32.
+
+    Parameters
+    ----------
+    normalized_shape : int or sequence of int
+        The trailing dims of x that each row spans (an int n means (n,)).
+    eps : float or None, default None
+        Added to the mean square; None: ``numpy.finfo(x.dtype).eps`` of each
+        input (float32's for float16/bfloat16 x).
+    elementwise_affine : bool, default True
+        Learn a weight (initially ones) of shape ``normalized_shape``.
+    dtype : data-type, default numpy.float32
+        float32, float64, float16 or bfloat16 (``ml_dtypes.bfloat16`` or the
+        name ``"bfloat16"``, which needs ml_dtypes): the dtype of the
+        weight, float32 for float16 and bfloat16.
+    activation : {None, "relu", "silu"}, default None
+        Applied to y in the same pass, in both modes; backward() includes
+        its derivative.
+
+    Attributes
+    ----------
+    normalized_shape : tuple of int
+        The normalized trailing shape.
+    weight : ndarray of shape normalized_shape or None
+        In the parameter dtype; None when ``elementwise_affine=False``.
+    bias : None
+        Always None (RMSNorm has no bias).
+    grad_weight : ndarray of shape normalized_shape or None
+        Set by backward(), in x's dtype (float32 after a float16/bfloat16
+        forward); None before it and when ``elementwise_affine=False``.
+    grad_bias : None
+        Always None.
+    training : bool
+        True in training mode (the initial mode), False after eval().
+    dtype : numpy.dtype
+        The layer's dtype as given.
+    eps, elementwise_affine, activation
+        The constructor's arguments (eps a float or None).
+
+    Raises
+    ------
+    TypeError
+        normalized_shape holding a non-integer (float, string, None); eps
+        not a real number or None; dtype not float32, float64, float16 or
+        bfloat16.
+    ValueError
+        normalized_shape holding a size < 1 or > 2**62; eps negative, NaN or
+        infinite; activation not None, "relu" or "silu".
+
+    See Also
+    --------
+    cnorm.rms_norm : The forward as a function.
+    cnorm.rms_norm_backward : The backward as a function.
+    cnorm.add_rms_norm : Residual add and RMS norm in one pass.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> rms = cnorm.RMSNorm(4)
+    >>> rms
+    RMSNorm((4,), eps=None, elementwise_affine=True)
+    >>> x = rng.standard_normal((2, 3, 4), dtype=np.float32)
+    >>> y = rms(x)
+    >>> eps = np.finfo(np.float32).eps
+    >>> np.allclose(y, x / np.sqrt((x**2).mean(-1, keepdims=True) + eps))
+    True
+    >>> dx = rms.backward(np.ones_like(y))
+    >>> dx.shape, rms.grad_weight.shape, rms.grad_bias
+    ((2, 3, 4), (4,), None)
+    >>> np.array_equal(rms.eval()(x), y)         # eval mode: the same y
+    True
+    """
 
     _state_names = ("weight",)
 
     def __init__(self, normalized_shape: ShapeLike, *, eps: float | None = None,
                  elementwise_affine: bool = True, dtype: DTypeLike = np.float32,
                  activation: Activation = None) -> None:
+        """Create the layer in training mode; the class docstring describes the parameters.
+
+        Parameters
+        ----------
+        normalized_shape : int or sequence of int
+        eps : float or None, default None
+        elementwise_affine : bool, default True
+        dtype : data-type, default numpy.float32
+        activation : {None, "relu", "silu"}, default None
+        """
         super().__init__(dtype, activation)
         self.normalized_shape = _shape_tuple(normalized_shape)
         self.eps = None if eps is None else check_eps(eps)

@@ -55,15 +55,114 @@ def _not_fitted_error_type() -> type[Exception]:
 
 
 class NotFittedError(ValueError, AttributeError):
-    """The scaler was used before fit (scikit-learn's type when installed)."""
+    """A StandardScaler was used before it was fitted.
+
+    Raised by `StandardScaler.transform`, `StandardScaler.inverse_transform` and
+    `StandardScaler.get_feature_names_out` before `StandardScaler.fit` only when
+    scikit-learn is not installed; when it is, the scaler raises
+    ``sklearn.exceptions.NotFittedError`` instead (not this class).  Both are
+    subclasses of ValueError and AttributeError: catch one of those to handle
+    either.
+    """
 
 
 class StandardScaler:
-    """Standardize features: z = (x - mean_) / scale_ per column of X.
+    """Standardize features by removing the mean and scaling to unit variance.
 
-    fit/partial_fit accumulate exact per-feature moments (NaN ignored, as in
-    scikit-learn); transform keeps NaN and X's float dtype.  Infinite values
-    are rejected by fit; transform passes them through."""
+    ``z = (x - mean_) / scale_`` per column of X, on cnorm's moments and
+    standardize kernels.  A drop-in for ``sklearn.preprocessing.StandardScaler``
+    on dense arrays: the same parameters, fitted attributes and results (to
+    float rounding); it works with ``sklearn.base.clone`` and in a
+    ``Pipeline``.  scikit-learn is not imported unless it is installed and
+    asked for (its estimator tags, its NotFittedError).
+
+    Parameters
+    ----------
+    copy : bool, default True
+        Default of `transform`'s and `inverse_transform`'s `copy` (and so of
+        `fit_transform`): if False, the result is written into X when X is a
+        writable NumPy array of dtype float16, float32 or float64 in native
+        byte order, and X is returned; otherwise a new array is returned.
+    with_mean : bool, default True
+        Subtract `mean_` in `transform` (add it back in `inverse_transform`).
+    with_std : bool, default True
+        Divide by `scale_` in `transform` (multiply in `inverse_transform`).
+
+    Attributes
+    ----------
+    mean_ : numpy.ndarray of shape (n_features_in_,) or None
+        float64 mean per feature of the data seen, NaN ignored (NaN for a
+        feature with no other value); weighted with `sample_weight`.  None
+        when `with_mean` and `with_std` are both False.
+    var_ : numpy.ndarray of shape (n_features_in_,) or None
+        float64 population variance (ddof 0) per feature, NaN ignored,
+        weighted with `sample_weight`.  None when `with_std` is False.
+    scale_ : numpy.ndarray of shape (n_features_in_,) or None
+        ``sqrt(var_)``, with 1 for features indistinguishable from constant
+        (see Notes).  None when `with_std` is False.
+    n_samples_seen_ : numpy.number or numpy.ndarray of shape (n_features_in_,)
+        Values seen per feature (NaN not counted; the sum of the weights
+        with `sample_weight`), a scalar when it is the same for every
+        feature.  float64, except when `with_mean` and `with_std` are both
+        False: then unweighted counts, int64 (X's float dtype when the last
+        `fit` or `partial_fit` call had `sample_weight`), as scikit-learn.
+    n_features_in_ : int
+        Number of features (columns) of the data seen.
+    feature_names_in_ : numpy.ndarray of shape (n_features_in_,), dtype object
+        Column names of the first X fitted, when it has a ``columns``
+        attribute of strings only (a pandas DataFrame); absent otherwise.
+
+    Raises
+    ------
+    NotFittedError
+        From `transform`, `inverse_transform` and `get_feature_names_out`
+        before a fit: ``sklearn.exceptions.NotFittedError`` when scikit-learn
+        is installed, else `cnorm.scaler.NotFittedError` (both ValueError and
+        AttributeError).
+    ValueError
+        From the fitting and transforming methods for an X that is not 2-d,
+        has no samples or no features, holds a non-real dtype, or (after a
+        fit) has another number of features; from fitting for infinite values
+        in X and invalid `sample_weight` (see `partial_fit`).
+    TypeError
+        For a sparse matrix X (use scikit-learn's ``StandardScaler(with_mean=False)``).
+
+    See Also
+    --------
+    Moments : The per-feature moments behind `fit` and `partial_fit`.
+    cnorm.dask.moments : The moments of a dask X.
+
+    Notes
+    -----
+    Fitting accumulates per-feature `Moments` (count, mean and
+    ``m2 = sum(w * (x - mean)**2)``) and merges those of successive
+    `partial_fit` calls with Chan et al.'s pairwise update, so fitting
+    chunks one by one gives the moments of their concatenation (to float
+    rounding).  Then ``mean_ = mean`` and ``var_ = m2 / count``.  A feature
+    is treated as constant, and gets ``scale_ = 1``, when
+    ``var_ <= n * eps * var_ + (n * mean_ * eps)**2`` (``n`` its count,
+    ``eps`` float64's machine epsilon), scikit-learn's bound.
+
+    NaN is ignored by fitting and kept by `transform`.  Infinite values are
+    rejected by fitting but passed through by `transform` (checking would
+    cost a pass over the data); scikit-learn rejects them in both.  The
+    result of `transform` has X's dtype when it is float16, float32 or
+    float64 (float16 computed in float32 and rounded once), else float64.
+    A dask array X is fitted block by block (`cnorm.dask.moments`, no
+    `sample_weight`) and transformed into a lazy dask array.
+
+    Examples
+    --------
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(5.0, 2.0, size=(8, 3))
+    >>> scaler = cnorm.StandardScaler().fit(X)
+    >>> scaler.mean_, scaler.n_samples_seen_
+    (array([4.7475, 4.8176, 4.7501]), 8.0)
+    >>> reference = StandardScaler().fit(X)
+    >>> np.allclose(scaler.transform(X), reference.transform(X))
+    True
+    """
 
     # Fitted attributes (absent before fit), as scikit-learn's.  mean_ is
     # None when with_mean and with_std are False; var_ and scale_ are None
@@ -78,6 +177,18 @@ class StandardScaler:
 
     def __init__(self, *, copy: bool = True, with_mean: bool = True,
                  with_std: bool = True) -> None:
+        """Create an unfitted scaler; see the class docstring.
+
+        Parameters
+        ----------
+        copy : bool, default True
+            Whether `transform` and `inverse_transform` return a new array by
+            default (False: in place where possible).
+        with_mean : bool, default True
+            Whether to center the data.
+        with_std : bool, default True
+            Whether to scale the data to unit variance.
+        """
         self.copy = copy
         self.with_mean = with_mean
         self.with_std = with_std
@@ -85,9 +196,54 @@ class StandardScaler:
     # ---- scikit-learn's estimator protocol --------------------------------
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Get the constructor parameters (scikit-learn's estimator protocol).
+
+        Parameters
+        ----------
+        deep : bool, default True
+            Ignored: the scaler holds no sub-estimators.
+
+        Returns
+        -------
+        dict
+            ``{"copy": ..., "with_mean": ..., "with_std": ...}``.
+
+        Examples
+        --------
+        >>> cnorm.StandardScaler(with_mean=False).get_params()
+        {'copy': True, 'with_mean': False, 'with_std': True}
+        """
         return {"copy": self.copy, "with_mean": self.with_mean, "with_std": self.with_std}
 
     def set_params(self, **params: Any) -> Self:
+        """Set constructor parameters (scikit-learn's estimator protocol).
+
+        The values are stored as given, not checked.  A fitted scaler keeps
+        its fitted attributes: refit it after changing `with_mean` or
+        `with_std`.
+
+        Parameters
+        ----------
+        **params : dict
+            New values by name, among ``copy``, ``with_mean`` and
+            ``with_std``.
+
+        Returns
+        -------
+        StandardScaler
+            The scaler itself.
+
+        Raises
+        ------
+        ValueError
+            If a name is not one of the parameters.  As in scikit-learn, the
+            parameters before it in the call have been set already.
+
+        Examples
+        --------
+        >>> cnorm.StandardScaler().set_params(with_mean=False, copy=False)
+        StandardScaler(copy=False, with_mean=False)
+        """
         valid = self.get_params()
         for key, value in params.items():
             if key not in valid:
@@ -113,6 +269,35 @@ class StandardScaler:
 
     def get_feature_names_out(self, input_features: ArrayLike | None = None
                               ) -> NDArray[np.object_]:
+        """Get the output feature names: the input feature names.
+
+        Parameters
+        ----------
+        input_features : array_like of str, optional
+            Names of the input features, of length `n_features_in_`;
+            returned as they are.  By default `feature_names_in_` when the
+            scaler was fitted on named columns, else ``x0``, ``x1``, ...
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_features_in_,), dtype object
+            The names.
+
+        Raises
+        ------
+        NotFittedError
+            If the scaler is not fitted (scikit-learn's when it is installed).
+        ValueError
+            If `input_features` does not have `n_features_in_` entries.
+
+        Examples
+        --------
+        >>> scaler = cnorm.StandardScaler().fit(np.eye(3))
+        >>> scaler.get_feature_names_out()
+        array(['x0', 'x1', 'x2'], dtype=object)
+        >>> scaler.get_feature_names_out(["a", "b", "c"])
+        array(['a', 'b', 'c'], dtype=object)
+        """
         self._check_fitted()
         if input_features is not None:
             names = np.asarray(input_features, dtype=object)
@@ -128,7 +313,42 @@ class StandardScaler:
 
     def fit(self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None
             ) -> Self:
-        """Reset, then partial_fit(X)."""
+        """Compute the mean and variance of X's features, forgetting earlier fits.
+
+        The same as `partial_fit` on a fresh scaler: a fit that raises leaves
+        the scaler as it was.
+
+        Parameters
+        ----------
+        X : array_like or dask.array.Array of shape (n_samples, n_features)
+            Data, 2-d, of a real dtype; NaN is ignored, infinity rejected.
+        y : object, default None
+            Ignored (scikit-learn's fit signature).
+        sample_weight : array_like of shape (n_samples,), optional
+            Weight of each sample, finite and >= 0 (not with a dask X).
+
+        Returns
+        -------
+        StandardScaler
+            The scaler itself, fitted.
+
+        Raises
+        ------
+        TypeError
+            If X is a sparse matrix.
+        ValueError
+            As `partial_fit` (except for the number of features, which a fit
+            may change).
+
+        Examples
+        --------
+        >>> X = np.array([[0., 1.], [2., np.nan], [4., 3.]])
+        >>> scaler = cnorm.StandardScaler().fit(X)
+        >>> scaler.mean_, scaler.n_samples_seen_
+        (array([2., 2.]), array([3., 2.]))
+        >>> scaler.fit(X, sample_weight=[1, 1, 2]).mean_
+        array([2.5   , 2.3333])
+        """
         fresh = type(self)(**self.get_params())
         fresh.partial_fit(X, y, sample_weight)   # a failing fit leaves self as it was
         self.__dict__.update(fresh.__dict__)
@@ -139,9 +359,55 @@ class StandardScaler:
 
     def partial_fit(self, X: ArrayLike, y: object = None,
                     sample_weight: ArrayLike | None = None) -> Self:
-        """Merge the moments of X (2-d, samples on axis 0) into the fitted ones.
+        """Update the mean and variance with the features of X (incremental fit).
 
-        Accepts dask arrays (moments per block, merged; see cnorm.dask)."""
+        The moments of X are merged into those already fitted (Chan et al.'s
+        pairwise update), so fitting chunks one by one, such as the rows of a
+        memmap, gives the result of one fit on all of them (to float
+        rounding).  The first call sets `n_features_in_` (and
+        `feature_names_in_`).  A call that raises leaves the scaler as it was.
+
+        Parameters
+        ----------
+        X : array_like or dask.array.Array of shape (n_samples, n_features)
+            Data, 2-d, of a real dtype; NaN is ignored, infinity rejected.  A
+            dask array is reduced block by block (`cnorm.dask.moments`).
+        y : object, default None
+            Ignored (scikit-learn's signature).
+        sample_weight : array_like of shape (n_samples,), optional
+            Weight of each sample, real, finite and >= 0.  When `with_mean`
+            and `with_std` are both False it is checked but the counts are
+            not weighted (as scikit-learn).
+
+        Returns
+        -------
+        StandardScaler
+            The scaler itself, fitted.
+
+        Raises
+        ------
+        TypeError
+            If X is a sparse matrix.
+        ValueError
+            If X is not 2-d, has no samples or no features, or a non-real
+            dtype; if X holds an infinite value (not checked for a NumPy X
+            when `with_mean` and `with_std` are both False); if the scaler is
+            fitted and X has another number of features; if `sample_weight`
+            has the wrong shape, a non-real dtype or a negative or non-finite
+            weight, or is given with a dask X.
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.standard_normal((10, 3))
+        >>> scaler = cnorm.StandardScaler()
+        >>> for chunk in np.array_split(X, 3):
+        ...     scaler = scaler.partial_fit(chunk)
+        >>> scaler.n_samples_seen_
+        10.0
+        >>> np.allclose(scaler.mean_, X.mean(axis=0)), np.allclose(scaler.var_, X.var(axis=0))
+        (True, True)
+        """
         first = not self.__sklearn_is_fitted__()
         if _is_dask(X):
             from cnorm.dask import moments as dask_moments
@@ -200,7 +466,50 @@ class StandardScaler:
     @overload
     def transform(self, X: ArrayLike, copy: bool | None = None) -> _Floats: ...
     def transform(self, X: ArrayLike, copy: bool | None = None) -> Any:
-        """(X - mean_) / scale_ in X's float dtype; a dask X gives a lazy dask array."""
+        """Standardize X: ``(X - mean_) / scale_`` per feature.
+
+        Without `with_mean` nothing is subtracted, without `with_std` nothing
+        divided.  NaN and infinite values pass through (NaN stays NaN).
+
+        Parameters
+        ----------
+        X : array_like or dask.array.Array of shape (n_samples, n_features)
+            Data, 2-d, of a real dtype, with `n_features_in_` features.
+        copy : bool or None, default None
+            False: write the result into X when X is a writable NumPy array
+            of dtype float16, float32 or float64 in native byte order, and
+            return X.  True: return a new array.  None: the `copy` parameter.
+            A dask X always gives a new (lazy) array.
+
+        Returns
+        -------
+        numpy.ndarray or dask.array.Array of shape (n_samples, n_features)
+            The standardized data, of X's dtype when it is float16, float32
+            or float64, else float64; lazy for a dask X (rechunked so that
+            each block holds every feature).
+
+        Raises
+        ------
+        NotFittedError
+            If the scaler is not fitted (scikit-learn's when it is installed).
+        TypeError
+            If X is a sparse matrix.
+        ValueError
+            If X is not 2-d, has no samples or no features, or does not have
+            `n_features_in_` features; if X has a non-real dtype (for a dask
+            X, when the result is computed).
+
+        Examples
+        --------
+        >>> X = np.array([[0., 1.], [2., np.nan], [4., 3.]])
+        >>> scaler = cnorm.StandardScaler().fit(X)
+        >>> scaler.transform(X)
+        array([[-1.2247, -1.    ],
+               [ 0.    ,     nan],
+               [ 1.2247,  1.    ]])
+        >>> scaler.transform(X.astype(np.float32)).dtype
+        dtype('float32')
+        """
         return self._apply(X, copy, inverse=False)
 
     @overload
@@ -208,7 +517,43 @@ class StandardScaler:
     @overload
     def inverse_transform(self, X: ArrayLike, copy: bool | None = None) -> _Floats: ...
     def inverse_transform(self, X: ArrayLike, copy: bool | None = None) -> Any:
-        """X * scale_ + mean_ in X's float dtype."""
+        """Undo `transform`: ``X * scale_ + mean_`` per feature.
+
+        Without `with_std` nothing is multiplied, without `with_mean` nothing
+        added.
+
+        Parameters
+        ----------
+        X : array_like or dask.array.Array of shape (n_samples, n_features)
+            Standardized data, 2-d, of a real dtype, with `n_features_in_`
+            features.
+        copy : bool or None, default None
+            As in `transform`: False writes into a writable float16, float32
+            or float64 NumPy X and returns it; None uses the `copy`
+            parameter.
+
+        Returns
+        -------
+        numpy.ndarray or dask.array.Array of shape (n_samples, n_features)
+            The data in the original units, of X's dtype when it is float16,
+            float32 or float64, else float64; lazy for a dask X.
+
+        Raises
+        ------
+        NotFittedError
+            If the scaler is not fitted (scikit-learn's when it is installed).
+        TypeError
+            If X is a sparse matrix.
+        ValueError
+            As `transform`.
+
+        Examples
+        --------
+        >>> X = np.array([[0., 1.], [2., 5.], [4., 3.]])
+        >>> scaler = cnorm.StandardScaler().fit(X)
+        >>> np.allclose(scaler.inverse_transform(scaler.transform(X)), X)
+        True
+        """
         return self._apply(X, copy, inverse=True)
 
     @overload
@@ -219,6 +564,40 @@ class StandardScaler:
                       sample_weight: ArrayLike | None = None) -> _Floats: ...
     def fit_transform(self, X: ArrayLike, y: object = None,
                       sample_weight: ArrayLike | None = None) -> Any:
+        """Fit to X, then standardize it: ``fit(X, y, sample_weight).transform(X)``.
+
+        Parameters
+        ----------
+        X : array_like or dask.array.Array of shape (n_samples, n_features)
+            Data, 2-d, of a real dtype; NaN is ignored by the fit and kept.
+        y : object, default None
+            Ignored (scikit-learn's signature).
+        sample_weight : array_like of shape (n_samples,), optional
+            Weight of each sample for the fit, finite and >= 0 (not with a
+            dask X).
+
+        Returns
+        -------
+        numpy.ndarray or dask.array.Array of shape (n_samples, n_features)
+            The standardized X, as `transform` with the `copy` parameter:
+            with ``copy=False`` a float NumPy X is overwritten and returned.
+            A dask X is fitted at once and transformed lazily.
+
+        Raises
+        ------
+        TypeError
+            If X is a sparse matrix.
+        ValueError
+            As `fit`.
+
+        Examples
+        --------
+        >>> from sklearn.preprocessing import StandardScaler
+        >>> X = np.random.default_rng(0).standard_normal((6, 2)).astype(np.float32)
+        >>> Z = cnorm.StandardScaler().fit_transform(X)
+        >>> Z.dtype, np.allclose(Z, StandardScaler().fit_transform(X), atol=1e-6)
+        (dtype('float32'), True)
+        """
         return self.fit(X, y, sample_weight).transform(X)
 
     def _apply(self, X: Any, copy: bool | None, inverse: bool) -> Any:

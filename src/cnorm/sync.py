@@ -40,13 +40,134 @@ class SyncBatchNorm(BatchNorm):
     batches: outputs, saved statistics, running statistics (unbiased with
     the global count), dx per rank, and grad_weight/grad_bias (the global
     sums) on every rank.  A rank may hold an empty batch.  Eval mode
-    normalizes locally with the running statistics, without communication.
+    normalizes locally with the running statistics, without communication
+    (with ``track_running_stats=False``: with the local batch's statistics).
+
+    The protocol is BatchNorm's (created in training mode, ``layer(x)``,
+    ``train()`` / ``eval()``, ``backward(dy)`` sets grad_weight and
+    grad_bias, ``state_dict()`` with PyTorch's keys).  A training forward
+    all-gathers each rank's per-channel (count, mean, m2) and merges them
+    in rank order; backward all-gathers the per-channel (sum(dy),
+    sum(dy * x_hat)) and sums them in rank order, so every rank holds the
+    same bits.  Both are collectives: every rank of ``comm`` makes the same
+    sequence of training calls, one thread per rank.  Each first
+    all-gathers every rank's input check and layer configuration, so a bad
+    input on one rank (or ranks disagreeing on num_features, dtype, axis or
+    x's dtype) raises the same ValueError on every rank instead of a hang.
+
+    No mask, and running_var always averages the unbiased variance (no
+    ``unbiased_running_var``).  A SyncBatchNorm cannot be pickled (it holds
+    a communicator): pickle its state_dict().  Low precision is as in
+    BatchNorm: a float16/bfloat16 layer keeps parameters and running
+    statistics in float32, and float16/bfloat16 x gives y and dx of x's
+    dtype.  mpi4py is imported when a SyncBatchNorm is built.
+
+    Parameters
+    ----------
+    num_features : int
+        Number of channels C: the size of x on ``axis``.
+    comm : mpi4py.MPI.Comm, optional
+        The communicator whose ranks share the batch; None: COMM_WORLD.
+    eps : float, default 1e-5
+        Added to the variance.
+    momentum : float or None, default 0.1
+        Weight of the batch in the running averages, in [0, 1]; None: a
+        cumulative average (see BatchNorm).
+    affine : bool, default True
+        Learn a per-channel weight (initially ones) and bias (zeros).
+    track_running_stats : bool, default True
+        Keep running_mean, running_var and num_batches_tracked.
+    axis : int, default 1
+        The channel axis of x (negative: from the end).
+    dtype : data-type, default numpy.float32
+        float32, float64, float16 or bfloat16: the dtype of the parameters
+        and running statistics, float32 for float16 and bfloat16.
+    activation : {None, "relu", "silu"}, default None
+        Applied to y in the same pass, in both modes; backward() includes
+        its derivative.
+
+    Attributes
+    ----------
+    comm : mpi4py.MPI.Comm
+        The communicator.
+    weight, bias : ndarray of shape (num_features,) or None
+        The learnable parameters, in the parameter dtype; None when
+        ``affine=False``.
+    running_mean, running_var : ndarray of shape (num_features,) or None
+        The running statistics (every rank applies the same update), in the
+        parameter dtype; None when ``track_running_stats=False``.
+    num_batches_tracked : int or None
+        Training forwards that updated the running statistics; None when
+        ``track_running_stats=False``.
+    grad_weight, grad_bias : ndarray of shape (num_features,) or None
+        Set by backward(): the sums over every rank's batch, in x's dtype
+        (float32 after a float16/bfloat16 forward); None before it and when
+        ``affine=False``.
+    training : bool
+        True in training mode (the initial mode), False after eval().
+    dtype : numpy.dtype
+        The layer's dtype as given.
+    num_features, eps, momentum, affine, track_running_stats, axis
+        The constructor's arguments (eps a float, momentum a float or None).
+    activation : str or None
+        The constructor's argument.
+
+    Raises
+    ------
+    ImportError
+        mpi4py is not installed.
+    TypeError
+        comm not an mpi4py communicator; num_features not an integer; eps
+        or momentum not a real number; dtype not float32, float64, float16
+        or bfloat16.
+    ValueError
+        num_features < 1 or > 2**62; eps negative, NaN or infinite; momentum
+        outside [0, 1]; activation not None, "relu" or "silu".
+
+    See Also
+    --------
+    cnorm.BatchNorm : The same on one process.
+    cnorm.batch_norm_train : The (single-process) training forward as a function.
+
+    Examples
+    --------
+    Run by every rank (here a single process, where it is BatchNorm):
+
+    >>> from mpi4py import MPI
+    >>> rng = np.random.default_rng(0)
+    >>> sbn = cnorm.SyncBatchNorm(3, comm=MPI.COMM_WORLD)
+    >>> sbn
+    SyncBatchNorm(3, comm=<...>, eps=1e-05, momentum=0.1, affine=True,
+                  track_running_stats=True, axis=1)
+    >>> x = rng.standard_normal((4, 3, 5), dtype=np.float32)   # this rank's part of the batch
+    >>> y = sbn(x)                               # statistics of every rank's x
+    >>> np.allclose(y, cnorm.BatchNorm(3)(x), atol=1e-6)
+    True
+    >>> dx = sbn.backward(np.ones_like(y))       # grad_weight, grad_bias: sums over all ranks
+    >>> dx.shape, sbn.grad_bias
+    ((4, 3, 5), array([20., 20., 20.], dtype=float32))
+    >>> sbn.eval()(x).shape                      # eval: local, with the running statistics
+    (4, 3, 5)
     """
 
     def __init__(self, num_features: SupportsIndex, *, comm: MPI.Comm | None = None,
                  eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
                  track_running_stats: bool = True, axis: SupportsIndex = 1,
                  dtype: DTypeLike = np.float32, activation: Activation = None) -> None:
+        """Create the layer in training mode; the class docstring describes the parameters.
+
+        Parameters
+        ----------
+        num_features : int
+        comm : mpi4py.MPI.Comm, optional
+        eps : float, default 1e-5
+        momentum : float or None, default 0.1
+        affine : bool, default True
+        track_running_stats : bool, default True
+        axis : int, default 1
+        dtype : data-type, default numpy.float32
+        activation : {None, "relu", "silu"}, default None
+        """
         super().__init__(num_features, eps=eps, momentum=momentum, affine=affine,
                          track_running_stats=track_running_stats, axis=axis, dtype=dtype,
                          activation=activation)
@@ -100,6 +221,43 @@ class SyncBatchNorm(BatchNorm):
 
     # No mask= (BatchNorm's __call__ takes one): SyncBatchNorm refuses masks.
     def __call__(self, x: ArrayLike) -> Array:  # type: ignore[override]
+        """Normalize x with the forward of the current mode.
+
+        In training mode this is a collective over ``comm``: every rank
+        calls it with its part of the batch (possibly empty), and y is
+        normalized with the statistics of all of them.  In eval mode x is
+        normalized locally, as BatchNorm does, without communication.
+
+        Parameters
+        ----------
+        x : array_like
+            This rank's input, of dtype float32, float64, float16 or
+            bfloat16, with ``num_features`` channels on ``axis``.
+
+        Returns
+        -------
+        ndarray
+            y, of x's shape and dtype.
+
+        Raises
+        ------
+        ValueError
+            In training mode, on every rank: any rank's x of a wrong dtype
+            or shape (the message names the rank), ranks disagreeing on the
+            layer or x's dtype, or fewer than two values per channel over
+            all ranks.  In eval mode: x's shape, as BatchNorm.
+        TypeError
+            In eval mode: x of a wrong dtype.
+
+        Examples
+        --------
+        >>> from mpi4py import MPI
+        >>> sbn = cnorm.SyncBatchNorm(2, comm=MPI.COMM_WORLD)
+        >>> sbn(np.zeros((3, 4), np.float32))
+        Traceback (most recent call last):
+        ...
+        ValueError: SyncBatchNorm: rank 0 of 1: x must have 2 channels on axis 1, got shape (3, 4)
+        """
         if not self.training:
             return super().__call__(x)
         problem, x_dtype = None, None
@@ -114,6 +272,41 @@ class SyncBatchNorm(BatchNorm):
         return super().__call__(x)
 
     def backward(self, dy: ArrayLike) -> Array:
+        """Gradient of the most recent training-mode forward; sets grad_weight and grad_bias.
+
+        A collective over ``comm``, like the training forward: every rank
+        calls it with the gradient of its own y.  dx is this rank's part of
+        the gradient of the whole batch; grad_weight and grad_bias are the
+        sums over every rank's batch, the same on every rank (replaced, not
+        accumulated; float32 after a float16/bfloat16 forward).
+
+        Parameters
+        ----------
+        dy : array_like
+            Gradient of the loss with respect to this rank's y: x's shape
+            and dtype.
+
+        Returns
+        -------
+        ndarray
+            dx, of x's shape and dtype.
+
+        Raises
+        ------
+        ValueError
+            On every rank, when any rank has no training-mode forward to
+            differentiate (unlike BatchNorm's RuntimeError) or a dy of
+            another shape or dtype than its x; the message names the rank.
+
+        Examples
+        --------
+        >>> from mpi4py import MPI
+        >>> sbn = cnorm.SyncBatchNorm(3, comm=MPI.COMM_WORLD)
+        >>> x = np.random.default_rng(0).standard_normal((4, 3), dtype=np.float32)
+        >>> dx = sbn.backward(np.ones_like(sbn(x)))
+        >>> dx.shape, sbn.grad_bias
+        ((4, 3), array([4., 4., 4.], dtype=float32))
+        """
         with self._lock:
             saved, low = self._saved or (None, None)
         problem, dy_dtype = None, None
