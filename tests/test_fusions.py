@@ -250,10 +250,46 @@ def test_add_norm_bad_arguments():
         cnorm.add_rms_norm(x, np.ones((3, 8), np.float32), 8)
     with pytest.raises(ValueError, match="sum_out"):
         cnorm.add_rms_norm(x, x, 8, sum_out=np.ones((3, 7)))
-    untouched = np.zeros((3, 8))
-    with pytest.raises(ValueError):
-        cnorm.add_layer_norm(x, x, 8, weight=np.ones(7), sum_out=untouched)
-    assert not untouched.any()
+
+
+def _add_norm_dtypes():
+    dtypes = [np.float32, np.float64, np.float16]
+    try:
+        import ml_dtypes
+        dtypes.append(ml_dtypes.bfloat16)
+    except ImportError:
+        pass
+    return [np.dtype(d) for d in dtypes]
+
+
+# (add_* function, keyword arguments it refuses after the add's own checks)
+_REFUSED_NORM_ARGUMENTS = [
+    ("add_layer_norm", {"weight": np.ones(7, np.float32)}),
+    ("add_layer_norm", {"eps": -1.0}),
+    ("add_layer_norm", {"eps": "a"}),
+    ("add_rms_norm", {"weight": np.ones(7, np.float32)}),
+    ("add_rms_norm", {"eps": float("nan")}),
+]
+
+
+@pytest.mark.parametrize("dtype", _add_norm_dtypes(), ids=str)
+@pytest.mark.parametrize("name, bad", _REFUSED_NORM_ARGUMENTS)
+@pytest.mark.parametrize("target", ["new", "x", "residual"])
+def test_add_norm_refused_writes_nothing(dtype, name, bad, target):
+    """The sum is not written when the norm of it refuses an argument, whatever
+    the dtype and wherever sum_out points (x and residual are kept too)."""
+    x = np.arange(24, dtype=np.float32).reshape(3, 8).astype(dtype)
+    residual = np.ones((3, 8), dtype)
+    x0, r0 = x.copy(), residual.copy()
+    sum_out = {"new": np.zeros((3, 8), dtype), "x": x, "residual": residual}[target]
+    out = np.zeros((3, 8), dtype)
+    with pytest.raises((TypeError, ValueError)):
+        getattr(cnorm, name)(x, residual, 8, sum_out=sum_out, out=out, **bad)
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(residual, r0)
+    assert not out.astype(np.float32).any()
+    if target == "new":
+        assert not sum_out.astype(np.float32).any()
 
 
 # ---- PyTorch as the oracle -------------------------------------------------------

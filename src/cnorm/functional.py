@@ -157,15 +157,111 @@ def batch_norm_train(x: ArrayLike, weight: ArrayLike | None = None, bias: ArrayL
                      *, eps: float = 1e-5, axis: SupportsIndex = 1, out: Array | None = None,
                      mask: ArrayLike | None = None, activation: Activation = None
                      ) -> tuple[Array, FloatArray, FloatArray]:
-    """Batch-norm training forward with the batch's own statistics.
+    """Batch-norm training forward: normalize x with its own per-channel statistics.
 
-    Returns (y, mean, invstd): mean and invstd = 1/sqrt(biased_var + eps) per
-    channel, shape (C,), in x's dtype (float32 for float16/bfloat16 x: see
-    cnorm.lowp), what batch_norm_backward needs.
-    mask (bool, broadcastable to x, size 1 on the channel axis): only the
-    positions where it is True enter the statistics; every position is
-    normalized (padded sequences).  activation (None, "relu", "silu"):
-    y = act(x_hat * weight + bias), in the same pass."""
+    Each channel (the elements of x with one index on `axis`) is normalized with the mean and
+    the biased variance of its values over every other axis, then scaled by `weight`, shifted by
+    `bias` and passed through `activation`, all in one pass over the output.  The statistics are
+    returned for batch_norm_backward; no running statistics are kept (BatchNorm keeps them).
+
+    Parameters
+    ----------
+    x : array_like
+        Input of at least 2 dimensions, dtype float32, float64, float16 or bfloat16 (big-endian
+        data is converted).  Any layout: NCHW with ``axis=1``, channels-last with ``axis=-1``.
+    weight : array_like, optional
+        Per-channel scale of shape (C,), C = ``x.shape[axis]``; None: 1.  float32 or float64 (or
+        x's own float16/bfloat16 dtype), converted to the dtype of x's arithmetic.
+    bias : array_like, optional
+        Per-channel shift of shape (C,); None: 0.  Dtypes as `weight`.
+    eps : float, default 1e-5
+        Added to the variance; must be finite and > 0 (as PyTorch, training refuses 0).
+    axis : int, default 1
+        The channel axis, in ``[-x.ndim, x.ndim)``.
+    out : ndarray, optional
+        Array to receive y: x's shape and dtype, writable; it may be x itself (in place) or
+        any other layout (written through a buffer when not C-contiguous).
+    mask : array_like of bool, optional
+        Positions that enter the statistics: a bool array broadcastable to x with size 1 on
+        the channel axis (a position is in or out for every channel), e.g. the valid steps of
+        padded sequences.  Every position is normalized with the masked statistics.  Pass the
+        same mask to batch_norm_backward.
+    activation : {None, 'relu', 'silu'}, default None
+        Applied to the affine output in the same pass.
+
+    Returns
+    -------
+    y : ndarray
+        x's shape and dtype (`out` when given).
+    mean : ndarray
+        Shape (C,): the batch mean of each channel, computed in float64 and rounded to x's
+        dtype (float32 for float16/bfloat16 x).
+    invstd : ndarray
+        Shape (C,), mean's dtype: ``1 / sqrt(var + eps)`` with the biased batch variance,
+        computed in float64 and rounded.
+
+    Raises
+    ------
+    TypeError
+        x of another dtype (integer, bool, complex, int16/uint16, ...); weight or bias of a
+        dtype other than float32, float64 (or x's float16/bfloat16 dtype); eps not a real
+        number (a str or a bool); axis not an integer; out not a numpy.ndarray.
+    ValueError
+        x with fewer than 2 dimensions; axis out of range; weight or bias not of shape (C,);
+        eps negative, NaN, infinite or 0; fewer than 2 values per channel (or a mask selecting
+        fewer than 2 positions); a mask not of dtype bool, or not broadcastable to x with size 1
+        on the channel axis; out of another shape or dtype than x, or read-only; an activation
+        other than None, 'relu' and 'silu'.
+
+    See Also
+    --------
+    batch_norm_backward : The gradients of this function.
+    batch_norm_infer : Batch norm with given (running) statistics.
+    BatchNorm : The layer, with running statistics.
+
+    Notes
+    -----
+    With n the number of values per channel (or of masked-in positions)::
+
+        mean = sum(x) / n
+        var = sum((x - mean)**2) / n                    (biased)
+        invstd = 1 / sqrt(var + eps)
+        y = act((x - mean) * invstd * weight + bias)
+
+    The moments are computed in one pass with blocked Chan merges in float64 (never as
+    ``E[x**2] - E[x]**2``), so large means keep their precision, and the result is the same
+    for any thread count.  y, mean and invstd equal those of PyTorch's
+    ``torch.native_batch_norm(x, weight, bias, None, None, True, momentum, eps)`` (y is
+    ``torch.nn.functional.batch_norm(..., training=True)``).  float16 and bfloat16 x are
+    computed in float32 and y is rounded back to x's dtype (see cnorm.lowp).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((8, 3, 4, 4), dtype=np.float32)
+    >>> y, mean, invstd = cnorm.batch_norm_train(x)
+    >>> y.shape, mean.shape, invstd.dtype
+    ((8, 3, 4, 4), (3,), dtype('float32'))
+    >>> m, v = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))
+    >>> np.allclose(y, (x - m[:, None, None]) / np.sqrt(v[:, None, None] + 1e-5), atol=1e-5)
+    True
+    >>> np.allclose(invstd, 1 / np.sqrt(v + 1e-5))
+    True
+
+    The channel axis last (axis=-1), float16 input: y in float16, statistics in float32.
+
+    >>> y16, mean16, invstd16 = cnorm.batch_norm_train(x.astype(np.float16), axis=-1)
+    >>> y16.dtype, mean16.dtype, mean16.shape
+    (dtype('float16'), dtype('float32'), (4,))
+
+    Statistics over the valid steps of padded sequences (lengths 5 and 3) only:
+
+    >>> s = rng.standard_normal((2, 3, 5))
+    >>> mask = (np.arange(5) < np.array([[5], [3]]))[:, None, :]     # (2, 1, 5)
+    >>> y, mean, invstd = cnorm.batch_norm_train(s, mask=mask)
+    >>> np.allclose(mean, s.transpose(1, 0, 2)[:, mask[:, 0]].mean(axis=1))
+    True
+    """
     act = activation_code(activation)
     if mask is None:
         result = None if act else _kernels.bn_train_fast(x, weight, bias, eps, axis, out)
@@ -269,8 +365,83 @@ def batch_norm_infer(x: ArrayLike, running_mean: ArrayLike, running_var: ArrayLi
                      weight: ArrayLike | None = None, bias: ArrayLike | None = None, *,
                      eps: float = 1e-5, axis: SupportsIndex = 1, out: Array | None = None,
                      activation: Activation = None) -> Array:
-    """Batch-norm inference: y = act((x - running_mean) / sqrt(running_var + eps) * weight
-    + bias)."""
+    """Batch-norm inference: normalize x with given per-channel (running) statistics.
+
+    Each channel (the elements of x with one index on `axis`) is normalized with its entry of
+    `running_mean` and `running_var`, scaled, shifted and passed through `activation` in one
+    pass; nothing is computed from x's own statistics.
+
+    Parameters
+    ----------
+    x : array_like
+        Input of at least 2 dimensions, dtype float32, float64, float16 or bfloat16.
+    running_mean : array_like
+        Per-channel mean of shape (C,), C = ``x.shape[axis]``.  float32 or float64 (or, for
+        float16/bfloat16 x, a 2-byte float dtype), converted to the dtype of x's arithmetic.
+    running_var : array_like
+        Per-channel variance of shape (C,); dtypes as `running_mean`.
+    weight : array_like, optional
+        Per-channel scale of shape (C,); None: 1.  Dtypes as `running_mean`.
+    bias : array_like, optional
+        Per-channel shift of shape (C,); None: 0.  Dtypes as `running_mean`.
+    eps : float, default 1e-5
+        Added to the variance; finite and >= 0 (0 is accepted, as in PyTorch).
+    axis : int, default 1
+        The channel axis, in ``[-x.ndim, x.ndim)``.
+    out : ndarray, optional
+        Array to receive y: x's shape and dtype, writable; it may be x itself.
+    activation : {None, 'relu', 'silu'}, default None
+        Applied to the affine output in the same pass.
+
+    Returns
+    -------
+    y : ndarray
+        x's shape and dtype (`out` when given).
+
+    Raises
+    ------
+    TypeError
+        x of another dtype (integer, bool, complex, int16/uint16, ...); running_mean,
+        running_var, weight or bias of a dtype other than float32 and float64 (float16 and
+        bfloat16 are accepted only with float16/bfloat16 x); eps not a real number; axis not
+        an integer; out not a numpy.ndarray.
+    ValueError
+        x with fewer than 2 dimensions; axis out of range; running_mean or running_var None;
+        running_mean, running_var, weight or bias not of shape (C,); eps negative, NaN or
+        infinite; out of another shape or dtype than x, or read-only; an activation other
+        than None, 'relu' and 'silu'.
+
+    See Also
+    --------
+    batch_norm_train : Batch norm with the batch's own statistics.
+    fold_batch_norm : Folding this transform into the preceding layer.
+
+    Notes
+    -----
+    ::
+
+        y = act((x - running_mean) / sqrt(running_var + eps) * weight + bias)
+
+    computed as ``y = act(x * scale + shift)`` with ``scale = weight / sqrt(running_var + eps)``
+    and ``shift = bias - running_mean * scale`` per channel.  This is PyTorch's
+    ``torch.nn.functional.batch_norm(x, running_mean, running_var, weight, bias,
+    training=False, eps=eps)``.  float16 and bfloat16 x are loaded and stored as 2-byte values
+    and computed in float32.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((2, 3, 4), dtype=np.float32)
+    >>> rm = np.array([0.0, 1.0, -1.0], np.float32)
+    >>> rv = np.array([1.0, 4.0, 0.25], np.float32)
+    >>> y = cnorm.batch_norm_infer(x, rm, rv, eps=0.0)
+    >>> np.allclose(y, (x - rm[:, None]) / np.sqrt(rv[:, None]))
+    True
+    >>> xt = x.transpose(0, 2, 1)                      # channels-last: (N, L, C)
+    >>> y = cnorm.batch_norm_infer(xt, rm, rv, eps=0.0, axis=-1, activation="relu")
+    >>> np.allclose(y, np.maximum((xt - rm) / np.sqrt(rv), 0))
+    True
+    """
     act = activation_code(activation)
     if not act:
         y = _kernels.bn_infer_fast(x, running_mean, running_var, weight, bias, eps, axis, out)
@@ -315,10 +486,98 @@ def batch_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, invstd: Ar
                         ) -> tuple[Array, FloatArray | None, FloatArray]:
     """Gradients of batch_norm_train: (dx, dweight, dbias).
 
-    dweight = sum(dy * x_hat) is None when weight is None; dbias = sum(dy) is
-    always returned.  out= receives dx and may be dy or x.  mask: the one
-    the forward took (the statistics' positions).  activation and bias: the
-    forward's; the pre-activation is recomputed from x and the statistics."""
+    Takes the forward's input and its saved statistics (nothing else is kept between the two
+    calls) and the gradient dy of the loss with respect to y.  With the forward's `activation`
+    and `bias`, the pre-activation is recomputed from x and the statistics and its derivative
+    is applied to dy first.
+
+    Parameters
+    ----------
+    dy : array_like
+        Gradient with respect to y: x's shape and dtype.
+    x : array_like
+        The forward's input, of at least 2 dimensions, dtype float32, float64, float16 or
+        bfloat16.
+    mean : array_like
+        The forward's saved mean, shape (C,), C = ``x.shape[axis]``; float32 or float64 (or
+        x's float16/bfloat16 dtype), converted to the dtype of x's arithmetic.
+    invstd : array_like
+        The forward's saved ``1 / sqrt(var + eps)``, shape (C,); dtypes as `mean`.
+    weight : array_like, optional
+        The forward's weight, shape (C,); None: 1, and dweight is not computed.
+    axis : int, default 1
+        The forward's channel axis.
+    out : ndarray, optional
+        Array to receive dx: x's shape and dtype, writable; it may be dy or x.
+    mask : array_like of bool, optional
+        The forward's mask (the positions in the statistics); None when it had none.
+    activation : {None, 'relu', 'silu'}, default None
+        The forward's activation.
+    bias : array_like, optional
+        The forward's bias, shape (C,); it matters only with an activation (for the
+        pre-activation).
+
+    Returns
+    -------
+    dx : ndarray
+        Gradient with respect to x: x's shape and dtype (`out` when given).
+    dweight : ndarray or None
+        Shape (C,): ``sum(dy * x_hat)`` over every axis but the channel axis; None when weight
+        is None.
+    dbias : ndarray
+        Shape (C,): ``sum(dy)`` over every axis but the channel axis, always returned.
+        dweight and dbias have x's dtype (float32 for float16/bfloat16 x).
+
+    Raises
+    ------
+    TypeError
+        x or dy of another dtype than float32, float64, float16 and bfloat16, or dy of another
+        dtype than x; mean, invstd, weight or bias of a dtype other than float32, float64 (or
+        x's float16/bfloat16 dtype); axis not an integer; out not a numpy.ndarray.
+    ValueError
+        x with fewer than 2 dimensions; axis out of range; dy of another shape than x; mean or
+        invstd None; mean, invstd or weight not of shape (C,), or bias not of shape (C,) with
+        an activation; a mask not of dtype bool, not broadcastable to x with size 1 on the
+        channel axis, or selecting no position; out of another shape or dtype than x, or
+        read-only; an activation other than None, 'relu' and 'silu'.
+
+    See Also
+    --------
+    batch_norm_train : The forward.
+
+    Notes
+    -----
+    With ``x_hat = (x - mean) * invstd``, sums over every axis but the channel axis and n the
+    number of values per channel::
+
+        dbias = sum(dy)
+        dweight = sum(dy * x_hat)
+        dx = weight * invstd * (dy - (dbias + x_hat * dweight) / n)
+
+    With a mask, n is the number of masked-in positions and only those get the correction:
+    ``dx = weight * invstd * (dy - mask * (dbias + x_hat * dweight) / n)`` (the sums still run
+    over every position, as every position was normalized).  With an activation, dy is first
+    replaced by ``dy * act'(z)``, ``z = x_hat * weight + bias``.  The results are the
+    gradients PyTorch's autograd gives for ``torch.nn.functional.batch_norm(...,
+    training=True)``.  float16 and bfloat16 inputs are computed in float32; dx is rounded back
+    to x's dtype.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x, dy = rng.standard_normal((8, 3, 5)), rng.standard_normal((8, 3, 5))
+    >>> w = np.array([1.0, 2.0, 0.5])
+    >>> y, mean, invstd = cnorm.batch_norm_train(x, w)
+    >>> dx, dw, db = cnorm.batch_norm_backward(dy, x, mean, invstd, w)
+    >>> xhat, n = (x - mean[:, None]) * invstd[:, None], 8 * 5
+    >>> np.allclose(dw, (dy * xhat).sum((0, 2))), np.allclose(db, dy.sum((0, 2)))
+    (True, True)
+    >>> k, db1, dw1 = (w * invstd)[:, None], db[:, None], dw[:, None]     # (C, 1)
+    >>> np.allclose(dx, k * (dy - (db1 + xhat * dw1) / n))
+    True
+    >>> cnorm.batch_norm_backward(dy, x, mean, invstd)[1] is None
+    True
+    """
     act = activation_code(activation)
     if mask is None and not act:
         result = _kernels.bn_backward_fast(dy, x, mean, invstd, weight, axis, out)
@@ -494,10 +753,86 @@ def _dy_like(dy: ArrayLike, x: Array) -> Array:
 def layer_norm(x: ArrayLike, normalized_shape: ShapeLike, weight: ArrayLike | None = None,
                bias: ArrayLike | None = None, *, eps: float = 1e-5, out: Array | None = None,
                activation: Activation = None) -> tuple[Array, FloatArray, FloatArray]:
-    """Layer norm over the trailing dims given by normalized_shape, then
-    activation (None, "relu", "silu") in the same pass.
+    """Layer norm over the trailing dimensions, with an optional fused activation.
 
-    Returns (y, mean, rstd); mean and rstd have x's leading shape."""
+    Each row (the trailing dimensions given by `normalized_shape`, for every index of the
+    leading ones) is normalized with its own mean and biased variance, then scaled, shifted and
+    passed through `activation` while it is in cache.
+
+    Parameters
+    ----------
+    x : array_like
+        Input whose trailing dimensions are `normalized_shape`, dtype float32, float64, float16
+        or bfloat16 (big-endian data is converted).
+    normalized_shape : int or tuple of int
+        The trailing dimensions to normalize over: ``x.shape[-D:]`` for D of them.
+    weight : array_like, optional
+        Elementwise scale of shape `normalized_shape`; None: 1.  float32 or float64 (or, for
+        float16/bfloat16 x, a 2-byte float dtype), converted to the dtype of x's arithmetic.
+    bias : array_like, optional
+        Elementwise shift of shape `normalized_shape`; None: 0.  Dtypes as `weight`.
+    eps : float, default 1e-5
+        Added to the variance; finite and >= 0.
+    out : ndarray, optional
+        Array to receive y: x's shape and dtype, writable; it may be x itself.
+    activation : {None, 'relu', 'silu'}, default None
+        Applied to the affine output in the same pass.
+
+    Returns
+    -------
+    y : ndarray
+        x's shape and dtype (`out` when given).
+    mean : ndarray
+        The mean of each row, of x's leading shape ``x.shape[:-D]``, in x's dtype (float32 for
+        float16/bfloat16 x).
+    rstd : ndarray
+        ``1 / sqrt(var + eps)`` of each row with the biased variance; mean's shape and dtype.
+
+    Raises
+    ------
+    TypeError
+        x of another dtype (integer, bool, complex, int16/uint16, ...); normalized_shape
+        holding something other than integers (a float, a str, None); weight or bias of a
+        dtype other than float32 and float64 (float16 and bfloat16 are accepted only with
+        float16/bfloat16 x); eps not a real number; out not a numpy.ndarray.
+    ValueError
+        normalized_shape empty, holding a 0, or not equal to x's trailing dimensions; weight or
+        bias not of shape normalized_shape; eps negative, NaN or infinite; out of another shape
+        or dtype than x, or read-only; an activation other than None, 'relu' and 'silu'.
+
+    See Also
+    --------
+    layer_norm_backward : The gradients of this function.
+    add_layer_norm : Residual add and layer norm in one pass.
+    LayerNorm : The layer.
+
+    Notes
+    -----
+    Over the K values of each row::
+
+        mean = sum(x) / K
+        var = sum((x - mean)**2) / K                    (biased)
+        rstd = 1 / sqrt(var + eps)
+        y = act((x - mean) * rstd * weight + bias)
+
+    This is ``torch.nn.functional.layer_norm(x, normalized_shape, weight, bias, eps)``;
+    ``torch.native_layer_norm`` returns the same mean and rstd with trailing dimensions of size
+    1 kept.  With eps=0 a constant row gives NaN (0 * inf), as in PyTorch.  float16 and
+    bfloat16 x are loaded and stored as 2-byte values and computed in float32.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((2, 5, 8), dtype=np.float32)
+    >>> y, mean, rstd = cnorm.layer_norm(x, 8)
+    >>> y.shape, mean.shape, rstd.dtype
+    ((2, 5, 8), (2, 5), dtype('float32'))
+    >>> ref = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5)
+    >>> np.allclose(y, ref, atol=1e-5)
+    True
+    >>> cnorm.layer_norm(x, (5, 8))[1].shape
+    (2,)
+    """
     act = activation_code(activation)
     if not act:
         result = _kernels.layer_norm_fast(x, normalized_shape, weight, bias, eps, out)
@@ -529,9 +864,89 @@ def layer_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, rstd: Arra
                         out: Array | None = None, activation: Activation = None,
                         bias: ArrayLike | None = None
                         ) -> tuple[Array, FloatArray | None, FloatArray]:
-    """Gradients of layer_norm: (dx, dweight, dbias); dweight is None when
-    weight is.  activation and bias: the forward's (the pre-activation is
-    recomputed from x and the saved statistics)."""
+    """Gradients of layer_norm: (dx, dweight, dbias).
+
+    Takes the forward's input and its saved statistics and the gradient dy of the loss with
+    respect to y.  With the forward's `activation` and `bias`, the pre-activation is recomputed
+    from x and the statistics and its derivative is applied to dy first.
+
+    Parameters
+    ----------
+    dy : array_like
+        Gradient with respect to y: x's shape and dtype.
+    x : array_like
+        The forward's input, dtype float32, float64, float16 or bfloat16.
+    mean : array_like
+        The forward's saved mean, of x's leading shape ``x.shape[:-D]``; float32 or float64 (or
+        x's float16/bfloat16 dtype), converted to the dtype of x's arithmetic.
+    rstd : array_like
+        The forward's saved ``1 / sqrt(var + eps)``; shape and dtypes as `mean`.
+    normalized_shape : int or tuple of int
+        The forward's normalized trailing dimensions.
+    weight : array_like, optional
+        The forward's weight, of shape `normalized_shape`; None: 1, and dweight is not
+        computed.
+    out : ndarray, optional
+        Array to receive dx: x's shape and dtype, writable; it may be dy or x.
+    activation : {None, 'relu', 'silu'}, default None
+        The forward's activation.
+    bias : array_like, optional
+        The forward's bias, of shape `normalized_shape`; it matters only with an activation.
+
+    Returns
+    -------
+    dx : ndarray
+        Gradient with respect to x: x's shape and dtype (`out` when given).
+    dweight : ndarray or None
+        ``sum(dy * x_hat)`` over the leading dimensions, of shape `normalized_shape`; None when
+        weight is None.
+    dbias : ndarray
+        ``sum(dy)`` over the leading dimensions, of shape `normalized_shape`, always returned.
+        dweight and dbias have x's dtype (float32 for float16/bfloat16 x).
+
+    Raises
+    ------
+    TypeError
+        x or dy of another dtype than float32, float64, float16 and bfloat16, or dy of another
+        dtype than x; normalized_shape holding something other than integers; mean, rstd,
+        weight or bias of a dtype other than float32, float64 (or x's float16/bfloat16 dtype);
+        out not a numpy.ndarray.
+    ValueError
+        dy of another shape than x; normalized_shape empty, holding a 0, or not equal to x's
+        trailing dimensions; mean or rstd None or not of x's leading shape; weight or bias not
+        of shape normalized_shape; out of another shape or dtype than x, or read-only; an
+        activation other than None, 'relu' and 'silu'.
+
+    See Also
+    --------
+    layer_norm : The forward.
+
+    Notes
+    -----
+    With ``x_hat = (x - mean) * rstd``, ``g = dy * weight`` and means over the K values of
+    each row::
+
+        dx = rstd * (g - mean(g) - x_hat * mean(g * x_hat))
+        dweight = sum(dy * x_hat),  dbias = sum(dy)      (over the leading dimensions)
+
+    With an activation, dy is first replaced by ``dy * act'(z)``, ``z = x_hat * weight + bias``.
+    These are the gradients PyTorch's autograd gives for ``torch.nn.functional.layer_norm``.
+    For add_layer_norm, dx is the gradient of both x and residual (call this function with s).
+    float16 and bfloat16 inputs are computed in float32; dx is rounded back to x's dtype.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x, dy, w = rng.standard_normal((2, 3, 8)), rng.standard_normal((2, 3, 8)), np.arange(8.0)
+    >>> y, mean, rstd = cnorm.layer_norm(x, 8, w)
+    >>> dx, dw, db = cnorm.layer_norm_backward(dy, x, mean, rstd, 8, w)
+    >>> xhat, g = (x - mean[..., None]) * rstd[..., None], dy * w
+    >>> ref = g - g.mean(-1, keepdims=True) - xhat * (g * xhat).mean(-1, keepdims=True)
+    >>> np.allclose(dx, rstd[..., None] * ref)
+    True
+    >>> np.allclose(dw, (dy * xhat).sum((0, 1))), db.shape
+    (True, (8,))
+    """
     if is_low_precision(x) or is_low_precision(dy):
         return run_in_float32(layer_norm_backward, locals(), ("x", "dy"))
     x = as_float_array(x, "x")
@@ -545,10 +960,83 @@ def layer_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, rstd: Arra
 def group_norm(x: ArrayLike, num_groups: SupportsIndex, weight: ArrayLike | None = None,
                bias: ArrayLike | None = None, *, eps: float = 1e-5, out: Array | None = None,
                activation: Activation = None) -> tuple[Array, FloatArray, FloatArray]:
-    """Group norm of x (N, C, *) over groups of C/num_groups channels, then
-    activation.
+    """Group norm of x (N, C, *) over groups of C/num_groups channels, with an optional activation.
 
-    Returns (y, mean, rstd) with mean and rstd of shape (N, num_groups)."""
+    For every sample n, the channels are split into num_groups consecutive groups, and each
+    group (its channels and all their spatial positions) is normalized with its own mean and
+    biased variance, then scaled and shifted per channel and passed through `activation`.
+
+    Parameters
+    ----------
+    x : array_like
+        Input of shape (N, C, *) (at least 2 dimensions), dtype float32, float64, float16 or
+        bfloat16.
+    num_groups : int
+        The number of groups G, >= 1, dividing C.
+    weight : array_like, optional
+        Per-channel scale of shape (C,); None: 1.  float32 or float64 (or, for
+        float16/bfloat16 x, a 2-byte float dtype), converted to the dtype of x's arithmetic.
+    bias : array_like, optional
+        Per-channel shift of shape (C,); None: 0.  Dtypes as `weight`.
+    eps : float, default 1e-5
+        Added to the variance; finite and >= 0.
+    out : ndarray, optional
+        Array to receive y: x's shape and dtype, writable; it may be x itself.
+    activation : {None, 'relu', 'silu'}, default None
+        Applied to the affine output in the same pass.
+
+    Returns
+    -------
+    y : ndarray
+        x's shape and dtype (`out` when given).
+    mean : ndarray
+        Shape (N, num_groups): the mean of each group, in x's dtype (float32 for
+        float16/bfloat16 x).
+    rstd : ndarray
+        Shape (N, num_groups): ``1 / sqrt(var + eps)`` with the biased variance; mean's dtype.
+
+    Raises
+    ------
+    TypeError
+        x of another dtype (integer, bool, complex, int16/uint16, ...); num_groups not an
+        integer; weight or bias of a dtype other than float32 and float64 (float16 and bfloat16
+        are accepted only with float16/bfloat16 x); eps not a real number; out not a
+        numpy.ndarray.
+    ValueError
+        x with fewer than 2 dimensions; num_groups < 1 or not dividing C; groups without
+        values (C or a spatial dimension 0 while N > 0); weight or bias not of shape (C,); eps
+        negative, NaN or infinite; out of another shape or dtype than x, or read-only; an
+        activation other than None, 'relu' and 'silu'.
+
+    See Also
+    --------
+    group_norm_backward : The gradients of this function.
+    GroupNorm : The layer.
+
+    Notes
+    -----
+    For sample n, group g and channel c in g, over the K = (C / G) * prod(x.shape[2:]) values
+    of the group::
+
+        y[n, c] = act((x[n, c] - mean[n, g]) * rstd[n, g] * weight[c] + bias[c])
+
+    with the biased variance, ``rstd = 1 / sqrt(var + eps)``.  This is
+    ``torch.nn.functional.group_norm(x, num_groups, weight, bias, eps)``;
+    ``torch.native_group_norm`` returns the same mean and rstd, shape (N, G).  float16 and
+    bfloat16 x are loaded and stored as 2-byte values and computed in float32.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((2, 6, 4, 4), dtype=np.float32)
+    >>> y, mean, rstd = cnorm.group_norm(x, 3)
+    >>> y.shape, mean.shape, rstd.dtype
+    ((2, 6, 4, 4), (2, 3), dtype('float32'))
+    >>> g = x.reshape(2, 3, -1)                       # (N, G, C/G * H * W)
+    >>> ref = (g - g.mean(-1, keepdims=True)) / np.sqrt(g.var(-1, keepdims=True) + 1e-5)
+    >>> np.allclose(y, ref.reshape(x.shape), atol=1e-5)
+    True
+    """
     act = activation_code(activation)
     x, dtype = _data_input(x)
     N, C, S, G = _group_view(x, num_groups)
@@ -576,7 +1064,86 @@ def group_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, rstd: Arra
                         out: Array | None = None, activation: Activation = None,
                         bias: ArrayLike | None = None
                         ) -> tuple[Array, FloatArray | None, FloatArray]:
-    """Gradients of group_norm: (dx, dweight, dbias); dweight is None when weight is."""
+    """Gradients of group_norm: (dx, dweight, dbias).
+
+    Takes the forward's input and its saved statistics and the gradient dy of the loss with
+    respect to y.  With the forward's `activation` and `bias`, the pre-activation is recomputed
+    from x and the statistics and its derivative is applied to dy first.
+
+    Parameters
+    ----------
+    dy : array_like
+        Gradient with respect to y: x's shape and dtype.
+    x : array_like
+        The forward's input, of shape (N, C, *), dtype float32, float64, float16 or bfloat16.
+    mean : array_like
+        The forward's saved mean, shape (N, num_groups); float32 or float64 (or x's
+        float16/bfloat16 dtype), converted to the dtype of x's arithmetic.
+    rstd : array_like
+        The forward's saved ``1 / sqrt(var + eps)``; shape and dtypes as `mean`.
+    num_groups : int
+        The forward's number of groups.
+    weight : array_like, optional
+        The forward's weight, shape (C,); None: 1, and dweight is not computed.
+    out : ndarray, optional
+        Array to receive dx: x's shape and dtype, writable; it may be dy or x.
+    activation : {None, 'relu', 'silu'}, default None
+        The forward's activation.
+    bias : array_like, optional
+        The forward's bias, shape (C,); it matters only with an activation.
+
+    Returns
+    -------
+    dx : ndarray
+        Gradient with respect to x: x's shape and dtype (`out` when given).
+    dweight : ndarray or None
+        Shape (C,): ``sum(dy * x_hat)`` over the samples and spatial positions; None when
+        weight is None.
+    dbias : ndarray
+        Shape (C,): ``sum(dy)`` over the samples and spatial positions, always returned.
+        dweight and dbias have x's dtype (float32 for float16/bfloat16 x).
+
+    Raises
+    ------
+    TypeError
+        x or dy of another dtype than float32, float64, float16 and bfloat16, or dy of another
+        dtype than x; num_groups not an integer; mean, rstd, weight or bias of a dtype other
+        than float32, float64 (or x's float16/bfloat16 dtype); out not a numpy.ndarray.
+    ValueError
+        x with fewer than 2 dimensions; dy of another shape than x; num_groups < 1 or not
+        dividing C; groups without values while N > 0; mean or rstd None or not of shape
+        (N, num_groups); weight or bias not of shape (C,); out of another shape or dtype than
+        x, or read-only; an activation other than None, 'relu' and 'silu'.
+
+    See Also
+    --------
+    group_norm : The forward.
+
+    Notes
+    -----
+    With ``x_hat = (x - mean) * rstd`` per group, ``g = dy * weight`` and means over the
+    values of each group::
+
+        dx = rstd * (g - mean(g) - x_hat * mean(g * x_hat))
+        dweight = sum(dy * x_hat),  dbias = sum(dy)      (per channel)
+
+    With an activation, dy is first replaced by ``dy * act'(z)``, ``z = x_hat * weight + bias``.
+    These are the gradients PyTorch's autograd gives for ``torch.nn.functional.group_norm``.
+    float16 and bfloat16 inputs are computed in float32; dx is rounded back to x's dtype.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x, dy = rng.standard_normal((2, 6, 5)), rng.standard_normal((2, 6, 5))
+    >>> y, mean, rstd = cnorm.group_norm(x, 3)
+    >>> dx, dw, db = cnorm.group_norm_backward(dy, x, mean, rstd, 3)
+    >>> xhat, g = ((x.reshape(2, 3, -1) - mean[..., None]) * rstd[..., None]), dy.reshape(2, 3, -1)
+    >>> ref = g - g.mean(-1, keepdims=True) - xhat * (g * xhat).mean(-1, keepdims=True)
+    >>> np.allclose(dx, (rstd[..., None] * ref).reshape(x.shape))
+    True
+    >>> dw is None, db.shape
+    (True, (6,))
+    """
     if is_low_precision(x) or is_low_precision(dy):
         return run_in_float32(group_norm_backward, locals(), ("x", "dy"))
     x = as_float_array(x, "x")
@@ -599,10 +1166,76 @@ def _instance_view(x: Array) -> tuple[int, int, int]:
 def instance_norm(x: ArrayLike, weight: ArrayLike | None = None, bias: ArrayLike | None = None,
                   *, eps: float = 1e-5, out: Array | None = None, activation: Activation = None
                   ) -> tuple[Array, FloatArray, FloatArray]:
-    """Instance norm of x (N, C, *): each (n, c) plane normalized on its own,
-    then activation.
+    """Instance norm of x (N, C, *): each (n, c) plane normalized on its own, then activation.
 
-    Returns (y, mean, rstd) with mean and rstd of shape (N, C)."""
+    Every channel of every sample is normalized with the mean and biased variance of its
+    spatial values, then scaled and shifted per channel and passed through `activation`.  No
+    running statistics are kept (InstanceNorm keeps them when asked).
+
+    Parameters
+    ----------
+    x : array_like
+        Input of shape (N, C, *) with at least 3 dimensions and at least 2 spatial values per
+        plane, dtype float32, float64, float16 or bfloat16.
+    weight : array_like, optional
+        Per-channel scale of shape (C,); None: 1.  float32 or float64 (or, for
+        float16/bfloat16 x, a 2-byte float dtype), converted to the dtype of x's arithmetic.
+    bias : array_like, optional
+        Per-channel shift of shape (C,); None: 0.  Dtypes as `weight`.
+    eps : float, default 1e-5
+        Added to the variance; finite and >= 0.
+    out : ndarray, optional
+        Array to receive y: x's shape and dtype, writable; it may be x itself.
+    activation : {None, 'relu', 'silu'}, default None
+        Applied to the affine output in the same pass.
+
+    Returns
+    -------
+    y : ndarray
+        x's shape and dtype (`out` when given).
+    mean : ndarray
+        Shape (N, C): the mean of each plane, in x's dtype (float32 for float16/bfloat16 x).
+    rstd : ndarray
+        Shape (N, C): ``1 / sqrt(var + eps)`` with the biased variance; mean's dtype.
+
+    Raises
+    ------
+    TypeError
+        x of another dtype (integer, bool, complex, int16/uint16, ...); weight or bias of a
+        dtype other than float32 and float64 (float16 and bfloat16 are accepted only with
+        float16/bfloat16 x); eps not a real number; out not a numpy.ndarray.
+    ValueError
+        x with fewer than 3 dimensions, or with fewer than 2 spatial values per plane; weight or
+        bias not of shape (C,); eps negative, NaN or infinite; out of another shape or dtype
+        than x, or read-only; an activation other than None, 'relu' and 'silu'.
+
+    See Also
+    --------
+    instance_norm_backward : The gradients of this function.
+    InstanceNorm : The layer, with optional running statistics.
+
+    Notes
+    -----
+    Over the S = prod(x.shape[2:]) values of each plane::
+
+        y[n, c] = act((x[n, c] - mean[n, c]) * rstd[n, c] * weight[c] + bias[c])
+
+    with the biased variance, ``rstd = 1 / sqrt(var + eps)``.  This is group norm with one
+    group per channel, and PyTorch's ``torch.nn.functional.instance_norm(x, weight=weight,
+    bias=bias, use_input_stats=True, eps=eps)``.  float16 and bfloat16 x are loaded and stored
+    as 2-byte values and computed in float32.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((2, 3, 4, 4), dtype=np.float32)
+    >>> y, mean, rstd = cnorm.instance_norm(x)
+    >>> y.shape, mean.shape
+    ((2, 3, 4, 4), (2, 3))
+    >>> m, v = x.mean((2, 3), keepdims=True), x.var((2, 3), keepdims=True)
+    >>> np.allclose(y, (x - m) / np.sqrt(v + 1e-5), atol=1e-5)
+    True
+    """
     act = activation_code(activation)
     x, dtype = _data_input(x)
     N, C, S = _instance_view(x)
@@ -627,7 +1260,84 @@ def instance_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, rstd: A
                            weight: ArrayLike | None = None, *, out: Array | None = None,
                            activation: Activation = None, bias: ArrayLike | None = None
                            ) -> tuple[Array, FloatArray | None, FloatArray]:
-    """Gradients of instance_norm: (dx, dweight, dbias); dweight is None when weight is."""
+    """Gradients of instance_norm: (dx, dweight, dbias).
+
+    Takes the forward's input and its saved statistics and the gradient dy of the loss with
+    respect to y.  With the forward's `activation` and `bias`, the pre-activation is recomputed
+    from x and the statistics and its derivative is applied to dy first.
+
+    Parameters
+    ----------
+    dy : array_like
+        Gradient with respect to y: x's shape and dtype.
+    x : array_like
+        The forward's input, of shape (N, C, *), dtype float32, float64, float16 or bfloat16.
+    mean : array_like
+        The forward's saved mean, shape (N, C); float32 or float64 (or x's float16/bfloat16
+        dtype), converted to the dtype of x's arithmetic.
+    rstd : array_like
+        The forward's saved ``1 / sqrt(var + eps)``; shape and dtypes as `mean`.
+    weight : array_like, optional
+        The forward's weight, shape (C,); None: 1, and dweight is not computed.
+    out : ndarray, optional
+        Array to receive dx: x's shape and dtype, writable; it may be dy or x.
+    activation : {None, 'relu', 'silu'}, default None
+        The forward's activation.
+    bias : array_like, optional
+        The forward's bias, shape (C,); it matters only with an activation.
+
+    Returns
+    -------
+    dx : ndarray
+        Gradient with respect to x: x's shape and dtype (`out` when given).
+    dweight : ndarray or None
+        Shape (C,): ``sum(dy * x_hat)`` over the samples and spatial positions; None when
+        weight is None.
+    dbias : ndarray
+        Shape (C,): ``sum(dy)`` over the samples and spatial positions, always returned.
+        dweight and dbias have x's dtype (float32 for float16/bfloat16 x).
+
+    Raises
+    ------
+    TypeError
+        x or dy of another dtype than float32, float64, float16 and bfloat16, or dy of another
+        dtype than x; mean, rstd, weight or bias of a dtype other than float32, float64 (or
+        x's float16/bfloat16 dtype); out not a numpy.ndarray.
+    ValueError
+        x with fewer than 3 dimensions or fewer than 2 spatial values per plane; dy of another
+        shape than x; mean or rstd None or not of shape (N, C); weight or bias not of shape
+        (C,); out of another shape or dtype than x, or read-only; an activation other than
+        None, 'relu' and 'silu'.
+
+    See Also
+    --------
+    instance_norm : The forward.
+
+    Notes
+    -----
+    With ``x_hat = (x - mean) * rstd`` per plane, ``g = dy * weight`` and means over the
+    spatial values of each plane::
+
+        dx = rstd * (g - mean(g) - x_hat * mean(g * x_hat))
+        dweight = sum(dy * x_hat),  dbias = sum(dy)      (per channel)
+
+    With an activation, dy is first replaced by ``dy * act'(z)``, ``z = x_hat * weight + bias``.
+    These are the gradients PyTorch's autograd gives for ``torch.nn.functional.instance_norm``.
+    float16 and bfloat16 inputs are computed in float32; dx is rounded back to x's dtype.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x, dy = rng.standard_normal((2, 3, 8)), rng.standard_normal((2, 3, 8))
+    >>> y, mean, rstd = cnorm.instance_norm(x)
+    >>> dx, dw, db = cnorm.instance_norm_backward(dy, x, mean, rstd)
+    >>> xhat = (x - mean[..., None]) * rstd[..., None]
+    >>> ref = dy - dy.mean(-1, keepdims=True) - xhat * (dy * xhat).mean(-1, keepdims=True)
+    >>> np.allclose(dx, rstd[..., None] * ref)
+    True
+    >>> dw is None, np.allclose(db, dy.sum((0, 2)))
+    (True, True)
+    """
     if is_low_precision(x) or is_low_precision(dy):
         return run_in_float32(instance_norm_backward, locals(), ("x", "dy"))
     x = as_float_array(x, "x")
@@ -646,10 +1356,81 @@ def _rms_eps(eps: float | None, dtype: np.dtype[Any]) -> float:
 def rms_norm(x: ArrayLike, normalized_shape: ShapeLike, weight: ArrayLike | None = None, *,
              eps: float | None = None, out: Array | None = None, activation: Activation = None
              ) -> tuple[Array, FloatArray]:
-    """RMS norm over the trailing dims: y = act(x / sqrt(mean(x**2) + eps) * weight).
+    """RMS norm over the trailing dimensions: y = act(x / sqrt(mean(x**2) + eps) * weight).
 
-    eps=None uses the machine epsilon of x's dtype (as PyTorch).  Returns
-    (y, rstd) with rstd of x's leading shape."""
+    Each row (the trailing dimensions given by `normalized_shape`) is divided by its root mean
+    square, without centring, then scaled and passed through `activation` while it is in
+    cache.  There is no bias.
+
+    Parameters
+    ----------
+    x : array_like
+        Input whose trailing dimensions are `normalized_shape`, dtype float32, float64, float16
+        or bfloat16 (big-endian data is converted).
+    normalized_shape : int or tuple of int
+        The trailing dimensions to normalize over: ``x.shape[-D:]`` for D of them.
+    weight : array_like, optional
+        Elementwise scale of shape `normalized_shape`; None: 1.  float32 or float64 (or, for
+        float16/bfloat16 x, a 2-byte float dtype), converted to the dtype of x's arithmetic.
+    eps : float or None, default None
+        Added to the mean square; finite and >= 0.  None: the machine epsilon of x's dtype
+        (``np.finfo(x.dtype).eps``; float32's for float16/bfloat16 x), as PyTorch.
+    out : ndarray, optional
+        Array to receive y: x's shape and dtype, writable; it may be x itself.
+    activation : {None, 'relu', 'silu'}, default None
+        Applied to the scaled output in the same pass.
+
+    Returns
+    -------
+    y : ndarray
+        x's shape and dtype (`out` when given).
+    rstd : ndarray
+        ``1 / sqrt(mean(x**2) + eps)`` of each row, of x's leading shape ``x.shape[:-D]``, in
+        x's dtype (float32 for float16/bfloat16 x).
+
+    Raises
+    ------
+    TypeError
+        x of another dtype (integer, bool, complex, int16/uint16, ...); normalized_shape
+        holding something other than integers; weight of a dtype other than float32 and
+        float64 (float16 and bfloat16 are accepted only with float16/bfloat16 x); eps neither
+        None nor a real number; out not a numpy.ndarray.
+    ValueError
+        normalized_shape empty, holding a 0, or not equal to x's trailing dimensions; weight
+        not of shape normalized_shape; eps negative, NaN or infinite; out of another shape or
+        dtype than x, or read-only; an activation other than None, 'relu' and 'silu'.
+
+    See Also
+    --------
+    rms_norm_backward : The gradients of this function.
+    add_rms_norm : Residual add and RMS norm in one pass.
+    RMSNorm : The layer.
+
+    Notes
+    -----
+    Over the K values of each row::
+
+        rstd = 1 / sqrt(sum(x**2) / K + eps)
+        y = act(x * rstd * weight)
+
+    This is ``torch.nn.functional.rms_norm(x, normalized_shape, weight, eps)``, including the
+    default eps.  float16 and bfloat16 x are loaded and stored as 2-byte values and computed
+    in float32.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((2, 5, 8), dtype=np.float32)
+    >>> w = rng.standard_normal(8, dtype=np.float32)
+    >>> y, rstd = cnorm.rms_norm(x, 8, w, eps=1e-6)
+    >>> y.shape, rstd.shape
+    ((2, 5, 8), (2, 5))
+    >>> np.allclose(y, x / np.sqrt((x**2).mean(-1, keepdims=True) + 1e-6) * w, atol=1e-5)
+    True
+    >>> y, rstd = cnorm.rms_norm(x, 8)                 # eps: float32's machine epsilon
+    >>> np.allclose(rstd, 1 / np.sqrt((x**2).mean(-1) + np.finfo(np.float32).eps))
+    True
+    """
     act = activation_code(activation)
     x, dtype = _data_input(x)
     lead, norm = _normalized_shape(normalized_shape, x)
@@ -671,7 +1452,80 @@ def rms_norm_backward(dy: ArrayLike, x: ArrayLike, rstd: ArrayLike, normalized_s
 def rms_norm_backward(dy: ArrayLike, x: ArrayLike, rstd: ArrayLike, normalized_shape: ShapeLike,
                       weight: ArrayLike | None = None, *, out: Array | None = None,
                       activation: Activation = None) -> tuple[Array, FloatArray | None]:
-    """Gradients of rms_norm: (dx, dweight); dweight is None when weight is."""
+    """Gradients of rms_norm: (dx, dweight).
+
+    Takes the forward's input and its saved rstd and the gradient dy of the loss with respect
+    to y.  With the forward's `activation`, the pre-activation is recomputed from x and rstd
+    and its derivative is applied to dy first.
+
+    Parameters
+    ----------
+    dy : array_like
+        Gradient with respect to y: x's shape and dtype.
+    x : array_like
+        The forward's input, dtype float32, float64, float16 or bfloat16.
+    rstd : array_like
+        The forward's saved rstd, of x's leading shape ``x.shape[:-D]``; float32 or float64 (or
+        x's float16/bfloat16 dtype), converted to the dtype of x's arithmetic.
+    normalized_shape : int or tuple of int
+        The forward's normalized trailing dimensions.
+    weight : array_like, optional
+        The forward's weight, of shape `normalized_shape`; None: 1, and dweight is not
+        computed.
+    out : ndarray, optional
+        Array to receive dx: x's shape and dtype, writable; it may be dy or x.
+    activation : {None, 'relu', 'silu'}, default None
+        The forward's activation.
+
+    Returns
+    -------
+    dx : ndarray
+        Gradient with respect to x: x's shape and dtype (`out` when given).
+    dweight : ndarray or None
+        ``sum(dy * x_hat)`` over the leading dimensions, of shape `normalized_shape`, in x's
+        dtype (float32 for float16/bfloat16 x); None when weight is None.
+
+    Raises
+    ------
+    TypeError
+        x or dy of another dtype than float32, float64, float16 and bfloat16, or dy of another
+        dtype than x; normalized_shape holding something other than integers; rstd or weight
+        of a dtype other than float32, float64 (or x's float16/bfloat16 dtype); out not a
+        numpy.ndarray.
+    ValueError
+        dy of another shape than x; normalized_shape empty, holding a 0, or not equal to x's
+        trailing dimensions; rstd None or not of x's leading shape; weight not of shape
+        normalized_shape; out of another shape or dtype than x, or read-only; an activation
+        other than None, 'relu' and 'silu'.
+
+    See Also
+    --------
+    rms_norm : The forward.
+
+    Notes
+    -----
+    With ``x_hat = x * rstd``, ``g = dy * weight`` and means over the K values of each row::
+
+        dx = rstd * (g - x_hat * mean(g * x_hat))
+        dweight = sum(dy * x_hat)                         (over the leading dimensions)
+
+    With an activation, dy is first replaced by ``dy * act'(z)``, ``z = x_hat * weight``.
+    These are the gradients PyTorch's autograd gives for ``torch.nn.functional.rms_norm``.
+    For add_rms_norm, dx is the gradient of both x and residual (call this function with s).
+    float16 and bfloat16 inputs are computed in float32; dx is rounded back to x's dtype.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x, dy, w = rng.standard_normal((3, 8)), rng.standard_normal((3, 8)), np.arange(8.0)
+    >>> y, rstd = cnorm.rms_norm(x, 8, w)
+    >>> dx, dw = cnorm.rms_norm_backward(dy, x, rstd, 8, w)
+    >>> xhat, g = x * rstd[:, None], dy * w
+    >>> np.allclose(dx, rstd[:, None] * (g - xhat * (g * xhat).mean(-1, keepdims=True)))
+    True
+    >>> np.allclose(dw, (dy * xhat).sum(0)), cnorm.rms_norm_backward(dy, x, rstd, 8)[1]
+    (True, None)
+    """
     if is_low_precision(x) or is_low_precision(dy):
         return run_in_float32(rms_norm_backward, locals(), ("x", "dy"))
     x = as_float_array(x, "x")
@@ -729,8 +1583,9 @@ def _add_norm(x: ArrayLike, residual: ArrayLike, normalized_shape: ShapeLike,
 def _low_precision_sum(x: ArrayLike, residual: ArrayLike, normalized_shape: ShapeLike,
                        params: tuple[ArrayLike | None, ...], out: Array | None,
                        sum_out: Array | None) -> Array:
-    """s = x + residual rounded to their float16/bfloat16 dtype (into sum_out),
-    after every check, so that the norm of s is the norm of what is returned."""
+    """s = x + residual rounded to their float16/bfloat16 dtype, in a new
+    array (the caller copies it into sum_out once the norm of s has passed
+    its own checks, so a refused call writes nothing)."""
     x, residual = np.asarray(x), np.asarray(residual)
     if residual.dtype != x.dtype:
         raise TypeError(f"residual must have the dtype of x ({x.dtype}), got {residual.dtype}")
@@ -743,22 +1598,113 @@ def _low_precision_sum(x: ArrayLike, residual: ArrayLike, normalized_shape: Shap
             check_out(target, x, name)
     if out is not None and sum_out is not None and np.may_share_memory(out, sum_out):
         raise ValueError("out and sum_out must not share memory")
-    return downcast(upcast(x) + upcast(residual), x.dtype, sum_out)
+    return downcast(upcast(x) + upcast(residual), x.dtype)
+
+
+def _sum_into(s: Array, sum_out: Array | None) -> Array:
+    """The low-precision sum s in the caller's sum_out (checked), or s."""
+    if sum_out is None:
+        return s
+    np.copyto(sum_out, s)
+    return sum_out
 
 
 def add_layer_norm(x: ArrayLike, residual: ArrayLike, normalized_shape: ShapeLike,
                    weight: ArrayLike | None = None, bias: ArrayLike | None = None, *,
                    eps: float = 1e-5, out: Array | None = None, sum_out: Array | None = None
                    ) -> tuple[Array, Array, FloatArray, FloatArray]:
-    """s = x + residual and layer_norm(s) in one pass: (y, s, mean, rstd).
+    """Residual add and layer norm in one pass: s = x + residual, then (y, s, mean, rstd).
 
-    s is the next residual; sum_out may be x or residual (in place).  The
-    backward is layer_norm_backward applied to s."""
+    The sum s, the next block's residual in a transformer, is written row by row and each row
+    is normalized from cache, so s and y cost one pass instead of an add and a layer_norm.
+
+    Parameters
+    ----------
+    x : array_like
+        Input whose trailing dimensions are `normalized_shape`, dtype float32, float64, float16
+        or bfloat16.
+    residual : array_like
+        Added to x: x's shape and dtype.
+    normalized_shape : int or tuple of int
+        The trailing dimensions to normalize over: ``x.shape[-D:]`` for D of them.
+    weight : array_like, optional
+        Elementwise scale of shape `normalized_shape`; None: 1.  float32 or float64 (or, for
+        float16/bfloat16 x, a 2-byte float dtype), converted to the dtype of x's arithmetic.
+    bias : array_like, optional
+        Elementwise shift of shape `normalized_shape`; None: 0.  Dtypes as `weight`.
+    eps : float, default 1e-5
+        Added to the variance; finite and >= 0.
+    out : ndarray, optional
+        Array to receive y: x's shape and dtype, writable; it may be x or residual.
+    sum_out : ndarray, optional
+        Array to receive s: x's shape and dtype, writable; it may be x or residual (in place).
+        out and sum_out must not share memory.
+
+    Returns
+    -------
+    y : ndarray
+        ``layer_norm(s)``: x's shape and dtype (`out` when given).
+    s : ndarray
+        ``x + residual`` rounded to x's dtype (`sum_out` when given).
+    mean : ndarray
+        The mean of each row of s, of x's leading shape ``x.shape[:-D]``, in x's dtype
+        (float32 for float16/bfloat16 x).
+    rstd : ndarray
+        ``1 / sqrt(var + eps)`` of each row of s with the biased variance; mean's shape and
+        dtype.
+
+    Raises
+    ------
+    TypeError
+        x or residual of another dtype than float32, float64, float16 and bfloat16, or
+        residual of another dtype than x; normalized_shape holding something other than
+        integers; weight or bias of a dtype other than float32 and float64 (float16 and
+        bfloat16 are accepted only with float16/bfloat16 x); eps not a real number; out or
+        sum_out not a numpy.ndarray.
+    ValueError
+        residual of another shape than x; normalized_shape empty, holding a 0, or not equal to
+        x's trailing dimensions; weight or bias not of shape normalized_shape; eps negative,
+        NaN or infinite; out or sum_out of another shape or dtype than x, or read-only; out
+        and sum_out sharing memory.
+
+    See Also
+    --------
+    layer_norm : The same normalization without the add.
+    layer_norm_backward : The backward, applied to s.
+    add_rms_norm : The same with RMS norm.
+
+    Notes
+    -----
+    ::
+
+        s = x + residual
+        y = (s - mean(s)) / sqrt(var(s) + eps) * weight + bias      (per row, biased var)
+
+    y is the layer norm of the s returned (after its rounding to x's dtype), the same as
+    ``torch.nn.functional.layer_norm(x + residual, normalized_shape, weight, bias, eps)``.  The
+    gradient of y with respect to s, which is also that of x and of residual, is
+    ``layer_norm_backward(dy, s, mean, rstd, normalized_shape, weight)``.  float16 and bfloat16
+    inputs: s is rounded to x's dtype first, then normalized as layer_norm does.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((2, 4, 8), dtype=np.float32)
+    >>> residual = rng.standard_normal((2, 4, 8), dtype=np.float32)
+    >>> y, s, mean, rstd = cnorm.add_layer_norm(x, residual, 8)
+    >>> np.array_equal(s, x + residual), mean.shape
+    (True, (2, 4))
+    >>> np.allclose(y, cnorm.layer_norm(x + residual, 8)[0], atol=1e-6)
+    True
+    >>> y, s, mean, rstd = cnorm.add_layer_norm(x, residual, 8, sum_out=residual)
+    >>> s is residual
+    True
+    """
     if is_low_precision(x) or is_low_precision(residual):
         # s rounded to x's dtype first: y is the norm of the s returned
         s = _low_precision_sum(x, residual, normalized_shape, (weight, bias), out, sum_out)
         y, mean, rstd = layer_norm(s, normalized_shape, weight, bias, eps=eps, out=out)
-        return y, s, mean, rstd
+        return y, _sum_into(s, sum_out), mean, rstd
     y, s, mean, rstd = _add_norm(x, residual, normalized_shape, weight, bias, eps, out, sum_out,
                                  True)
     return y, s, mean, rstd
@@ -768,11 +1714,88 @@ def add_rms_norm(x: ArrayLike, residual: ArrayLike, normalized_shape: ShapeLike,
                  weight: ArrayLike | None = None, *, eps: float | None = None,
                  out: Array | None = None, sum_out: Array | None = None
                  ) -> tuple[Array, Array, FloatArray]:
-    """s = x + residual and rms_norm(s) in one pass: (y, s, rstd); as add_layer_norm."""
+    """Residual add and RMS norm in one pass: s = x + residual, then (y, s, rstd).
+
+    As add_layer_norm, with rms_norm in place of layer_norm: s is written row by row and each
+    row is normalized from cache.
+
+    Parameters
+    ----------
+    x : array_like
+        Input whose trailing dimensions are `normalized_shape`, dtype float32, float64, float16
+        or bfloat16.
+    residual : array_like
+        Added to x: x's shape and dtype.
+    normalized_shape : int or tuple of int
+        The trailing dimensions to normalize over: ``x.shape[-D:]`` for D of them.
+    weight : array_like, optional
+        Elementwise scale of shape `normalized_shape`; None: 1.  float32 or float64 (or, for
+        float16/bfloat16 x, a 2-byte float dtype), converted to the dtype of x's arithmetic.
+    eps : float or None, default None
+        Added to the mean square; finite and >= 0.  None: the machine epsilon of x's dtype
+        (float32's for float16/bfloat16 x), as rms_norm.
+    out : ndarray, optional
+        Array to receive y: x's shape and dtype, writable; it may be x or residual.
+    sum_out : ndarray, optional
+        Array to receive s: x's shape and dtype, writable; it may be x or residual (in place).
+        out and sum_out must not share memory.
+
+    Returns
+    -------
+    y : ndarray
+        ``rms_norm(s)``: x's shape and dtype (`out` when given).
+    s : ndarray
+        ``x + residual`` rounded to x's dtype (`sum_out` when given).
+    rstd : ndarray
+        ``1 / sqrt(mean(s**2) + eps)`` of each row of s, of x's leading shape
+        ``x.shape[:-D]``, in x's dtype (float32 for float16/bfloat16 x).
+
+    Raises
+    ------
+    TypeError
+        x or residual of another dtype than float32, float64, float16 and bfloat16, or
+        residual of another dtype than x; normalized_shape holding something other than
+        integers; weight of a dtype other than float32 and float64 (float16 and bfloat16 are
+        accepted only with float16/bfloat16 x); eps neither None nor a real number; out or
+        sum_out not a numpy.ndarray.
+    ValueError
+        residual of another shape than x; normalized_shape empty, holding a 0, or not equal to
+        x's trailing dimensions; weight not of shape normalized_shape; eps negative, NaN or
+        infinite; out or sum_out of another shape or dtype than x, or read-only; out and
+        sum_out sharing memory.
+
+    See Also
+    --------
+    rms_norm : The same normalization without the add.
+    rms_norm_backward : The backward, applied to s.
+    add_layer_norm : The same with layer norm.
+
+    Notes
+    -----
+    ::
+
+        s = x + residual
+        y = s / sqrt(mean(s**2) + eps) * weight          (per row)
+
+    y is the RMS norm of the s returned, the same as ``torch.nn.functional.rms_norm(x +
+    residual, normalized_shape, weight, eps)``.  The gradient with respect to s (and so to x
+    and to residual) is ``rms_norm_backward(dy, s, rstd, normalized_shape, weight)``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((2, 4, 8), dtype=np.float32)
+    >>> residual = rng.standard_normal((2, 4, 8), dtype=np.float32)
+    >>> y, s, rstd = cnorm.add_rms_norm(x, residual, 8, eps=1e-6)
+    >>> np.array_equal(s, x + residual), rstd.shape
+    (True, (2, 4))
+    >>> np.allclose(y, s / np.sqrt((s**2).mean(-1, keepdims=True) + 1e-6), atol=1e-6)
+    True
+    """
     if is_low_precision(x) or is_low_precision(residual):
         s = _low_precision_sum(x, residual, normalized_shape, (weight,), out, sum_out)
         y, rstd = rms_norm(s, normalized_shape, weight, eps=eps, out=out)
-        return y, s, rstd
+        return y, _sum_into(s, sum_out), rstd
     y, s, _, rstd = _add_norm(x, residual, normalized_shape, weight, None, eps, out, sum_out,
                               False)
     return y, s, rstd
