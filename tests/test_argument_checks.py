@@ -19,6 +19,16 @@ def _bn_saved():
     return mean, invstd
 
 
+def _gn_saved():
+    _, mean, rstd = cnorm.group_norm(X4, 2)
+    return mean, rstd
+
+
+def _in_saved():
+    _, mean, rstd = cnorm.instance_norm(X4)
+    return mean, rstd
+
+
 def _ln_saved(shape=16):
     _, mean, rstd = cnorm.layer_norm(X2, shape)
     return mean, rstd
@@ -144,27 +154,43 @@ def _param_calls(p4, p16):
         ("mean", lambda: cnorm.batch_norm_backward(X4, X4, p4, invstd)),
         ("invstd", lambda: cnorm.batch_norm_backward(X4, X4, mean, p4)),
         ("weight", lambda: cnorm.batch_norm_backward(X4, X4, mean, invstd, p4)),
+        ("bias", lambda: cnorm.batch_norm_backward(X4, X4, mean, invstd, bias=p4)),
         ("weight", lambda: cnorm.layer_norm(X2, 16, weight=p16)),
         ("bias", lambda: cnorm.layer_norm(X2, 16, bias=p16)),
         ("weight", lambda: cnorm.layer_norm_backward(X2, X2, lmean, lrstd, 16, p16)),
+        ("bias", lambda: cnorm.layer_norm_backward(X2, X2, lmean, lrstd, 16, bias=p16)),
         ("weight", lambda: cnorm.rms_norm(X2, 16, weight=p16)),
         ("weight", lambda: cnorm.group_norm(X4, 2, weight=p4)),
         ("bias", lambda: cnorm.instance_norm(X4, bias=p4)),
+        ("bias", lambda: cnorm.group_norm_backward(X4, X4, *_gn_saved(), 2, bias=p4)),
+        ("bias", lambda: cnorm.instance_norm_backward(X4, X4, *_in_saved(), bias=p4)),
     ]
 
 
+PARAM_CALLS = len(_param_calls(C4, C4))
+
+
 @pytest.mark.parametrize("dtype", BAD_PARAM_DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("index", range(14))
+@pytest.mark.parametrize("index", range(PARAM_CALLS))
 def test_unsupported_parameter_dtype_is_a_type_error_naming_it(dtype, index):
     name, call = _param_calls(np.ones(4, dtype), np.ones(16, dtype))[index]
     with pytest.raises(TypeError, match=name):
         call()
 
 
-@pytest.mark.parametrize("index", range(14))
+@pytest.mark.parametrize("index", range(PARAM_CALLS))
 def test_float64_parameters_of_float32_data_are_accepted(index):
     _, call = _param_calls(np.ones(4, np.float64), np.ones(16, np.float64))[index]
     call()
+
+
+@pytest.mark.parametrize("index", range(PARAM_CALLS))
+def test_wrong_parameter_size_is_a_value_error_naming_it(index):
+    """Every path checks every parameter it is given, also one that only an
+    activation would use (bias of a backward): plain inputs take a lean path."""
+    name, call = _param_calls(np.ones(3, np.float32), np.ones(15, np.float32))[index]
+    with pytest.raises(ValueError, match=name):
+        call()
 
 
 @pytest.mark.parametrize("shape", [(0, 4, 3, 3), (0, 4, 7)])

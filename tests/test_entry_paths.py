@@ -57,8 +57,8 @@ def test_batch_norm_backward_lean_equals_general(rng, dtype, axis, affine):
     if not affine:
         w = None
     _, mean, invstd = cnorm.batch_norm_train(x, w, b, eps=EPS, axis=axis)
-    assert _kernels.bn_backward_fast(dy, x, mean, invstd, w, axis, None) is not None
-    assert _kernels.bn_backward_fast(dy, x, list(mean), invstd, w, axis, None) is None
+    assert _kernels.bn_backward_fast(dy, x, mean, invstd, w, None, axis, None) is not None
+    assert _kernels.bn_backward_fast(dy, x, list(mean), invstd, w, None, axis, None) is None
     lean = cnorm.batch_norm_backward(dy, x, mean, invstd, w, axis=axis)
     general = cnorm.batch_norm_backward(dy, x, list(mean), invstd, w, axis=axis)
     for a, g in zip(lean, general):

@@ -188,6 +188,7 @@ def bn_backward_fast(
     mean: object,
     invstd: object,
     weight: object,
+    bias: object,
     axis: object,
     out: object,
 ) -> tuple[_Floats, _Floats | None, _Floats] | None: ...

@@ -580,9 +580,10 @@ def bn_train_fast(x, weight, bias, eps, axis, out):
     return y, _vector_of(mean, t), _vector_of(var, t)
 
 
-def bn_backward_fast(dy, x, mean, invstd, weight, axis, out):
+def bn_backward_fast(dy, x, mean, invstd, weight, bias, axis, out):
     """batch_norm_backward for the common case: (dx, dweight or None, dbias)
-    in x's dtype, or None (see above; out may also be dy)."""
+    in x's dtype, or None (see above; out may also be dy).  bias is unused
+    without an activation but checked, as the general path checks it."""
     cdef int64_t ncs[3]
     cdef int t = _plain_channel_view(x, axis, ncs)
     if t == 0 or not _plain(dy, t):
@@ -592,7 +593,7 @@ def bn_backward_fast(dy, x, mean, invstd, weight, axis, out):
         return None
     cdef int64_t C = ncs[1]
     if not (_vector(mean, t, C, False) and _vector(invstd, t, C, False)
-            and _vector(weight, t, C, True)):
+            and _vector(weight, t, C, True) and _vector(bias, t, C, True)):
         return None
     dx = _output(out, da, t, None)   # dx may be dy, never x (restrict in the kernels)
     if dx is None or not _clear(dx, out, (xa, mean, invstd, weight)):

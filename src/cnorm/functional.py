@@ -580,7 +580,7 @@ def batch_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, invstd: Ar
     """
     act = activation_code(activation)
     if mask is None and not act:
-        result = _kernels.bn_backward_fast(dy, x, mean, invstd, weight, axis, out)
+        result = _kernels.bn_backward_fast(dy, x, mean, invstd, weight, bias, axis, out)
         if result is not None:
             return result
     if is_low_precision(x) or is_low_precision(dy):
