@@ -58,7 +58,17 @@ def test_conv_and_transposed_axis():
     np.testing.assert_allclose(bt2, b2, rtol=1e-15)
 
 
-@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def _dtypes():
+    dtypes = [np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)]
+    try:
+        import ml_dtypes
+        dtypes.append(np.dtype(ml_dtypes.bfloat16))
+    except ImportError:
+        pass
+    return dtypes
+
+
+@pytest.mark.parametrize("dtype", _dtypes(), ids=str)
 def test_dtypes_are_kept(dtype):
     rng = np.random.default_rng(2)
     w = rng.normal(size=(3, 2)).astype(dtype)
@@ -66,6 +76,25 @@ def test_dtypes_are_kept(dtype):
     assert w2.dtype == b2.dtype == dtype
     w2, b2 = cnorm.fold_batch_norm(w, np.zeros(3, np.float64), np.zeros(3), np.ones(3))
     assert w2.dtype == dtype and b2.dtype == np.float64
+
+
+@pytest.mark.parametrize("dtype", _dtypes()[:1] + _dtypes()[3:], ids=str)
+def test_low_precision_results_are_the_rounded_float64_fold(dtype):
+    """Each folded value within 1 ulp of its dtype of the float64 fold of the
+    same (exactly widened) low-precision inputs."""
+    rng = np.random.default_rng(5)
+    w = rng.normal(size=(6, 4, 3, 3)).astype(dtype)
+    b = rng.normal(size=6).astype(dtype)
+    mean, var, gamma, beta = _bn_params(rng, 6)
+    w2, b2 = cnorm.fold_batch_norm(w, b, mean, var, gamma, beta)
+    scale = gamma / np.sqrt(var + 1e-5)
+    want_w = w.astype(np.float64) * scale[:, None, None, None]
+    want_b = (b.astype(np.float64) - mean) * scale + beta
+    mantissa_bits = 10 if dtype == np.float16 else 7
+    for got, want in ((w2, want_w), (b2, want_b)):
+        assert got.dtype == dtype
+        ulp = np.ldexp(1.0, np.frexp(want)[1] - 1 - mantissa_bits)   # normal range
+        assert np.all(np.abs(got.astype(np.float64) - want) <= ulp)
 
 
 def test_equals_torch_fusion():

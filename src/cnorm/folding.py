@@ -13,10 +13,11 @@ from numpy.typing import ArrayLike, NDArray
 
 from cnorm._typing import FloatArray
 from cnorm._validate import check_eps, normalize_axis
+from cnorm.lowp import downcast, is_low_dtype
 
 __all__ = ["fold_batch_norm"]
 
-_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def fold_batch_norm(
@@ -39,9 +40,9 @@ def fold_batch_norm(
     Parameters
     ----------
     weight : array_like
-        The layer's weight, of at least 1 dimension, dtype float16, float32 or float64: (out,
-        in) for a Linear, (O, I, kh, kw) for a convolution, (I, O, kh, kw) for a transposed
-        convolution.
+        The layer's weight, of at least 1 dimension, dtype float16, bfloat16, float32 or
+        float64: (out, in) for a Linear, (O, I, kh, kw) for a convolution, (I, O, kh, kw) for a
+        transposed convolution.
     bias : array_like or None
         The layer's bias, shape (C,) with C = ``weight.shape[axis]``; None: no bias (0).
     running_mean : array_like
@@ -70,8 +71,7 @@ def fold_batch_norm(
     ------
     TypeError
         weight, bias, running_mean, running_var, bn_weight or bn_bias of a dtype other than
-        float16, float32 and float64 (bfloat16 included); eps not a real number; axis not an
-        integer.
+        float16, bfloat16, float32 and float64; eps not a real number; axis not an integer.
     ValueError
         weight with 0 dimensions; axis out of range; bias, running_mean, running_var,
         bn_weight or bn_bias not of shape (C,); eps negative, NaN or infinite;
@@ -121,17 +121,28 @@ def fold_batch_norm(
     scale = gamma / np.sqrt(var + eps)
     shape = [1] * weight.ndim
     shape[a] = C
-    folded_weight = (weight.astype(np.float64) * scale.reshape(shape)).astype(weight.dtype)
+    folded_weight = _rounded(weight.astype(np.float64) * scale.reshape(shape), weight.dtype)
     bias_dtype = weight.dtype if bias is None else _floats(bias, "bias").dtype
-    folded_bias = ((b - mean) * scale + beta).astype(bias_dtype)
+    folded_bias = _rounded((b - mean) * scale + beta, bias_dtype)
     return folded_weight, folded_bias
 
 
 def _floats(a: ArrayLike, name: str) -> FloatArray:
     arr = np.asarray(a)
-    if arr.dtype.newbyteorder("=") not in _FLOATS:
-        raise TypeError(f"{name} must have dtype float16, float32 or float64, got {arr.dtype}")
-    return arr.astype(arr.dtype.newbyteorder("="), copy=False)
+    native = arr.dtype.newbyteorder("=")
+    if native not in _FLOATS and not is_low_dtype(native):
+        raise TypeError(f"{name} must have dtype float16, bfloat16, float32 or float64, got "
+                        f"{arr.dtype}")
+    return arr.astype(native, copy=False)
+
+
+def _rounded(values: NDArray[np.float64], dtype: np.dtype) -> FloatArray:
+    """float64 values rounded to nearest even in dtype.  bfloat16 goes through
+    float32 (NumPy has no direct cast): within 1 ulp of bfloat16, as the
+    low-precision kernels are."""
+    if dtype.name == "bfloat16":
+        return downcast(values.astype(np.float32), dtype)
+    return values.astype(dtype)
 
 
 def _per_channel(a: ArrayLike, name: str, C: int) -> NDArray[np.float64]:
