@@ -157,6 +157,42 @@ def test_bad_low_precision_arguments(dtype):
     np.testing.assert_allclose(m.mean, x.astype(np.float64).reshape(-1, 5).mean(0), rtol=1e-6)
 
 
+def _param_calls(x, p):
+    """(parameter name, call with p as that parameter) for x of shape (4, 3, 5)."""
+    f32 = np.ones(3, np.float32)
+    _, mean, invstd = cnorm.batch_norm_train(x)
+    _, lmean, lrstd = cnorm.layer_norm(x, 5)
+    p5 = p[:1].repeat(5)
+    return [
+        ("weight", lambda: cnorm.batch_norm_train(x, p)),
+        ("bias", lambda: cnorm.batch_norm_train(x, None, p)),
+        ("running_mean", lambda: cnorm.batch_norm_infer(x, p, f32)),
+        ("running_var", lambda: cnorm.batch_norm_infer(x, f32, p)),
+        ("weight", lambda: cnorm.batch_norm_backward(x, x, mean, invstd, p)),
+        ("weight", lambda: cnorm.layer_norm(x, 5, p5)),
+        ("weight", lambda: cnorm.layer_norm_backward(x, x, lmean, lrstd, 5, p5)),
+        ("weight", lambda: cnorm.rms_norm(x, 5, p5)),
+        ("weight", lambda: cnorm.group_norm(x, 3, p)),
+        ("bias", lambda: cnorm.instance_norm(x, None, p)),
+        ("weight", lambda: cnorm.add_layer_norm(x, x, 5, p5)),
+        ("weight", lambda: cnorm.add_rms_norm(x, x, 5, p5)),
+    ]
+
+
+@pytest.mark.skipif(len(LOW) < 2, reason="needs ml_dtypes for bfloat16")
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+@pytest.mark.parametrize("index", range(12))
+def test_parameters_of_the_other_low_dtype_are_refused(dtype, index):
+    """Parameters are float32, float64 or x's own dtype on every path, never
+    the other 2-byte float (a float16 weight is not read as bfloat16)."""
+    x = data((4, 3, 5), dtype)
+    other = LOW[1] if dtype == LOW[0] else LOW[0]
+    name, call = _param_calls(x, np.ones(3, other))[index]
+    with pytest.raises(TypeError, match=name):
+        call()
+    _param_calls(x, np.ones(3, dtype))[index][1]()   # x's own dtype is accepted
+
+
 def _all_bits():
     return np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
 

@@ -29,7 +29,7 @@ from cnorm._validate import (
     same_shape,
 )
 from cnorm.activation import activation_code, activation_grad
-from cnorm.lowp import downcast, is_low_precision, run_in_float32, upcast
+from cnorm.lowp import downcast, is_low_precision, run_in_float32, upcast, widen_param
 from cnorm.statistics import Moments
 
 __all__ = [
@@ -69,8 +69,8 @@ def _param_for(p: ArrayLike | None, name: str, shape: tuple[int, ...], x: Array,
                dtype: np.dtype[Any], optional: bool = True) -> Any:
     """param() in the arithmetic dtype; for float16/bfloat16 x the array may
     also have x's dtype."""
-    if dtype != x.dtype and is_low_precision(p):
-        p = upcast(p)
+    if dtype != x.dtype:
+        p = widen_param(p, name, x.dtype)
     return param(p, name, shape, dtype, optional=optional)
 
 
@@ -1592,7 +1592,7 @@ def _low_precision_sum(x: ArrayLike, residual: ArrayLike, normalized_shape: Shap
     same_shape(residual, x, "residual")
     _, norm = _normalized_shape(normalized_shape, x)
     for name, p in zip(("weight", "bias"), params):
-        param(upcast(p) if is_low_precision(p) else p, name, norm, np.float32)
+        param(widen_param(p, name, x.dtype), name, norm, np.float32)
     for name, target in (("out", out), ("sum_out", sum_out)):
         if target is not None:
             check_out(target, x, name)

@@ -42,6 +42,18 @@ def upcast(a):
     return out
 
 
+def widen_param(p, name, low):
+    """A parameter or statistic of float16/bfloat16 data: in the data's dtype
+    `low`, float32 (exact); another 2-byte float, TypeError naming it; anything
+    else as it is (float32/float64 are checked by the caller)."""
+    if not is_low_precision(p):
+        return p
+    if p.dtype != low:
+        raise TypeError(f"{name} must have dtype float32, float64 or that of x ({low}), "
+                        f"got {p.dtype}")
+    return upcast(p)
+
+
 def downcast(a, dtype, out=None):
     """float32 a rounded to nearest even into float16/bfloat16 `dtype` (into
     out, C-contiguous or not, when given)."""
@@ -72,8 +84,8 @@ def run_in_float32(fn, arguments, data):
             raise TypeError(f"{name} must have the dtype of {data[0]} ({low}), got {value.dtype}")
         arguments[name] = upcast(value)
     for name, value in arguments.items():   # parameters and statistics in x's dtype
-        if name not in data and name != "out" and getattr(value, "dtype", None) == low:
-            arguments[name] = upcast(value)
+        if name not in data and name != "out":
+            arguments[name] = widen_param(value, name, low)
     target = arguments.get("out")
     if target is not None:
         check_out(target, first)
