@@ -161,7 +161,7 @@ static void chan_group(const chan_geom *G, int64_t g, int64_t *k0, int64_t *kw,
     }
 }
 
-static chan_block chan_block_at(const chan_geom *G, int64_t g, int64_t b)
+static inline chan_block chan_block_at(const chan_geom *G, int64_t g, int64_t b)
 {
     chan_block B;
     if (G->planar) {   /* (no division in the common case: one segment) */
