@@ -316,3 +316,100 @@ def test_channels_last_layer_matches_nchw_layer(rng, dtype):
         assert_close(yb.transpose(0, 3, 1, 2), ya, scale=4)
     assert_close(b.running_mean, a.running_mean)
     assert_close(b.running_var, a.running_var)
+
+
+# ---- constructor arguments ------------------------------------------------
+
+BATCH_LAYERS = {
+    "BatchNorm": cnorm.BatchNorm,
+    "BatchNorm_no_state": lambda n, **k: cnorm.BatchNorm(n, affine=False,
+                                                         track_running_stats=False, **k),
+    "BatchRenorm": cnorm.BatchRenorm,
+    "InstanceNorm": cnorm.InstanceNorm,
+}
+
+
+@pytest.mark.parametrize("make", BATCH_LAYERS.values(), ids=BATCH_LAYERS)
+@pytest.mark.parametrize("value", [True, False, np.True_, 3.0, "3", None, [3]], ids=repr)
+def test_num_features_of_a_wrong_type_is_a_type_error(make, value):
+    with pytest.raises(TypeError, match="^num_features must be an integer"):
+        make(value)
+
+
+@pytest.mark.parametrize("make", BATCH_LAYERS.values(), ids=BATCH_LAYERS)
+@pytest.mark.parametrize("value,dtype", [(0, np.float32), (-3, np.float32),
+                                         (2**61, np.float32), (2**60, np.float64),
+                                         (2**62, np.float16), (2**63, np.float32)])
+def test_num_features_beyond_any_array_is_a_value_error_naming_it(make, value, dtype):
+    """Not NumPy's 'array is too big' (nor nothing, for a layer without arrays)."""
+    with pytest.raises(ValueError, match="^num_features must be"):
+        make(value, dtype=dtype)
+
+
+def test_largest_num_features_numpy_could_create_reaches_the_allocation():
+    limit = np.iinfo(np.intp).max // 4
+    with pytest.raises(MemoryError):
+        cnorm.BatchNorm(limit)
+    layer = cnorm.BatchNorm(limit, affine=False, track_running_stats=False)
+    assert layer.num_features == limit
+
+
+@pytest.mark.parametrize("make", [cnorm.BatchNorm, cnorm.BatchRenorm])
+@pytest.mark.parametrize("axis", [1.5, 1.0, "1", None, True, np.True_], ids=repr)
+def test_axis_of_a_wrong_type_is_a_type_error_at_construction(make, axis):
+    with pytest.raises(TypeError, match="^axis must be an integer"):
+        make(C, axis=axis)
+
+
+def test_integer_like_axis_is_kept_as_an_int():
+    layer = cnorm.BatchNorm(C, axis=np.int64(-1))
+    assert type(layer.axis) is int and layer.axis == -1
+    assert repr(layer).endswith("axis=-1)")
+
+
+@pytest.mark.parametrize("dtype", ["no such dtype", "float17", object()], ids=repr)
+def test_unknown_dtype_is_a_type_error_naming_dtype(dtype):
+    with pytest.raises(TypeError, match="^dtype must be float32, float64, float16 or bfloat16"):
+        cnorm.BatchNorm(C, dtype=dtype)
+
+
+@pytest.mark.parametrize("name", ["rmax", "dmax"])
+@pytest.mark.parametrize("value", ["3", None, True, np.True_, [2.0], 1 + 2j], ids=repr)
+def test_renorm_limits_of_a_wrong_type_are_type_errors(name, value):
+    with pytest.raises(TypeError, match=f"^{name} must be a real number"):
+        cnorm.BatchRenorm(C, **{name: value})
+    layer = cnorm.BatchRenorm(C)
+    setattr(layer, name, value)                 # assigned later: refused at the forward
+    with pytest.raises(TypeError, match=f"^{name} must be a real number"):
+        layer(np.ones((4, C), np.float32))
+    assert layer.num_batches_tracked == 0
+
+
+@pytest.mark.parametrize("name,value", [("rmax", 0.5), ("rmax", float("inf")),
+                                        ("rmax", float("nan")), ("dmax", -1.0),
+                                        ("dmax", float("inf")), ("rmax", 10**400)])
+def test_renorm_limits_out_of_range_are_value_errors_at_construction(name, value):
+    with pytest.raises(ValueError, match=f"^{name} must be finite and >= "):
+        cnorm.BatchRenorm(C, **{name: value})
+
+
+def test_renorm_limits_are_kept_as_floats():
+    layer = cnorm.BatchRenorm(C, rmax=2, dmax=np.float32(0.5))
+    assert type(layer.rmax) is float and type(layer.dmax) is float
+    assert repr(layer) == "BatchRenorm(4, eps=1e-05, momentum=0.1, rmax=2.0, dmax=0.5, " \
+                          "affine=True, axis=1)"
+
+
+def test_repr_matches_torch_but_for_bias_and_axis():
+    """torch 2.13's reprs add bias= (an argument cnorm's batch norm does not
+    take: affine gives both parameters); cnorm's add axis=."""
+    torch = pytest.importorskip("torch")
+    for kwargs in ({}, {"momentum": None, "affine": False, "track_running_stats": False},
+                   {"eps": 1e-3, "momentum": 0.3}):
+        theirs = repr(torch.nn.BatchNorm1d(16, **kwargs)).replace("BatchNorm1d", "BatchNorm")
+        theirs = theirs.replace(", bias=True", "").replace(", bias=False", "")
+        assert repr(cnorm.BatchNorm(16, **kwargs)) == theirs[:-1] + ", axis=1)"
+        theirs = repr(torch.nn.InstanceNorm1d(16, **kwargs)).replace("InstanceNorm1d",
+                                                                     "InstanceNorm")
+        theirs = theirs.replace(", bias=True", "").replace(", bias=False", "")
+        assert repr(cnorm.InstanceNorm(16, **kwargs)) == theirs

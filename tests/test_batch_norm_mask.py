@@ -147,3 +147,44 @@ def test_layers_without_mask_support_say_so():
         cnorm.LayerNorm(5)(np.ones((2, 5)), mask=np.ones((2, 1), bool))
     with pytest.raises(TypeError, match="mask"):
         cnorm.BatchRenorm(3)(np.ones((2, 3)), mask=np.ones((2, 1), bool))
+
+
+EVAL_BAD_MASKS = [
+    (np.ones((4, 3, 5), int), "dtype bool"),
+    (np.ones((4, 1, 5), float), "dtype bool"),
+    (np.array(["in"] * 20).reshape(4, 1, 5), "dtype bool"),
+    (np.ones((4, 3, 5), bool), "channel axis"),
+    (np.ones((3, 1, 5), bool), "broadcast"),
+    (np.ones((1, 4, 1, 5), bool), "broadcast"),
+]
+
+
+@pytest.mark.parametrize("track", [True, False])
+@pytest.mark.parametrize("mask,error", EVAL_BAD_MASKS)
+def test_eval_mode_checks_the_mask_as_training_does(mask, error, track):
+    """With running statistics eval mode does not use the mask, but it still
+    refuses one that training would refuse, with the same error."""
+    x = np.ones((4, 3, 5))
+    layer = cnorm.BatchNorm(3, dtype=np.float64, track_running_stats=track)
+    with pytest.raises(ValueError, match=error) as training:
+        layer(x, mask=mask)
+    layer.eval()
+    with pytest.raises(ValueError, match=error) as evaluating:
+        layer(x, mask=mask)
+    assert str(evaluating.value) == str(training.value)
+
+
+def test_eval_mode_with_running_statistics_normalizes_every_position_with_them():
+    rng = np.random.default_rng(6)
+    layer = cnorm.BatchNorm(3, dtype=np.float64)
+    layer(rng.normal(2.0, 3.0, (8, 3, 5)))
+    layer.eval()
+    x = rng.normal(size=(4, 3, 5))
+    mask = rng.random((4, 1, 5)) > 0.5
+    mask.flat[0] = False
+    np.testing.assert_array_equal(layer(x, mask=mask), layer(x))
+    one = np.zeros((4, 1, 5), bool)
+    one.flat[0] = True                    # too few for statistics, but none are taken
+    np.testing.assert_array_equal(layer(x, mask=one), layer(x))
+    np.testing.assert_array_equal(layer(x.astype(np.float16), mask=mask),
+                                  layer(x.astype(np.float16)))

@@ -367,3 +367,123 @@ def test_backward_after_mutating_input(rng, kind):
     layer(x)
     x[...] = make_x(rng, shape, np.float64)
     assert_close(layer.backward(dy), expected)
+
+
+# ---------------------------------------------------------------- constructor arguments
+
+
+@pytest.mark.parametrize("value", [True, False, np.True_, 4.0, "4", None, (4,)], ids=repr)
+def test_group_norm_num_channels_of_a_wrong_type_is_a_type_error(value):
+    with pytest.raises(TypeError, match="^num_channels must be an integer"):
+        cnorm.GroupNorm(2, value)
+    with pytest.raises(TypeError, match="^num_channels must be an integer"):
+        cnorm.GroupNorm(1, value, affine=False)
+
+
+@pytest.mark.parametrize("value", [True, np.True_, 2.0, "2", None], ids=repr)
+def test_group_norm_num_groups_of_a_wrong_type_is_a_type_error(value):
+    with pytest.raises(TypeError, match="^num_groups must be an integer"):
+        cnorm.GroupNorm(value, 4)
+
+
+@pytest.mark.parametrize("num_groups,num_channels,name", [
+    (2, 0, "num_channels"), (2, -4, "num_channels"), (0, 4, "num_groups"),
+    (-2, 4, "num_groups"), (2, 5, "num_groups"), (3, 2, "num_groups"),
+    (1, 2**61, "num_channels"), (2, 2**62, "num_channels"), (1, 2**70, "num_channels"),
+    (2**70, 4, "num_groups"),
+])
+def test_group_norm_bad_sizes_are_value_errors_naming_them(num_groups, num_channels, name):
+    for affine in (True, False):
+        with pytest.raises(ValueError, match=f"^{name} must") as error:
+            cnorm.GroupNorm(num_groups, num_channels, affine=affine)
+        assert "array is too big" not in str(error.value)
+
+
+def test_group_norm_size_messages():
+    with pytest.raises(ValueError, match=r"^num_groups must divide num_channels 5, got 2$"):
+        cnorm.GroupNorm(2, 5)
+    with pytest.raises(ValueError, match=r"^num_channels must be <= 2305843009213693951 "):
+        cnorm.GroupNorm(1, 2**61)
+
+
+ROW_SHAPE_LAYERS = {"LayerNorm": cnorm.LayerNorm, "RMSNorm": cnorm.RMSNorm}
+
+
+@pytest.mark.parametrize("make", ROW_SHAPE_LAYERS.values(), ids=ROW_SHAPE_LAYERS)
+@pytest.mark.parametrize("shape", [(2**40, 2**40), (2**31, 2**31, 2**31), (2**61,),
+                                   (2, 2**60), 2**61, (10**400, 1)], ids=repr)
+@pytest.mark.parametrize("affine", [True, False])
+def test_normalized_shape_beyond_any_array_is_a_value_error_naming_it(make, shape, affine):
+    with pytest.raises(ValueError, match="^normalized_shape") as error:
+        make(shape, elementwise_affine=affine)
+    assert "array is too big" not in str(error.value)
+
+
+def test_normalized_shape_limit_depends_on_the_parameter_dtype():
+    big = (2**30, 2**30)     # 2**60 elements: a float32 array of it could exist, float64 not
+    with pytest.raises(ValueError, match="^normalized_shape"):
+        cnorm.LayerNorm(big, elementwise_affine=False, dtype=np.float64)
+    assert cnorm.LayerNorm(big, elementwise_affine=False).normalized_shape == big
+    with pytest.raises(MemoryError):   # a real allocation that fails, not a size check
+        cnorm.LayerNorm(big)
+
+
+@pytest.mark.parametrize("make", ROW_SHAPE_LAYERS.values(), ids=ROW_SHAPE_LAYERS)
+@pytest.mark.parametrize("shape", [True, (True, 3), (3, np.True_), (2.0, 3), [3, "4"],
+                                   np.array([2.0, 3.0]), np.array(3.0), [[2, 3]], object()],
+                         ids=repr)
+def test_normalized_shape_of_a_wrong_type_is_a_type_error(make, shape):
+    with pytest.raises(TypeError, match="^normalized_shape must be an int or a sequence of ints"):
+        make(shape)
+
+
+@pytest.mark.parametrize("make", ROW_SHAPE_LAYERS.values(), ids=ROW_SHAPE_LAYERS)
+@pytest.mark.parametrize("shape", [(), [], 0, (3, 0), (-1,), np.zeros(0, int)], ids=repr)
+def test_empty_or_non_positive_normalized_shape_is_a_value_error(make, shape):
+    with pytest.raises(ValueError, match="^normalized_shape must"):
+        make(shape)
+
+
+@pytest.mark.parametrize("make", ROW_SHAPE_LAYERS.values(), ids=ROW_SHAPE_LAYERS)
+def test_integer_like_normalized_shapes_are_plain_int_tuples(make):
+    for shape in (np.int64(4), np.array(4), [4], (np.int32(4),), np.array([4]), range(4, 5)):
+        layer = make(shape)
+        assert layer.normalized_shape == (4,)
+        assert all(type(d) is int for d in layer.normalized_shape)
+
+
+# ---------------------------------------------------------------- repr against torch
+
+TORCH_REPR_CASES = [
+    ("LayerNorm", (8,), {}),
+    ("LayerNorm", (8,), {"elementwise_affine": False}),
+    ("LayerNorm", (8,), {"bias": False}),
+    ("LayerNorm", (8,), {"elementwise_affine": False, "bias": False}),
+    ("LayerNorm", ((2, 3),), {"eps": 1e-3}),
+    ("RMSNorm", (4,), {}),
+    ("RMSNorm", ((4, 5),), {"eps": 1e-6, "elementwise_affine": False}),
+]
+
+
+@pytest.mark.parametrize("name,args,kwargs", TORCH_REPR_CASES, ids=repr)
+def test_repr_is_torch_s(name, args, kwargs):
+    torch = pytest.importorskip("torch")
+    assert repr(getattr(cnorm, name)(*args, **kwargs)) == \
+        repr(getattr(torch.nn, name)(*args, **kwargs))
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_group_norm_repr_is_torch_s_but_for_bias(affine):
+    """torch 2.13 adds bias= (an argument cnorm's GroupNorm does not take)."""
+    torch = pytest.importorskip("torch")
+    theirs = repr(torch.nn.GroupNorm(2, 4, eps=1e-3, affine=affine))
+    assert repr(cnorm.GroupNorm(2, 4, eps=1e-3, affine=affine)) == \
+        theirs.replace(f", bias={affine}", "")
+
+
+def test_layer_norm_without_parameters_repr_rebuilds_it():
+    for layer in (cnorm.LayerNorm(8, elementwise_affine=False), cnorm.LayerNorm(8, bias=False),
+                  cnorm.LayerNorm(8, elementwise_affine=False, bias=False)):
+        rebuilt = eval(repr(layer), {"cnorm": cnorm, **vars(cnorm)})
+        assert repr(rebuilt) == repr(layer)
+        assert rebuilt.state_dict().keys() == layer.state_dict().keys()

@@ -14,6 +14,7 @@ per-object lock, so concurrent training calls never interleave half-updates.
 from __future__ import annotations
 
 import math
+import operator
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Optional, SupportsIndex, cast
@@ -24,13 +25,13 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 from cnorm import functional as F
 from cnorm._typing import Activation, Array, FloatArray, ShapeLike
 from cnorm._validate import (
-    MAX_SIZE,
     as_contiguous,
     as_float_array,
     check_eps,
     check_momentum,
     check_positive_int,
     normalize_axis,
+    param,
     same_shape,
 )
 from cnorm.activation import activation_code
@@ -144,8 +145,9 @@ class _Layer:
         mask : array_like of bool, optional
             BatchNorm only: the positions that enter the statistics,
             broadcastable to x with size 1 on the channel axis; backward()
-            uses the same mask.  In eval mode with running statistics it is
-            not used.
+            uses the same mask.  It is checked in every mode as in training;
+            in eval mode with running statistics it selects nothing (every
+            position is normalized with the running statistics).
 
         Returns
         -------
@@ -156,13 +158,14 @@ class _Layer:
         ------
         TypeError
             x of another dtype (integer, bool, complex, ...); a mask given to a
-            layer that takes none.
+            layer that takes none; in training, BatchRenorm's rmax or dmax
+            (reassigned) not a real number.
         ValueError
             x of a shape the layer does not take (channels, trailing
             dimensions, too few dimensions); in training, one value per
             channel (batch norm) or per plane (instance norm), eps=0 (batch
-            norm), BatchRenorm's rmax < 1 or dmax < 0; a mask that is not
-            bool or does not broadcast.
+            norm), BatchRenorm's rmax < 1 or dmax < 0 (or not finite); a
+            mask that is not bool or does not broadcast (in every mode).
 
         Examples
         --------
@@ -400,7 +403,11 @@ def _layer_dtype(dtype: DTypeLike) -> np.dtype[Any]:
         except ImportError:
             raise TypeError("dtype 'bfloat16' needs the ml_dtypes package") from None
         dtype = ml_dtypes.bfloat16
-    dt = np.dtype(dtype)
+    try:
+        dt = np.dtype(dtype)
+    except (TypeError, ValueError):
+        raise TypeError(f"dtype must be float32, float64, float16 or bfloat16, got "
+                        f"{dtype!r}") from None
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)) and not is_low_dtype(dt):
         raise TypeError(f"dtype must be float32, float64, float16 or bfloat16, got {dt}")
     return dt
@@ -415,6 +422,104 @@ def _batch_counter(value: NDArray[Any]) -> int:
         raise ValueError("state_dict['num_batches_tracked'] must be an integer in "
                          f"[0, 2**63), got {value}")
     return int(v)
+
+
+# ---- constructor arguments -------------------------------------------------
+
+
+def _int_text(n: int) -> str:
+    """n for a message (an int of thousands of digits cannot even be printed)."""
+    return str(n) if n.bit_length() <= 256 else f"an integer of {n.bit_length()} bits"
+
+
+def _max_elements(param_dtype: np.dtype[Any]) -> int:
+    """The most elements an array of param_dtype can have: NumPy refuses an
+    array of more than ``numpy.iinfo(numpy.intp).max`` bytes."""
+    return int(np.iinfo(np.intp).max) // param_dtype.itemsize
+
+
+def _size(value: Any, name: str, param_dtype: np.dtype[Any] | None = None) -> int:
+    """A size argument as an int >= 1 (bool is not a size: TypeError); with
+    param_dtype, at most _max_elements(param_dtype), so that the layer's
+    parameter arrays could exist (checked whether or not the layer has them)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    n = check_positive_int(value, name)
+    if param_dtype is not None and n > _max_elements(param_dtype):
+        raise ValueError(f"{name} must be <= {_max_elements(param_dtype)} (the most "
+                         f"{param_dtype} values an array can hold), got {_int_text(n)}")
+    return n
+
+
+def _shape_tuple(normalized_shape: Any, param_dtype: np.dtype[Any]) -> tuple[int, ...]:
+    """normalized_shape (an int or a sequence of ints, as the caller gave it)
+    as a tuple of Python ints >= 1 whose product an array of param_dtype can hold."""
+    def wrong_type() -> TypeError:
+        return TypeError(f"normalized_shape must be an int or a sequence of ints, got "
+                         f"{normalized_shape!r}")
+
+    def as_int(d: Any) -> int:
+        if isinstance(d, (bool, np.bool_, str, bytes)):
+            raise wrong_type()
+        try:
+            return operator.index(d)
+        except TypeError:
+            raise wrong_type() from None
+
+    if isinstance(normalized_shape, (str, bytes)):
+        raise wrong_type()
+    try:
+        entries: tuple[Any, ...] = (as_int(normalized_shape),)
+    except TypeError:
+        try:
+            entries = tuple(normalized_shape)
+        except TypeError:
+            raise wrong_type() from None
+    shape = tuple(as_int(d) for d in entries)
+    if not shape:
+        raise ValueError(f"normalized_shape must have at least one dimension, got {shape}")
+    if min(shape) < 1:
+        raise ValueError(f"normalized_shape must hold sizes >= 1, got {shape}")
+    if math.prod(shape) > _max_elements(param_dtype):
+        raise ValueError(f"normalized_shape must have at most {_max_elements(param_dtype)} "
+                         f"elements (the most {param_dtype} values an array can hold), got "
+                         f"{shape}")
+    return shape
+
+
+def _axis(axis: Any) -> int:
+    """A channel axis as an int (its range is checked against x at each call)."""
+    if isinstance(axis, (bool, np.bool_)):
+        raise TypeError(f"axis must be an integer, got {axis!r}")
+    try:
+        return operator.index(axis)
+    except TypeError:
+        raise TypeError(f"axis must be an integer, got {axis!r}") from None
+
+
+def _renorm_limit(value: Any, name: str, minimum: float) -> float:
+    """BatchRenorm's rmax (minimum 1) or dmax (minimum 0) as a finite float."""
+    if isinstance(value, (str, bytes, bool, np.bool_)):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    try:
+        limit = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {value!r}") from None
+    except OverflowError:
+        raise ValueError(f"{name} must be finite and >= {minimum:g}, got an integer beyond "
+                         "float's range") from None
+    if not (math.isfinite(limit) and limit >= minimum):
+        raise ValueError(f"{name} must be finite and >= {minimum:g}, got {value!r}")
+    return limit
+
+
+def _training_eps(eps: Any) -> float:
+    """eps as a batch-norm training forward takes it: check_eps, and not 0
+    (the functional API's check and message, as PyTorch refuses it)."""
+    value = check_eps(eps)
+    if value == 0.0:   # a constant channel would give 0 * inf
+        raise ValueError("eps must be > 0 for batch-norm training, got 0")
+    return value
 
 
 class _RunningStats(_Layer):
@@ -497,7 +602,9 @@ class BatchNorm(_RunningStats, _Layer):
     ``layer(x, mask=m)`` (bool, broadcastable to x, size 1 on the channel
     axis) takes the statistics over the masked-in positions only (the
     running statistics use the masked count), normalizes every position
-    with them, and backward() uses the same mask.
+    with them, and backward() uses the same mask.  Eval mode checks a mask
+    as training does; with running statistics it selects nothing, since no
+    statistics are taken (without them it is training's).
 
     Concurrency: eval-mode calls only read the layer, so one eval-mode layer
     may serve many threads (the kernels release the GIL).  A training step
@@ -530,8 +637,8 @@ class BatchNorm(_RunningStats, _Layer):
         Keep running_mean, running_var and num_batches_tracked.  Without
         them eval mode normalizes with the batch's statistics.
     axis : int, default 1
-        The channel axis of x (negative: from the end), checked against x
-        at each call.
+        The channel axis of x (negative: from the end); an integer, whose
+        range is checked against x at each call.
     dtype : data-type, default numpy.float32
         float32, float64, float16 or bfloat16 (``ml_dtypes.bfloat16`` or the
         name ``"bfloat16"``, which needs ml_dtypes): the dtype of the
@@ -569,12 +676,15 @@ class BatchNorm(_RunningStats, _Layer):
     Raises
     ------
     TypeError
-        num_features not an integer; eps or momentum not a real number;
-        dtype not float32, float64, float16 or bfloat16 (or ``"bfloat16"``
-        without ml_dtypes installed).
+        num_features or axis not an integer (a bool is not one); eps or
+        momentum not a real number; dtype not float32, float64, float16 or
+        bfloat16 (or ``"bfloat16"`` without ml_dtypes installed).
     ValueError
-        num_features < 1 or > 2**62; eps negative, NaN or infinite; momentum
-        outside [0, 1]; activation not None, "relu" or "silu".
+        num_features < 1, or more than an array of the
+        parameter dtype can hold (``numpy.iinfo(numpy.intp).max`` bytes:
+        2**61 - 1 float32 values), whether or not the layer has parameters;
+        eps negative, NaN or infinite; momentum outside [0, 1]; activation
+        not None, "relu" or "silu".
 
     See Also
     --------
@@ -629,10 +739,10 @@ class BatchNorm(_RunningStats, _Layer):
         activation : {None, "relu", "silu"}, default None
         """
         super().__init__(dtype, activation)
-        self.num_features = check_positive_int(num_features, "num_features", MAX_SIZE)
+        self.num_features = _size(num_features, "num_features", self._param_dtype)
         self.eps = check_eps(eps)
         self.affine = bool(affine)
-        self.axis: SupportsIndex = axis
+        self.axis = _axis(axis)
         self.unbiased_running_var = bool(unbiased_running_var)
         self._ones_zeros(self.num_features, self.affine)
         self._init_running(self.num_features, momentum, track_running_stats)
@@ -720,6 +830,21 @@ class BatchNorm(_RunningStats, _Layer):
                              f"got shape {x.shape}")
         return x.size // self.num_features
 
+    def _check_training_state(self, dtype: np.dtype[Any]) -> None:
+        """What the functional training forward (batch_norm_train) checks on
+        the layer's own state, in its order and with its messages: weight and
+        bias (shape (num_features,), float: they may have been reassigned),
+        then eps (> 0).  BatchNorm leaves these checks to that function;
+        SyncBatchNorm runs them before its collectives.  dtype: the
+        arithmetic dtype (x's; float32 for float16/bfloat16 x)."""
+        self._check_parameters(dtype)
+        _training_eps(self.eps)
+
+    def _check_parameters(self, dtype: np.dtype[Any]) -> None:
+        """weight and bias as the functional forward and backward check them."""
+        param(self.weight, "weight", (self.num_features,), dtype)
+        param(self.bias, "bias", (self.num_features,), dtype)
+
     def _forward_train(self, x: Array, mask: NDArray[np.bool_] | None = None
                        ) -> tuple[Array, tuple[Any, ...]]:
         count: float = self._channels(x)
@@ -738,6 +863,8 @@ class BatchNorm(_RunningStats, _Layer):
         if not self.track_running_stats:
             return F.batch_norm_train(x, self.weight, self.bias, eps=self.eps, axis=self.axis,
                                       mask=mask, activation=self.activation)[0]
+        if mask is not None:   # checked as in training; the running statistics need none
+            F.channel_mask(mask, x, self.axis)
         return F.batch_norm_infer(x, cast(FloatArray, self.running_mean),
                                   cast(FloatArray, self.running_var), self.weight, self.bias,
                                   eps=self.eps, axis=self.axis, activation=self.activation)
@@ -760,8 +887,8 @@ class BatchRenorm(BatchNorm):
     constants for the gradient.  ``y = x_hat * weight + bias`` (then the
     activation, if any).  ``rmax`` and ``dmax`` are plain attributes a
     training loop may ramp (rmax=1, dmax=0 is batch norm); they are checked
-    at each training forward.  Inference (eval mode) is batch norm with the
-    running statistics.
+    by the constructor and again at each training forward.  Inference (eval
+    mode) is batch norm with the running statistics.
 
     The protocol is BatchNorm's: created in training mode, ``layer(x)``
     updates running_mean, running_var (unbiased batch variance) and
@@ -784,14 +911,14 @@ class BatchRenorm(BatchNorm):
         Weight of the batch in the running averages, in [0, 1]; None: a
         cumulative average (see BatchNorm).
     rmax : float, default 3.0
-        Bound of r, finite and >= 1.
+        Bound of r, a real number, finite and >= 1.
     dmax : float, default 5.0
-        Bound of d, finite and >= 0.
+        Bound of d, a real number, finite and >= 0.
     affine : bool, default True
         Learn a per-channel weight (initially ones) and bias (zeros).
     axis : int, default 1
-        The channel axis of x (negative: from the end), checked against x
-        at each call.
+        The channel axis of x (negative: from the end); an integer, whose
+        range is checked against x at each call.
     dtype : data-type, default numpy.float32
         float32, float64, float16 or bfloat16: the dtype of the parameters
         and running statistics, float32 for float16 and bfloat16.
@@ -802,7 +929,8 @@ class BatchRenorm(BatchNorm):
     Attributes
     ----------
     rmax, dmax : float
-        The clipping bounds; assign them to ramp them during training.
+        The clipping bounds (the constructor's, as floats); assign them to
+        ramp them during training.
     weight, bias : ndarray of shape (num_features,) or None
         The learnable parameters, in the parameter dtype; None when
         ``affine=False``.
@@ -826,12 +954,17 @@ class BatchRenorm(BatchNorm):
     Raises
     ------
     TypeError
-        num_features not an integer; eps or momentum not a real number;
-        dtype not float32, float64, float16 or bfloat16.
+        num_features or axis not an integer (a bool is not one); eps,
+        momentum, rmax or dmax not a real number; dtype not float32,
+        float64, float16 or bfloat16.
     ValueError
-        num_features < 1 or > 2**62; eps negative, NaN or infinite; momentum
-        outside [0, 1]; activation not None, "relu" or "silu".  (rmax and
-        dmax raise ValueError at the first training forward.)
+        num_features < 1, or more than an array of the
+        parameter dtype can hold (``numpy.iinfo(numpy.intp).max`` bytes:
+        2**61 - 1 float32 values), whether or not the layer has parameters;
+        eps negative, NaN or infinite; momentum outside [0, 1]; rmax < 1,
+        dmax < 0 or either not finite; activation not None, "relu" or
+        "silu".  (Reassigned rmax and dmax are checked at each training
+        forward.)
 
     See Also
     --------
@@ -878,8 +1011,8 @@ class BatchRenorm(BatchNorm):
         """
         super().__init__(num_features, eps=eps, momentum=momentum, affine=affine,
                          track_running_stats=True, axis=axis, dtype=dtype, activation=activation)
-        self.rmax = rmax
-        self.dmax = dmax
+        self.rmax = _renorm_limit(rmax, "rmax", 1.0)
+        self.dmax = _renorm_limit(dmax, "dmax", 0.0)
 
     def _repr_args(self) -> tuple[tuple[Any, ...], list[tuple[str, Any]]]:
         return (self.num_features,), [
@@ -887,12 +1020,9 @@ class BatchRenorm(BatchNorm):
             ("dmax", self.dmax), ("affine", self.affine), ("axis", self.axis)]
 
     def _clip_limits(self) -> tuple[float, float]:
-        rmax, dmax = float(self.rmax), float(self.dmax)
-        if not (math.isfinite(rmax) and rmax >= 1.0):
-            raise ValueError(f"rmax must be finite and >= 1, got {self.rmax!r}")
-        if not (math.isfinite(dmax) and dmax >= 0.0):
-            raise ValueError(f"dmax must be finite and >= 0, got {self.dmax!r}")
-        return rmax, dmax
+        """The attributes rmax and dmax (a training loop may have reassigned
+        them), checked as the constructor checks them."""
+        return _renorm_limit(self.rmax, "rmax", 1.0), _renorm_limit(self.dmax, "dmax", 0.0)
 
     # No mask= (BatchNorm's takes one): __call__ refuses a mask here (_accepts_mask).
     def _forward_train(self, x: Array) -> tuple[  # type: ignore[override]
@@ -990,10 +1120,14 @@ class LayerNorm(_Layer):
     Raises
     ------
     TypeError
-        normalized_shape holding a non-integer (float, string, None); eps
-        not a real number; dtype not float32, float64, float16 or bfloat16.
+        normalized_shape not an int or a sequence of ints (a float, string,
+        bool or None in it); eps not a real number; dtype not float32,
+        float64, float16 or bfloat16.
     ValueError
-        normalized_shape holding a size < 1 or > 2**62; eps negative, NaN or
+        normalized_shape empty, holding a size < 1, or of more elements
+        than an array of the parameter dtype can hold
+        (``numpy.iinfo(numpy.intp).max`` bytes: 2**61 - 1 float32 values),
+        whether or not the layer has parameters; eps negative, NaN or
         infinite; activation not None, "relu" or "silu".
 
     See Also
@@ -1036,7 +1170,7 @@ class LayerNorm(_Layer):
         activation : {None, "relu", "silu"}, default None
         """
         super().__init__(dtype, activation)
-        self.normalized_shape = _shape_tuple(normalized_shape)
+        self.normalized_shape = _shape_tuple(normalized_shape, self._param_dtype)
         self.eps = check_eps(eps)
         self.elementwise_affine = bool(elementwise_affine)
         self._ones_zeros(self.normalized_shape, self.elementwise_affine, bias)
@@ -1044,7 +1178,7 @@ class LayerNorm(_Layer):
     def _repr_args(self) -> tuple[tuple[Any, ...], list[tuple[str, Any]]]:
         return (self.normalized_shape,), [
             ("eps", self.eps), ("elementwise_affine", self.elementwise_affine),
-            ("bias", self.bias is not None or not self.elementwise_affine)]
+            ("bias", self.bias is not None)]   # torch's bias=: whether there is one
 
     def _forward_eval(self, x: Array) -> Array:
         return self._forward_train(x)[0]
@@ -1116,12 +1250,14 @@ class GroupNorm(_Layer):
     Raises
     ------
     TypeError
-        num_groups or num_channels not an integer; eps not a real number;
-        dtype not float32, float64, float16 or bfloat16.
+        num_groups or num_channels not an integer (a bool is not one); eps
+        not a real number; dtype not float32, float64, float16 or bfloat16.
     ValueError
-        num_groups or num_channels < 1; num_groups not dividing
-        num_channels; eps negative, NaN or infinite; activation not None,
-        "relu" or "silu".
+        num_groups or num_channels < 1; num_channels more than an array
+        of the parameter dtype can hold (``numpy.iinfo(numpy.intp).max``
+        bytes: 2**61 - 1 float32 values), whether or not the layer has
+        parameters; num_groups not dividing num_channels; eps negative, NaN
+        or infinite; activation not None, "relu" or "silu".
 
     See Also
     --------
@@ -1162,8 +1298,8 @@ class GroupNorm(_Layer):
         activation : {None, "relu", "silu"}, default None
         """
         super().__init__(dtype, activation)
-        self.num_groups = check_positive_int(num_groups, "num_groups")
-        self.num_channels = check_positive_int(num_channels, "num_channels")
+        self.num_groups = _size(num_groups, "num_groups")
+        self.num_channels = _size(num_channels, "num_channels", self._param_dtype)
         if self.num_channels % self.num_groups:
             raise ValueError(f"num_groups must divide num_channels {self.num_channels}, "
                              f"got {self.num_groups}")
@@ -1265,11 +1401,14 @@ class InstanceNorm(_RunningStats, _Layer):
     Raises
     ------
     TypeError
-        num_features not an integer; eps or momentum not a real number;
-        dtype not float32, float64, float16 or bfloat16.
+        num_features not an integer (a bool is not one); eps or momentum not
+        a real number; dtype not float32, float64, float16 or bfloat16.
     ValueError
-        num_features < 1 or > 2**62; eps negative, NaN or infinite; momentum
-        outside [0, 1]; activation not None, "relu" or "silu".
+        num_features < 1, or more than an array of the
+        parameter dtype can hold (``numpy.iinfo(numpy.intp).max`` bytes:
+        2**61 - 1 float32 values), whether or not the layer has parameters;
+        eps negative, NaN or infinite; momentum outside [0, 1]; activation
+        not None, "relu" or "silu".
 
     See Also
     --------
@@ -1314,7 +1453,7 @@ class InstanceNorm(_RunningStats, _Layer):
         activation : {None, "relu", "silu"}, default None
         """
         super().__init__(dtype, activation)
-        self.num_features = check_positive_int(num_features, "num_features", MAX_SIZE)
+        self.num_features = _size(num_features, "num_features", self._param_dtype)
         self.eps = check_eps(eps)
         self.affine = bool(affine)
         self._ones_zeros(self.num_features, self.affine)
@@ -1416,11 +1555,14 @@ class RMSNorm(_Layer):
     Raises
     ------
     TypeError
-        normalized_shape holding a non-integer (float, string, None); eps
-        not a real number or None; dtype not float32, float64, float16 or
-        bfloat16.
+        normalized_shape not an int or a sequence of ints (a float, string,
+        bool or None in it); eps not a real number or None; dtype not
+        float32, float64, float16 or bfloat16.
     ValueError
-        normalized_shape holding a size < 1 or > 2**62; eps negative, NaN or
+        normalized_shape empty, holding a size < 1, or of more elements
+        than an array of the parameter dtype can hold
+        (``numpy.iinfo(numpy.intp).max`` bytes: 2**61 - 1 float32 values),
+        whether or not the layer has parameters; eps negative, NaN or
         infinite; activation not None, "relu" or "silu".
 
     See Also
@@ -1463,7 +1605,7 @@ class RMSNorm(_Layer):
         activation : {None, "relu", "silu"}, default None
         """
         super().__init__(dtype, activation)
-        self.normalized_shape = _shape_tuple(normalized_shape)
+        self.normalized_shape = _shape_tuple(normalized_shape, self._param_dtype)
         self.eps = None if eps is None else check_eps(eps)
         self.elementwise_affine = bool(elementwise_affine)
         self._ones_zeros(self.normalized_shape, self.elementwise_affine, with_bias=False)
@@ -1486,8 +1628,3 @@ class RMSNorm(_Layer):
                                           activation=self.activation)
         return dx, dweight, None
 
-
-def _shape_tuple(normalized_shape: Any) -> tuple[int, ...]:
-    """normalized_shape (unchecked, as the caller gave it) as a tuple of sizes."""
-    shape = (normalized_shape,) if np.ndim(normalized_shape) == 0 else tuple(normalized_shape)
-    return tuple(check_positive_int(d, "normalized_shape", MAX_SIZE) for d in shape)

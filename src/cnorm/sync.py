@@ -6,8 +6,8 @@ channel kernel; one all-gather shares them and every rank merges them in
 rank order with Chan's formula, so all ranks hold the same bits whatever the
 arrival order.  Backward: one all-gather of the per-channel (sum(dy),
 sum(dy * x_hat)), summed in rank order.  Before either, a small all-gather of
-each rank's shape check turns a rank's bad input into the same error on every
-rank instead of a hang.
+each rank's checks turns a rank's bad input or state into the same error on
+every rank instead of a hang.
 
 mpi4py is imported only when a SyncBatchNorm is built.
 """
@@ -32,6 +32,16 @@ if TYPE_CHECKING:
 
 __all__ = ["SyncBatchNorm"]
 
+# The error classes a rank's problem keeps on every rank (_agree).
+_ERRORS: dict[str, type[Exception]] = {
+    "RuntimeError": RuntimeError, "TypeError": TypeError, "ValueError": ValueError}
+
+
+
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as its Python value (np.float64(1e-5) agrees with 1e-5)."""
+    return value.item() if isinstance(value, np.generic) else value
+
 
 class SyncBatchNorm(BatchNorm):
     """BatchNorm over the union of every rank's batch (see the module doc).
@@ -51,9 +61,14 @@ class SyncBatchNorm(BatchNorm):
     sum(dy * x_hat)) and sums them in rank order, so every rank holds the
     same bits.  Both are collectives: every rank of ``comm`` makes the same
     sequence of training calls, one thread per rank.  Each first
-    all-gathers every rank's input check and layer configuration, so a bad
-    input on one rank (or ranks disagreeing on num_features, dtype, axis or
-    x's dtype) raises the same ValueError on every rank instead of a hang.
+    all-gathers every rank's checks (BatchNorm's checks of x or dy and of
+    the layer's state: a forward to differentiate, weight, bias, eps) and
+    layer configuration, so a problem on one rank raises the same error on
+    every rank instead of a hang: the error BatchNorm raises for the first
+    rank (in rank order) that has one, of the same class (RuntimeError for
+    backward() before a training forward, TypeError, ValueError), its
+    message naming that rank.  Ranks disagreeing on num_features, dtype,
+    axis, eps, momentum, affine, activation or x's dtype raise ValueError.
 
     No mask, and running_var always averages the unbiased variance (no
     ``unbiased_running_var``).  A SyncBatchNorm cannot be pickled (it holds
@@ -117,12 +132,16 @@ class SyncBatchNorm(BatchNorm):
     ImportError
         mpi4py is not installed.
     TypeError
-        comm not an mpi4py communicator; num_features not an integer; eps
-        or momentum not a real number; dtype not float32, float64, float16
-        or bfloat16.
+        comm not an mpi4py communicator; the arguments BatchNorm refuses
+        with TypeError, with its checks and messages: num_features or axis
+        not an integer (a bool is not one); eps or momentum not a real
+        number; dtype not float32, float64, float16 or bfloat16.
     ValueError
-        num_features < 1 or > 2**62; eps negative, NaN or infinite; momentum
-        outside [0, 1]; activation not None, "relu" or "silu".
+        The arguments BatchNorm refuses with ValueError: num_features < 1 or
+        more than an array of the parameter dtype can hold; eps negative,
+        NaN or infinite; momentum outside [0, 1]; activation not None,
+        "relu" or "silu".  (eps=0 is accepted, and refused by a training
+        forward, as in BatchNorm.)
 
     See Also
     --------
@@ -136,9 +155,8 @@ class SyncBatchNorm(BatchNorm):
     >>> from mpi4py import MPI
     >>> rng = np.random.default_rng(0)
     >>> sbn = cnorm.SyncBatchNorm(3, comm=MPI.COMM_WORLD)
-    >>> sbn
-    SyncBatchNorm(3, comm=<...>, eps=1e-05, momentum=0.1, affine=True,
-                  track_running_stats=True, axis=1)
+    >>> sbn                                      # as BatchNorm's: no communicator
+    SyncBatchNorm(3, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True, axis=1)
     >>> x = rng.standard_normal((4, 3, 5), dtype=np.float32)   # this rank's part of the batch
     >>> y = sbn(x)                               # statistics of every rank's x
     >>> np.allclose(y, cnorm.BatchNorm(3)(x), atol=1e-6)
@@ -185,9 +203,7 @@ class SyncBatchNorm(BatchNorm):
 
     _accepts_mask = False
 
-    def _repr_args(self) -> tuple[tuple[Any, ...], list[tuple[str, Any]]]:
-        positional, keywords = super()._repr_args()
-        return positional, [("comm", self.comm), *keywords]
+    # repr: BatchNorm's (PyTorch's SyncBatchNorm shows no process group either).
 
     def __getstate__(self) -> NoReturn:
         raise TypeError("a SyncBatchNorm holds an MPI communicator and cannot be pickled; "
@@ -195,19 +211,32 @@ class SyncBatchNorm(BatchNorm):
 
     # ---- collectives ----------------------------------------------------
 
-    def _agree(self, problem: str | None, x_dtype: str | None) -> None:
+    # The configuration the ranks must share: (name in messages, attribute).
+    _AGREED = (("num_features", "num_features"), ("dtype", "dtype"), ("axis", "axis"),
+               ("eps", "eps"), ("momentum", "momentum"), ("affine", "affine"),
+               ("activation", "activation"))
+
+    def _agree(self, problem: Exception | None, x_dtype: str | None) -> None:
         """All-gather every rank's (problem or None, layer configuration, x's
         dtype) and raise the same error on every rank when any rank has a
         problem or the ranks disagree.  It runs before the other collectives
-        of a step, so no rank waits in one that another never enters."""
-        mine = (problem, self.num_features, self.dtype.str, self.axis, x_dtype)
-        views = self.comm.allgather(mine)
-        for rank, (message, *_) in enumerate(views):
-            if message is not None:
-                raise ValueError(f"SyncBatchNorm: rank {rank} of {len(views)}: {message}")
-        if len({tuple(v[1:]) for v in views}) > 1:
-            listed = "; ".join(f"rank {r}: num_features={v[1]}, dtype={np.dtype(v[2])}, "
-                               f"axis={v[3]}, x dtype={v[4]}" for r, v in enumerate(views))
+        of a step, so no rank waits in one that another never enters.
+
+        The first rank (in rank order) with a problem decides the error: its
+        class (RuntimeError, TypeError or ValueError, as BatchNorm raises
+        it) and its message, prefixed with the rank."""
+        sent = None if problem is None else (type(problem).__name__, str(problem))
+        config = tuple(f"{name}={_plain(getattr(self, attribute))!r}"
+                       for name, attribute in self._AGREED)
+        views = self.comm.allgather((sent, config + (f"x dtype={x_dtype}",)))
+        for rank, (found, _) in enumerate(views):
+            if found is not None:
+                kind, message = found
+                raise _ERRORS.get(kind, ValueError)(
+                    f"SyncBatchNorm: rank {rank} of {len(views)}: {message}")
+        if len({shared for _, shared in views}) > 1:
+            listed = "; ".join(f"rank {r}: {', '.join(shared)}"
+                               for r, (_, shared) in enumerate(views))
             raise ValueError(f"SyncBatchNorm: ranks disagree on the layer or input ({listed})")
 
     def _gather_rows(self, rows: ArrayLike) -> NDArray[np.float64]:
@@ -241,13 +270,17 @@ class SyncBatchNorm(BatchNorm):
 
         Raises
         ------
-        ValueError
-            In training mode, on every rank: any rank's x of a wrong dtype
-            or shape (the message names the rank), ranks disagreeing on the
-            layer or x's dtype, or fewer than two values per channel over
-            all ranks.  In eval mode: x's shape, as BatchNorm.
         TypeError
-            In eval mode: x of a wrong dtype.
+            x of a wrong dtype, or a weight or bias (reassigned) of one; in
+            training mode on every rank when any rank has such a problem
+            (the message names the first such rank).
+        ValueError
+            x of a wrong shape; in training mode, on every rank: any rank's
+            x of a wrong shape, weight or bias of a wrong shape, or eps
+            that batch-norm training refuses (0, negative, NaN), as
+            BatchNorm (the message names the rank); ranks disagreeing on
+            the layer or x's dtype; fewer than two values per channel over
+            all ranks.
 
         Examples
         --------
@@ -260,14 +293,19 @@ class SyncBatchNorm(BatchNorm):
         """
         if not self.training:
             return super().__call__(x)
-        problem, x_dtype = None, None
+        problem: Exception | None = None
+        x_dtype = None
         try:
             # (a float16/bfloat16 x is an array: it has a dtype)
-            checked = cast(Array, x) if is_low_precision(x) else as_float_array(x, "x")
+            low = is_low_precision(x)
+            checked = cast(Array, x) if low else as_float_array(x, "x")
             x_dtype = checked.dtype.name
             self._channels(checked)
+            # BatchNorm's own checks of weight, bias and eps, which the
+            # functional forward would otherwise make on this rank alone
+            self._check_training_state(np.dtype(np.float32) if low else checked.dtype)
         except (TypeError, ValueError) as error:
-            problem = str(error)
+            problem = error
         self._agree(problem, x_dtype)
         return super().__call__(x)
 
@@ -278,7 +316,10 @@ class SyncBatchNorm(BatchNorm):
         calls it with the gradient of its own y.  dx is this rank's part of
         the gradient of the whole batch; grad_weight and grad_bias are the
         sums over every rank's batch, the same on every rank (replaced, not
-        accumulated; float32 after a float16/bfloat16 forward).
+        accumulated; float32 after a float16/bfloat16 forward).  The checks
+        come first and are agreed: when a rank has a problem, every rank
+        raises the error of the first such rank, of the class BatchNorm
+        raises, its message naming that rank.
 
         Parameters
         ----------
@@ -293,10 +334,16 @@ class SyncBatchNorm(BatchNorm):
 
         Raises
         ------
-        ValueError
+        RuntimeError
             On every rank, when any rank has no training-mode forward to
-            differentiate (unlike BatchNorm's RuntimeError) or a dy of
-            another shape or dtype than its x; the message names the rank.
+            differentiate (BatchNorm's error).
+        TypeError
+            On every rank, when any rank's dy has another dtype than its x
+            (or its weight or bias, reassigned, is not float).
+        ValueError
+            On every rank, when any rank's dy has another shape than its x
+            (or its weight or bias another shape than (num_features,)); ranks
+            disagreeing on the layer or dy's dtype.
 
         Examples
         --------
@@ -309,10 +356,11 @@ class SyncBatchNorm(BatchNorm):
         """
         with self._lock:
             saved, low = self._saved or (None, None)
-        problem, dy_dtype = None, None
+        problem: Exception | None = None
+        dy_dtype = None
         try:
-            if saved is None:
-                raise ValueError("backward() needs a training-mode forward call first")
+            if saved is None:   # BatchNorm's error and message
+                raise RuntimeError("backward() needs a training-mode forward call first")
             checked = np.asarray(dy) if low is not None else as_float_array(dy, "dy")
             dy_dtype = checked.dtype.name
             if low is not None and checked.dtype != low:
@@ -323,8 +371,9 @@ class SyncBatchNorm(BatchNorm):
             elif checked.shape != saved[0].shape:
                 raise ValueError(f"dy must have the shape of x {saved[0].shape}, got "
                                  f"{checked.shape}")
-        except (TypeError, ValueError) as error:
-            problem = str(error)
+            self._check_parameters(saved[0].dtype)   # as batch_norm_backward checks them
+        except (RuntimeError, TypeError, ValueError) as error:
+            problem = error
         self._agree(problem, dy_dtype)
         return super().backward(dy)
 
