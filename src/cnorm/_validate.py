@@ -39,7 +39,9 @@ def as_contiguous(a, dtype=None):
     return np.require(a, dtype, ("C_CONTIGUOUS", "ALIGNED"))
 
 
-def check_eps(eps, name="eps"):
+def check_eps(eps, name="eps", minimum=0.0):
+    """eps (or another real argument: BatchRenorm's rmax, dmax) as a finite
+    float >= minimum."""
     if isinstance(eps, (str, bytes, bool, np.bool_)):
         raise TypeError(f"{name} must be a real number, got {eps!r}")
     try:
@@ -47,10 +49,10 @@ def check_eps(eps, name="eps"):
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a real number, got {eps!r}") from None
     except OverflowError:
-        raise ValueError(f"{name} must be finite and >= 0, got an integer beyond float's "
-                         "range") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be finite and >= 0, got {eps!r}")
+        raise ValueError(f"{name} must be finite and >= {minimum:g}, got an integer beyond "
+                         "float's range") from None
+    if not math.isfinite(value) or value < minimum:
+        raise ValueError(f"{name} must be finite and >= {minimum:g}, got {eps!r}")
     return value
 
 

@@ -497,22 +497,6 @@ def _axis(axis: Any) -> int:
         raise TypeError(f"axis must be an integer, got {axis!r}") from None
 
 
-def _renorm_limit(value: Any, name: str, minimum: float) -> float:
-    """BatchRenorm's rmax (minimum 1) or dmax (minimum 0) as a finite float."""
-    if isinstance(value, (str, bytes, bool, np.bool_)):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    try:
-        limit = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {value!r}") from None
-    except OverflowError:
-        raise ValueError(f"{name} must be finite and >= {minimum:g}, got an integer beyond "
-                         "float's range") from None
-    if not (math.isfinite(limit) and limit >= minimum):
-        raise ValueError(f"{name} must be finite and >= {minimum:g}, got {value!r}")
-    return limit
-
-
 def _training_eps(eps: Any) -> float:
     """eps as a batch-norm training forward takes it: check_eps, and not 0
     (the functional API's check and message, as PyTorch refuses it)."""
@@ -1011,8 +995,8 @@ class BatchRenorm(BatchNorm):
         """
         super().__init__(num_features, eps=eps, momentum=momentum, affine=affine,
                          track_running_stats=True, axis=axis, dtype=dtype, activation=activation)
-        self.rmax = _renorm_limit(rmax, "rmax", 1.0)
-        self.dmax = _renorm_limit(dmax, "dmax", 0.0)
+        self.rmax = check_eps(rmax, "rmax", 1.0)
+        self.dmax = check_eps(dmax, "dmax", 0.0)
 
     def _repr_args(self) -> tuple[tuple[Any, ...], list[tuple[str, Any]]]:
         return (self.num_features,), [
@@ -1022,7 +1006,7 @@ class BatchRenorm(BatchNorm):
     def _clip_limits(self) -> tuple[float, float]:
         """The attributes rmax and dmax (a training loop may have reassigned
         them), checked as the constructor checks them."""
-        return _renorm_limit(self.rmax, "rmax", 1.0), _renorm_limit(self.dmax, "dmax", 0.0)
+        return check_eps(self.rmax, "rmax", 1.0), check_eps(self.dmax, "dmax", 0.0)
 
     # No mask= (BatchNorm's takes one): __call__ refuses a mask here (_accepts_mask).
     def _forward_train(self, x: Array) -> tuple[  # type: ignore[override]
