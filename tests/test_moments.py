@@ -179,3 +179,59 @@ def test_bad_data_and_merge():
         Moments([-1.0], [0.0], [0.0])
     with pytest.raises(ValueError, match="shape"):
         Moments.from_array(np.zeros((2, 3)))
+
+
+def _low_dtypes():
+    dtypes = [np.dtype(np.float16)]
+    try:
+        import ml_dtypes
+    except ImportError:
+        return dtypes
+    return dtypes + [np.dtype(ml_dtypes.bfloat16)]
+
+
+@pytest.mark.parametrize("dtype", _low_dtypes(), ids=str)
+def test_low_precision_data_and_weights(dtype):
+    # float16 and bfloat16 data are computed in float32, exactly as its float32 copy.
+    x = np.random.default_rng(8).normal(3.0, 2.0, (300, 5)).astype(dtype)
+    x32 = x.astype(np.float32)
+    assert Moments.of(x).to_array().tobytes() == Moments.of(x32).to_array().tobytes()
+    mask = np.random.default_rng(9).random(x.shape) > 0.3
+    assert (Moments.of(x, mask=mask).to_array().tobytes()
+            == Moments.of(x32, mask=mask).to_array().tobytes())
+    # weights of a 2-byte float are read as their values, as float32 weights
+    w = np.arange(300) % 4
+    np.testing.assert_array_equal(Moments.of(x, sample_weight=w.astype(dtype)).to_array(),
+                                  Moments.of(x, sample_weight=w.astype(np.float32)).to_array())
+    # a scalar is refused as a float32 scalar is
+    with pytest.raises(ValueError, match="at least 1 dimension"):
+        Moments.of(np.ones((), dtype))
+
+
+def _mask_cases():
+    """(x dtype, mask dtype) pairs."""
+    cases = []
+    for dtype in [np.dtype(np.float64), np.dtype(np.float32), *_low_dtypes()]:
+        for mask_dtype in [np.dtype(np.int64), np.dtype(np.float32), np.dtype(np.uint8),
+                           *_low_dtypes()]:
+            cases.append(pytest.param(dtype, mask_dtype, id=f"{dtype}-mask-{mask_dtype}"))
+    return cases
+
+
+@pytest.mark.parametrize("dtype, mask_dtype", _mask_cases())
+def test_mask_of_another_dtype_is_refused_as_batch_norm_refuses_it(dtype, mask_dtype):
+    # One error for a mask that is not bool: Moments.of raises what the
+    # functional batch norm (and so the layers) raise, naming mask and its dtype.
+    x = np.ones((4, 3, 5), dtype)
+    mask = np.ones((4, 1, 5), mask_dtype)
+    stats = np.zeros(3, np.float32), np.ones(3, np.float32)
+    calls = [lambda: Moments.of(x, axis=1, mask=mask),
+             lambda: cnorm.batch_norm_train(x, mask=mask),
+             lambda: cnorm.batch_norm_backward(x, x, *stats, mask=mask)]
+    errors = []
+    for call in calls:
+        with pytest.raises((TypeError, ValueError), match="mask") as info:
+            call()
+        errors.append((type(info.value), str(info.value)))
+    assert errors[0][1].endswith(f"got {mask_dtype}")
+    assert errors[1:] == errors[:1] * 2

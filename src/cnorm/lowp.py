@@ -84,7 +84,7 @@ def run_in_float32(fn, arguments, data):
             raise TypeError(f"{name} must have the dtype of {data[0]} ({low}), got {value.dtype}")
         arguments[name] = upcast(value)
     for name, value in arguments.items():   # parameters and statistics in x's dtype
-        if name not in data and name != "out":
+        if name not in data and name not in ("out", "mask"):   # a mask is checked as it is
             arguments[name] = widen_param(value, name, low)
     target = arguments.get("out")
     if target is not None:
