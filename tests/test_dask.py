@@ -60,3 +60,66 @@ def test_bad_input():
         cnorm.StandardScaler().fit(_data()).transform(da.ones((4, 3)))
     with pytest.raises(ValueError, match="sample_weight"):
         cnorm.StandardScaler().fit(da.ones((4, 3)), sample_weight=np.ones(4))
+
+
+def _low(name):
+    if name == "float16":
+        return np.dtype(np.float16)
+    return np.dtype(pytest.importorskip("ml_dtypes").bfloat16)
+
+
+@pytest.mark.parametrize("low", ["float16", "bfloat16"])
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_low_precision_moments_equal_moments_of(low, axis):
+    # Moments.of takes float16 and bfloat16 (in float32); so does cnorm.dask.moments.
+    x = _data().astype(_low(low))
+    ref = cnorm.Moments.of(x, axis=axis)
+    whole = cdask.moments(da.from_array(x, chunks=x.shape), axis=axis)
+    assert whole.to_array().tobytes() == ref.to_array().tobytes()
+    blocks = cdask.moments(da.from_array(x, chunks=(128, 6)), axis=axis)
+    np.testing.assert_array_equal(blocks.count, ref.count)
+    np.testing.assert_allclose(blocks.mean, ref.mean, rtol=1e-6)
+    np.testing.assert_allclose(blocks.m2, ref.m2, rtol=1e-5)
+    x[3, 1] = np.nan
+    masked = cdask.moments(da.from_array(x, chunks=(100, 6)), ignore_nan=True)
+    expected = cnorm.Moments.of(x, mask=~np.isnan(x.astype(np.float32)))
+    np.testing.assert_array_equal(masked.count, expected.count)
+    np.testing.assert_allclose(masked.mean, expected.mean, rtol=1e-6)
+    x[4, 2] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        cdask.moments(da.from_array(x, chunks=(100, 6)), ignore_nan=True)
+
+
+@pytest.mark.parametrize("low", ["float16", "bfloat16"])
+def test_scaler_low_precision_dask_equals_numpy(low):
+    x = _data().astype(_low(low))
+    x[3, 1] = np.nan
+    d = da.from_array(x, chunks=(1000, 6))
+    lazy_fit = cnorm.StandardScaler().fit(d)
+    eager = cnorm.StandardScaler().fit(x)
+    np.testing.assert_allclose(lazy_fit.mean_, eager.mean_, rtol=1e-6)
+    np.testing.assert_allclose(lazy_fit.var_, eager.var_, rtol=1e-5)
+    z = eager.transform(d)
+    assert isinstance(z, da.Array) and z.dtype == x.dtype
+    computed = z.compute()
+    assert computed.dtype == x.dtype
+    np.testing.assert_array_equal(computed.astype(np.float32),
+                                  eager.transform(x).astype(np.float32))
+
+
+@pytest.mark.parametrize("params", [{}, {"with_mean": False}, {"with_std": False},
+                                    {"with_mean": False, "with_std": False}], ids=str)
+def test_scaler_rejects_infinity_in_dask_arrays(params):
+    x = _data()
+    x[7, 2] = -np.inf
+    d = da.from_array(x, chunks=(100, 6))
+    with pytest.raises(ValueError, match="infinity"):
+        cnorm.StandardScaler(**params).fit(d)
+    scaler = cnorm.StandardScaler(**params).fit(_data())
+    for method in (scaler.transform, scaler.inverse_transform):
+        lazy = method(d)                  # lazy: checked when computed, block by block
+        with pytest.raises(ValueError, match="infinity"):
+            lazy.compute()
+    x[7, 2] = np.nan                      # NaN is kept
+    z = scaler.transform(da.from_array(x, chunks=(100, 6))).compute()
+    np.testing.assert_array_equal(np.isnan(z), np.isnan(x))

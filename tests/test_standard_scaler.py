@@ -142,6 +142,152 @@ def test_not_fitted():
         StandardScaler().transform(np.ones((2, 2)))
     with pytest.raises(AttributeError):
         StandardScaler().inverse_transform(np.ones((2, 2)))
+    with pytest.raises(cnorm.scaler.NotFittedError, match="not fitted"):
+        StandardScaler().get_feature_names_out()
+
+
+def test_not_fitted_error_without_scikit_learn():
+    # scikit-learn made unimportable: the class is ValueError and AttributeError
+    # only, and it is what the scaler raises.
+    import subprocess
+    import sys
+
+    code = """if True:
+        import sys
+        sys.modules["sklearn"] = None          # import sklearn raises ImportError
+        import numpy as np
+        import cnorm
+        from cnorm.scaler import NotFittedError
+        assert NotFittedError.__bases__ == (ValueError, AttributeError), NotFittedError.__mro__
+        assert NotFittedError.__module__ == "cnorm.scaler"
+        for method in ("transform", "inverse_transform"):
+            try:
+                getattr(cnorm.StandardScaler(), method)(np.ones((2, 2)))
+            except NotFittedError as e:
+                assert type(e) is NotFittedError and "not fitted" in str(e)
+            else:
+                raise AssertionError(method)
+        assert cnorm.scaler.NotFittedError is NotFittedError
+        """
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+PARAMS = [{}, {"with_mean": False}, {"with_std": False}, {"with_mean": False, "with_std": False}]
+
+
+def _with_infinity(value, dtype=np.float64):
+    X = _data(dtype, nan=True)
+    X[5, 1] = value
+    return X
+
+
+# Every call that reads X: (name, call(scaler, X)).  The transforming ones
+# run on a scaler fitted on finite data.
+_CALLS = [
+    ("fit", lambda s, X: s.fit(X)),
+    ("fit sample_weight", lambda s, X: s.fit(X, sample_weight=np.ones(len(X)))),
+    ("partial_fit", lambda s, X: s.partial_fit(X)),
+    ("partial_fit again", lambda s, X: s.fit(_data()).partial_fit(X)),
+    ("fit_transform", lambda s, X: s.fit_transform(X)),
+    ("transform", lambda s, X: s.fit(_data()).transform(X)),
+    ("transform copy=False", lambda s, X: s.fit(_data()).transform(X, copy=False)),
+    ("inverse_transform", lambda s, X: s.fit(_data()).inverse_transform(X)),
+    ("inverse_transform copy=False",
+     lambda s, X: s.fit(_data()).inverse_transform(X, copy=False)),
+]
+
+
+@pytest.mark.parametrize("params", PARAMS, ids=str)
+@pytest.mark.parametrize("name, call", _CALLS, ids=[n for n, _ in _CALLS])
+@pytest.mark.parametrize("value", [np.inf, -np.inf])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+def test_infinity_is_rejected_by_every_call(params, name, call, value, dtype):
+    X = _with_infinity(value, dtype)
+    before = X.copy()
+    with pytest.raises(ValueError, match="infinity"):
+        call(StandardScaler(**params), X)
+    np.testing.assert_array_equal(X, before)   # checked before anything is written
+
+
+@pytest.mark.parametrize("params", PARAMS, ids=str)
+def test_nan_is_ignored_by_fit_and_kept_by_transform(params):
+    X = _data(nan=True)
+    finite = ~np.isnan(X)
+    s = StandardScaler(**params).fit(X)
+    np.testing.assert_array_equal(s.n_samples_seen_, finite.sum(axis=0))
+    if s.mean_ is not None:
+        assert np.isfinite(s.mean_[finite.any(axis=0)]).all()
+    for Z in (s.transform(X), s.inverse_transform(X), s.fit_transform(X)):
+        np.testing.assert_array_equal(np.isnan(Z), ~finite)
+    s.partial_fit(X)
+    np.testing.assert_array_equal(s.n_samples_seen_, 2 * finite.sum(axis=0))
+
+
+class _Frame:
+    """The part of a DataFrame the scaler reads: columns and the values."""
+
+    def __init__(self, values, columns):
+        self.values, self.columns = np.asarray(values), list(columns)
+
+    def __array__(self, dtype=None, copy=None):
+        return self.values if dtype is None else self.values.astype(dtype)
+
+
+def test_feature_names_out_checks_names_seen_in_fit():
+    X = _data(f=3)
+    s = StandardScaler().fit(_Frame(X, ["a", "b", "c"]))
+    assert list(s.feature_names_in_) == ["a", "b", "c"]
+    assert list(s.get_feature_names_out()) == ["a", "b", "c"]
+    assert list(s.get_feature_names_out(["a", "b", "c"])) == ["a", "b", "c"]
+    for wrong in (["a", "c", "b"], ["a", "b", "x"], ["a", "b"], ["a", "b", "c", "d"]):
+        with pytest.raises(ValueError, match="input_features is not equal to feature_names_in_"):
+            s.get_feature_names_out(wrong)
+    plain = StandardScaler().fit(X)   # no names: any names of the right length
+    assert list(plain.get_feature_names_out()) == ["x0", "x1", "x2"]
+    assert list(plain.get_feature_names_out(["p", "q", "r"])) == ["p", "q", "r"]
+    with pytest.raises(ValueError, match="length equal to number of features"):
+        plain.get_feature_names_out(["p", "q"])
+
+
+def test_feature_names_out_refuses_names_other_than_feature_names_in():
+    s = StandardScaler().fit(_data(f=3))
+    s.feature_names_in_ = np.array(["a", "b", "c"], dtype=object)   # as a DataFrame fit sets
+    assert list(s.get_feature_names_out(["a", "b", "c"])) == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="input_features is not equal to feature_names_in_"):
+        s.get_feature_names_out(["p", "q", "r"])
+
+
+def _bfloat16():
+    return pytest.importorskip("ml_dtypes").bfloat16
+
+
+@pytest.mark.parametrize("low", ["float16", "bfloat16"])
+def test_low_precision_fits_in_float32_and_transforms_in_its_dtype(low):
+    dtype = np.dtype(np.float16 if low == "float16" else _bfloat16())
+    X = _data(nan=True).astype(dtype)
+    X32 = X.astype(np.float32)                     # exact
+    s = StandardScaler().fit(X)
+    ref = StandardScaler().fit(X32)
+    for name in ("mean_", "var_", "scale_"):
+        np.testing.assert_array_equal(getattr(s, name), getattr(ref, name), err_msg=name)
+    np.testing.assert_array_equal(s.n_samples_seen_, ref.n_samples_seen_)
+    for method in ("transform", "inverse_transform"):
+        Z = getattr(s, method)(X)
+        assert Z.dtype == dtype
+        expected = getattr(ref, method)(X32).astype(dtype)   # float32, rounded once
+        np.testing.assert_array_equal(Z.astype(np.float32), expected.astype(np.float32),
+                                      err_msg=method)
+        Y = X.copy()
+        assert getattr(s, method)(Y, copy=False) is Y
+        np.testing.assert_array_equal(Y.astype(np.float32), expected.astype(np.float32))
+    weighted = StandardScaler().fit(X, sample_weight=np.arange(len(X)) % 3)
+    weighted32 = StandardScaler().fit(X32, sample_weight=np.arange(len(X)) % 3)
+    np.testing.assert_allclose(weighted.mean_, weighted32.mean_, rtol=1e-12)
+    counts = StandardScaler(with_mean=False, with_std=False).fit(X)
+    np.testing.assert_array_equal(counts.n_samples_seen_, (~np.isnan(X32)).sum(axis=0))
+    X[0, 0] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        s.transform(X)
 
 
 def test_params_repr_pickle():
@@ -159,15 +305,19 @@ def test_params_repr_pickle():
 
 # ---- scikit-learn as the oracle ----------------------------------------------
 
-sklearn = pytest.importorskip("sklearn", reason="scikit-learn is an optional oracle")
+# Without scikit-learn the tests above still run; those below are skipped.
+
+
+@pytest.fixture
+def sklearn():
+    return pytest.importorskip("sklearn", reason="scikit-learn is an optional oracle")
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("nan", [False, True])
 @pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("params", [{}, {"with_mean": False}, {"with_std": False},
-                                    {"with_mean": False, "with_std": False}])
-def test_equals_scikit_learn(dtype, nan, weighted, params):
+@pytest.mark.parametrize("params", PARAMS, ids=str)
+def test_equals_scikit_learn(dtype, nan, weighted, params, sklearn):
     from sklearn.preprocessing import StandardScaler as Reference
 
     X = _data(dtype, nan=nan)
@@ -193,7 +343,7 @@ def test_equals_scikit_learn(dtype, nan, weighted, params):
                                atol=tol * 100)
 
 
-def test_estimator_protocol():
+def test_estimator_protocol(sklearn):
     from sklearn.base import clone
     from sklearn.exceptions import NotFittedError
     from sklearn.linear_model import LogisticRegression
@@ -223,3 +373,140 @@ def test_import_without_scikit_learn_is_plain():
             "assert 'sklearn' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
     assert cnorm.StandardScaler is StandardScaler
+
+
+def test_not_fitted_error_is_scikit_learns(sklearn):
+    from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    error = cnorm.scaler.NotFittedError
+    assert issubclass(error, SklearnNotFittedError)
+    assert issubclass(error, ValueError) and issubclass(error, AttributeError)
+    assert error is cnorm.scaler.NotFittedError and error.__module__ == "cnorm.scaler"
+    assert "NotFittedError" in dir(cnorm.scaler)
+    calls = [lambda s: s.transform(np.ones((2, 2))),
+             lambda s: s.inverse_transform(np.ones((2, 2))),
+             lambda s: s.get_feature_names_out()]
+    for call in calls:
+        for catch in (error, SklearnNotFittedError, ValueError, AttributeError):
+            try:
+                call(StandardScaler())
+            except catch as e:
+                assert type(e) is error and "not fitted" in str(e)
+            else:
+                raise AssertionError("no error")
+    twin = pickle.loads(pickle.dumps(error("message")))
+    assert type(twin) is error and str(twin) == "message"
+    # check_is_fitted still sees fitted and unfitted scalers as scikit-learn's do.
+    with pytest.raises(SklearnNotFittedError):
+        check_is_fitted(StandardScaler())
+    check_is_fitted(StandardScaler().fit(np.ones((2, 2))))
+    assert not hasattr(StandardScaler(), "mean_")
+
+
+def test_not_fitted_error_is_defined_on_first_use(sklearn):
+    # import cnorm does not import scikit-learn; the class, made on first use,
+    # still subclasses scikit-learn's.
+    import subprocess
+    import sys
+
+    code = """if True:
+        import sys
+        import numpy as np
+        import cnorm
+        assert "sklearn" not in sys.modules
+        try:
+            cnorm.StandardScaler().transform(np.ones((2, 2)))
+        except cnorm.scaler.NotFittedError as e:
+            from sklearn.exceptions import NotFittedError
+            assert isinstance(e, NotFittedError)
+        from cnorm.scaler import NotFittedError as again
+        assert again is cnorm.scaler.NotFittedError
+        """
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("params", PARAMS, ids=str)
+@pytest.mark.parametrize("name, call", _CALLS, ids=[n for n, _ in _CALLS])
+def test_infinity_and_nan_as_scikit_learn(params, name, call, sklearn):
+    from sklearn.preprocessing import StandardScaler as Reference
+
+    X = _with_infinity(np.inf)
+    for scaler in (StandardScaler(**params), Reference(**params)):
+        with pytest.raises(ValueError, match="infinity"):
+            call(scaler, X.copy())
+    X = _data(nan=True)
+    X[:, 3] = 1.0
+    with np.errstate(all="ignore"):
+        ours, ref = call(StandardScaler(**params), X.copy()), call(Reference(**params), X.copy())
+    if isinstance(ref, np.ndarray):
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref))
+        np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-10)
+    else:
+        np.testing.assert_array_equal(ours.n_samples_seen_, ref.n_samples_seen_)
+        for attribute in ("mean_", "var_", "scale_"):
+            a, b = getattr(ours, attribute), getattr(ref, attribute)
+            assert (a is None) == (b is None), attribute
+            if b is not None:
+                np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=attribute)
+
+
+def _outcome(scaler, input_features):
+    try:
+        return list(scaler.get_feature_names_out(input_features))
+    except ValueError as e:
+        return ValueError, str(e)
+
+
+@pytest.mark.parametrize("names", [None, ["a", "b", "c"]])
+def test_feature_names_out_as_scikit_learn(names, sklearn):
+    from sklearn.preprocessing import StandardScaler as Reference
+
+    X = _data(f=3)
+    ours = StandardScaler().fit(X if names is None else _Frame(X, names))
+    ref = Reference().fit(X)
+    if names is not None:       # (scikit-learn reads names from DataFrames only)
+        ref.feature_names_in_ = np.asarray(names, dtype=object)
+    for given in (None, ["a", "b", "c"], ("a", "b", "c"), np.array(["a", "b", "c"]),
+                  ["c", "b", "a"], ["a", "b", "x"], ["a", "b"], ["x0", "x1", "x2"],
+                  ["a", "b", "c", "d"], []):
+        assert _outcome(ours, given) == _outcome(ref, given), given
+
+
+@pytest.mark.parametrize("low", ["float16", "bfloat16"])
+@pytest.mark.parametrize("params", PARAMS, ids=str)
+def test_low_precision_as_scikit_learn(low, params, sklearn):
+    from sklearn.preprocessing import StandardScaler as Reference
+
+    dtype = np.dtype(np.float16 if low == "float16" else _bfloat16())
+    X = _data(nan=True).astype(dtype)
+    X[:, 3] = 1.0
+    ours = StandardScaler(**params).fit(X)
+    with np.errstate(all="ignore"):
+        ref = Reference(**params).fit(X)    # float16 as it is, bfloat16 as float64
+    for name in ("mean_", "var_", "scale_"):
+        a, b = getattr(ours, name), getattr(ref, name)
+        assert (a is None) == (b is None), name
+        if b is not None:
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6, err_msg=name)
+    np.testing.assert_array_equal(ours.n_samples_seen_, ref.n_samples_seen_)
+    with np.errstate(all="ignore"):
+        za, zb = ours.transform(X), ref.transform(X)
+    assert za.dtype == dtype      # scikit-learn: float16 stays, bfloat16 becomes float64
+    np.testing.assert_array_equal(np.isnan(za), np.isnan(zb))
+    # scikit-learn's float16 transform rounds (X - mean_) to float16 before
+    # dividing (errors up to 0.1 here); ours is within one unit in the last
+    # place of X's dtype of the exact result with scikit-learn's statistics.
+    exact = X.astype(np.float64)
+    if ref.with_mean:
+        exact = exact - ref.mean_
+    if ref.with_std:
+        exact = exact / ref.scale_
+    tol = 2.0 ** -10 if low == "float16" else 2.0 ** -7
+    np.testing.assert_allclose(za.astype(np.float64), exact, rtol=tol, atol=tol / 8)
+    if low == "bfloat16":
+        np.testing.assert_allclose(za.astype(np.float64), zb, rtol=tol, atol=tol / 8)
+    X[1, 1] = -np.inf
+    for scaler in (ours, ref):
+        with pytest.raises(ValueError, match="infinity"):
+            scaler.transform(X)

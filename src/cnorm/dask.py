@@ -13,7 +13,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from cnorm._validate import normalize_axis
-from cnorm.statistics import Moments
+from cnorm.lowp import is_low_dtype
+from cnorm.statistics import Moments, _as_data
 
 __all__ = ["moments"]
 
@@ -23,15 +24,18 @@ def moments(darr: da.Array, axis: SupportsIndex = -1, *, ignore_nan: bool = Fals
 
     The array is first rechunked so that every block holds all features;
     each block's moments come from `cnorm.Moments.of` (the channel-moments
-    kernel), and the blocks' moments are merged pairwise, as a balanced tree,
-    in block order.  The merge order depends only on the chunks, so the
-    result does not depend on the scheduler.  The graph is computed at once
-    (with dask's current scheduler) and the result is an ordinary Moments.
+    kernel; float16 and bfloat16 blocks are converted to float32 first, as
+    `cnorm.Moments.of` converts them), and the blocks' moments are merged
+    pairwise, as a balanced tree, in block order.  The merge order depends
+    only on the chunks, so the result does not depend on the scheduler.  The
+    graph is computed at once (with dask's current scheduler) and the result
+    is an ordinary Moments.
 
     Parameters
     ----------
     darr : dask.array.Array
-        Data of a real dtype (bool, integer or float) with known chunk sizes.
+        Data of a real dtype (bool, integer or float, float16 and
+        ``ml_dtypes.bfloat16`` included) with known chunk sizes.
     axis : int, default -1
         The feature axis; every other axis is reduced.
     ignore_nan : bool, default False
@@ -51,8 +55,8 @@ def moments(darr: da.Array, axis: SupportsIndex = -1, *, ignore_nan: bool = Fals
     Raises
     ------
     TypeError
-        If `darr` is not a dask array or has a non-real dtype (bfloat16
-        included), or `axis` is not an integer.
+        If `darr` is not a dask array or has a non-real dtype (complex,
+        string, object), or `axis` is not an integer.
     ValueError
         If `axis` is out of range; if `darr` has unknown chunk sizes (call
         ``darr.compute_chunk_sizes()`` first); with `ignore_nan`, if `darr`
@@ -85,7 +89,7 @@ def moments(darr: da.Array, axis: SupportsIndex = -1, *, ignore_nan: bool = Fals
     if not isinstance(darr, da.Array):
         raise TypeError(f"darr must be a dask array, got {type(darr).__name__}")
     a = normalize_axis(axis, darr.ndim)
-    if darr.dtype.kind not in "biuf":
+    if darr.dtype.kind not in "biuf" and not is_low_dtype(darr.dtype):
         raise TypeError(f"darr must hold real numbers, got dtype {darr.dtype}")
     if any(np.isnan(c) for chunks in darr.chunks for c in chunks):
         raise ValueError("darr has unknown chunk sizes; call darr.compute_chunk_sizes() first")
@@ -103,7 +107,7 @@ def moments(darr: da.Array, axis: SupportsIndex = -1, *, ignore_nan: bool = Fals
 
 
 def _block_moments(block: ArrayLike, axis: int, ignore_nan: bool) -> Moments:
-    block = np.asarray(block)
+    block = _as_data(block)   # what Moments.of computes with: float32 or float64
     if ignore_nan:
         if np.isinf(block).any():
             raise ValueError("Input X contains infinity")

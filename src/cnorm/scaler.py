@@ -4,10 +4,11 @@ moments and standardize kernels.
 A drop-in for ``sklearn.preprocessing.StandardScaler`` on dense arrays: the
 same parameters, attributes and results (to float rounding), usable with
 ``sklearn.base.clone`` and in a ``Pipeline``.  scikit-learn is not imported
-unless it is installed and asked for (its tags, its NotFittedError).
+unless it is installed and asked for (its tags, the base of NotFittedError).
 """
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, overload
 
 import numpy as np
@@ -15,8 +16,8 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from cnorm import _kernels
 from cnorm._validate import as_contiguous
-from cnorm.lowp import downcast, upcast
-from cnorm.statistics import Moments, _check_sample_weight
+from cnorm.lowp import downcast, is_low_dtype, upcast
+from cnorm.statistics import Moments, _as_data, _check_sample_weight
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -27,7 +28,7 @@ __all__ = ["NotFittedError", "StandardScaler"]
 _FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 _F64 = NDArray[np.float64]
-# What transform returns for an array: float16, float32 or float64, as X.
+# What transform returns for an array: float16, bfloat16, float32 or float64, as X.
 _Floats = NDArray[np.floating[Any]]
 
 
@@ -44,26 +45,66 @@ class _DaskArray(Protocol):
 _DaskT = TypeVar("_DaskT", bound=_DaskArray)
 
 
-def _not_fitted_error_type() -> type[Exception]:
-    """scikit-learn's NotFittedError when it is installed, else ours (both are
-    ValueError and AttributeError)."""
-    try:
-        from sklearn.exceptions import NotFittedError as error
-    except ImportError:
-        error = NotFittedError
-    return error
+def _keeps_dtype(dtype: np.dtype[Any]) -> bool:
+    """Whether transform returns X's dtype: float16, bfloat16, float32, float64."""
+    return dtype in _FLOATS or is_low_dtype(dtype)
 
 
-class NotFittedError(ValueError, AttributeError):
-    """A StandardScaler was used before it was fitted.
+_NOT_FITTED_DOC = """A StandardScaler was used before it was fitted.
 
-    Raised by `StandardScaler.transform`, `StandardScaler.inverse_transform` and
-    `StandardScaler.get_feature_names_out` before `StandardScaler.fit` only when
-    scikit-learn is not installed; when it is, the scaler raises
-    ``sklearn.exceptions.NotFittedError`` instead (not this class).  Both are
-    subclasses of ValueError and AttributeError: catch one of those to handle
-    either.
+    Raised by `StandardScaler.transform`, `StandardScaler.inverse_transform`
+    and `StandardScaler.get_feature_names_out` before `StandardScaler.fit`.
+    A subclass of ``sklearn.exceptions.NotFittedError`` when scikit-learn is
+    installed (which subclasses ValueError and AttributeError), else of
+    ValueError and AttributeError: ``except cnorm.scaler.NotFittedError``
+    and ``except sklearn.exceptions.NotFittedError`` both catch it.
+
+    Notes
+    -----
+    The class is made on first use (the first attribute access
+    ``cnorm.scaler.NotFittedError`` or the first unfitted call), so that
+    ``import cnorm`` does not import scikit-learn; whether it subclasses
+    scikit-learn's is decided then, once per process.
     """
+
+_not_fitted_class: list[type[ValueError]] = []   # the class once made
+_not_fitted_lock = threading.Lock()
+
+
+def _not_fitted_error_type() -> type[ValueError]:
+    """cnorm.scaler.NotFittedError, made on the first call (one class per
+    process): a subclass of scikit-learn's NotFittedError when it can be
+    imported, else of ValueError and AttributeError."""
+    with _not_fitted_lock:
+        if not _not_fitted_class:
+            bases: tuple[type, ...]
+            try:
+                from sklearn.exceptions import NotFittedError as base
+            except ImportError:
+                bases = (ValueError, AttributeError)
+            else:
+                bases = (base,)
+            namespace = {"__doc__": _NOT_FITTED_DOC, "__module__": __name__,
+                         "__qualname__": "NotFittedError"}
+            _not_fitted_class.append(
+                cast("type[ValueError]", type("NotFittedError", bases, namespace)))
+        return _not_fitted_class[0]
+
+
+if TYPE_CHECKING:
+    class NotFittedError(ValueError, AttributeError):
+        """A StandardScaler was used before it was fitted (see _NOT_FITTED_DOC)."""
+else:
+    def __getattr__(name: str) -> Any:
+        # NotFittedError is made on first use: import cnorm must not import
+        # scikit-learn, whose NotFittedError it subclasses when installed.
+        if name == "NotFittedError":
+            return _not_fitted_error_type()
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "NotFittedError"})
 
 
 class StandardScaler:
@@ -74,15 +115,16 @@ class StandardScaler:
     on dense arrays: the same parameters, fitted attributes and results (to
     float rounding); it works with ``sklearn.base.clone`` and in a
     ``Pipeline``.  scikit-learn is not imported unless it is installed and
-    asked for (its estimator tags, its NotFittedError).
+    asked for (its estimator tags, the base of `NotFittedError`).
 
     Parameters
     ----------
     copy : bool, default True
         Default of `transform`'s and `inverse_transform`'s `copy` (and so of
         `fit_transform`): if False, the result is written into X when X is a
-        writable NumPy array of dtype float16, float32 or float64 in native
-        byte order, and X is returned; otherwise a new array is returned.
+        writable NumPy array of dtype float16, bfloat16, float32 or float64
+        in native byte order, and X is returned; otherwise a new array is
+        returned.
     with_mean : bool, default True
         Subtract `mean_` in `transform` (add it back in `inverse_transform`).
     with_std : bool, default True
@@ -104,8 +146,9 @@ class StandardScaler:
         Values seen per feature (NaN not counted; the sum of the weights
         with `sample_weight`), a scalar when it is the same for every
         feature.  float64, except when `with_mean` and `with_std` are both
-        False: then unweighted counts, int64 (X's float dtype when the last
-        `fit` or `partial_fit` call had `sample_weight`), as scikit-learn.
+        False: then unweighted counts, int64 (X's float dtype, float64 for
+        bfloat16, when the last `fit` or `partial_fit` call had
+        `sample_weight`), as scikit-learn.
     n_features_in_ : int
         Number of features (columns) of the data seen.
     feature_names_in_ : numpy.ndarray of shape (n_features_in_,), dtype object
@@ -116,14 +159,14 @@ class StandardScaler:
     ------
     NotFittedError
         From `transform`, `inverse_transform` and `get_feature_names_out`
-        before a fit: ``sklearn.exceptions.NotFittedError`` when scikit-learn
-        is installed, else `cnorm.scaler.NotFittedError` (both ValueError and
-        AttributeError).
+        before a fit: `cnorm.scaler.NotFittedError`, a subclass of
+        ``sklearn.exceptions.NotFittedError`` when scikit-learn is installed
+        (and in any case of ValueError and AttributeError).
     ValueError
         From the fitting and transforming methods for an X that is not 2-d,
-        has no samples or no features, holds a non-real dtype, or (after a
-        fit) has another number of features; from fitting for infinite values
-        in X and invalid `sample_weight` (see `partial_fit`).
+        has no samples or no features, holds a non-real dtype or an infinite
+        value, or (after a fit) has another number of features; from fitting
+        for invalid `sample_weight` (see `partial_fit`).
     TypeError
         For a sparse matrix X (use scikit-learn's ``StandardScaler(with_mean=False)``).
 
@@ -143,13 +186,16 @@ class StandardScaler:
     ``var_ <= n * eps * var_ + (n * mean_ * eps)**2`` (``n`` its count,
     ``eps`` float64's machine epsilon), scikit-learn's bound.
 
-    NaN is ignored by fitting and kept by `transform`.  Infinite values are
-    rejected by fitting but passed through by `transform` (checking would
-    cost a pass over the data); scikit-learn rejects them in both.  The
-    result of `transform` has X's dtype when it is float16, float32 or
-    float64 (float16 computed in float32 and rounded once), else float64.
-    A dask array X is fitted block by block (`cnorm.dask.moments`, no
-    `sample_weight`) and transformed into a lazy dask array.
+    NaN is ignored by fitting and kept by `transform`; infinite values are
+    rejected by every method that reads X, as scikit-learn does (for
+    `transform`, a summing pass over X, and a second one when the sum is not
+    finite).  The statistics of float16 and bfloat16 data are computed from
+    it converted to float32 (exact), as `Moments.of` does.  The result of
+    `transform` has X's dtype when it is float16, bfloat16, float32 or
+    float64 (float16 and bfloat16 computed in float32 and rounded once),
+    else float64; scikit-learn gives float64 for bfloat16.  A dask array X
+    is fitted block by block (`cnorm.dask.moments`, no `sample_weight`) and
+    transformed into a lazy dask array.
 
     Examples
     --------
@@ -274,9 +320,10 @@ class StandardScaler:
         Parameters
         ----------
         input_features : array_like of str, optional
-            Names of the input features, of length `n_features_in_`;
-            returned as they are.  By default `feature_names_in_` when the
-            scaler was fitted on named columns, else ``x0``, ``x1``, ...
+            Names of the input features, returned as they are: equal to
+            `feature_names_in_` when the scaler was fitted on named columns,
+            else any `n_features_in_` names.  By default `feature_names_in_`
+            when it is set, else ``x0``, ``x1``, ...
 
         Returns
         -------
@@ -286,9 +333,10 @@ class StandardScaler:
         Raises
         ------
         NotFittedError
-            If the scaler is not fitted (scikit-learn's when it is installed).
+            If the scaler is not fitted.
         ValueError
-            If `input_features` does not have `n_features_in_` entries.
+            If `input_features` differs from `feature_names_in_` when that is
+            set, or does not have `n_features_in_` entries (as scikit-learn).
 
         Examples
         --------
@@ -299,14 +347,17 @@ class StandardScaler:
         array(['a', 'b', 'c'], dtype=object)
         """
         self._check_fitted()
+        names_in = getattr(self, "feature_names_in_", None)
         if input_features is not None:
             names = np.asarray(input_features, dtype=object)
+            if names_in is not None and not np.array_equal(names_in, names):
+                raise ValueError("input_features is not equal to feature_names_in_")
             if len(names) != self.n_features_in_:
                 raise ValueError(f"input_features should have length equal to number of "
                                  f"features ({self.n_features_in_}), got {len(names)}")
             return names
-        if hasattr(self, "feature_names_in_"):
-            return self.feature_names_in_.copy()
+        if names_in is not None:
+            return names_in.copy()
         return np.asarray([f"x{i}" for i in range(self.n_features_in_)], dtype=object)
 
     # ---- fitting --------------------------------------------------------
@@ -321,7 +372,8 @@ class StandardScaler:
         Parameters
         ----------
         X : array_like or dask.array.Array of shape (n_samples, n_features)
-            Data, 2-d, of a real dtype; NaN is ignored, infinity rejected.
+            Data, 2-d, of a real dtype (float16 and bfloat16 included); NaN
+            is ignored, infinity rejected.
         y : object, default None
             Ignored (scikit-learn's fit signature).
         sample_weight : array_like of shape (n_samples,), optional
@@ -370,8 +422,9 @@ class StandardScaler:
         Parameters
         ----------
         X : array_like or dask.array.Array of shape (n_samples, n_features)
-            Data, 2-d, of a real dtype; NaN is ignored, infinity rejected.  A
-            dask array is reduced block by block (`cnorm.dask.moments`).
+            Data, 2-d, of a real dtype (float16 and bfloat16 included); NaN
+            is ignored, infinity rejected.  A dask array is reduced block by
+            block (`cnorm.dask.moments`).
         y : object, default None
             Ignored (scikit-learn's signature).
         sample_weight : array_like of shape (n_samples,), optional
@@ -390,9 +443,9 @@ class StandardScaler:
             If X is a sparse matrix.
         ValueError
             If X is not 2-d, has no samples or no features, or a non-real
-            dtype; if X holds an infinite value (not checked for a NumPy X
-            when `with_mean` and `with_std` are both False); if the scaler is
-            fitted and X has another number of features; if `sample_weight`
+            dtype; if X holds an infinite value (for a dask X, when its
+            moments are computed); if the scaler is fitted and X has another
+            number of features; if `sample_weight`
             has the wrong shape, a non-real dtype or a negative or non-finite
             weight, or is given with a dask X.
 
@@ -409,6 +462,7 @@ class StandardScaler:
         (True, True)
         """
         first = not self.__sklearn_is_fitted__()
+        names = _feature_names(X) if first else getattr(self, "feature_names_in_", None)
         if _is_dask(X):
             from cnorm.dask import moments as dask_moments
 
@@ -420,16 +474,18 @@ class StandardScaler:
         else:
             X = _as_2d_floats(X)
             self._check_features(X.shape[1], first)
+            data = _as_data(X)   # float16 and bfloat16 in float32, as Moments.of
             if self.with_mean or self.with_std:
-                part = _fit_moments(X, sample_weight)
+                part = _fit_moments(data, sample_weight)
             else:   # only counts, and (as scikit-learn) unweighted ones
                 if sample_weight is not None:
-                    _check_sample_weight(sample_weight, X, 1)
-                counts = X.shape[0] - np.isnan(X).sum(axis=0)
-                part = Moments(counts, np.zeros(X.shape[1]), np.zeros(X.shape[1]))
+                    _check_sample_weight(sample_weight, data, 1)
+                _reject_infinity(data)
+                counts = data.shape[0] - np.isnan(data).sum(axis=0)
+                part = Moments(counts, np.zeros(data.shape[1]), np.zeros(data.shape[1]))
         total = part if first else self._moments.merge(part)
-        names = _feature_names(X) if first else getattr(self, "feature_names_in_", None)
-        count_dtype = np.int64 if sample_weight is None else X.dtype
+        count_dtype = (np.int64 if sample_weight is None
+                       else X.dtype if X.dtype in _FLOATS else np.float64)
         self._commit(total, count_dtype, names)
         return self
 
@@ -469,7 +525,8 @@ class StandardScaler:
         """Standardize X: ``(X - mean_) / scale_`` per feature.
 
         Without `with_mean` nothing is subtracted, without `with_std` nothing
-        divided.  NaN and infinite values pass through (NaN stays NaN).
+        divided.  NaN stays NaN; infinite values are rejected (as
+        scikit-learn), before anything is written.
 
         Parameters
         ----------
@@ -477,27 +534,27 @@ class StandardScaler:
             Data, 2-d, of a real dtype, with `n_features_in_` features.
         copy : bool or None, default None
             False: write the result into X when X is a writable NumPy array
-            of dtype float16, float32 or float64 in native byte order, and
-            return X.  True: return a new array.  None: the `copy` parameter.
-            A dask X always gives a new (lazy) array.
+            of dtype float16, bfloat16, float32 or float64 in native byte
+            order, and return X.  True: return a new array.  None: the `copy`
+            parameter.  A dask X always gives a new (lazy) array.
 
         Returns
         -------
         numpy.ndarray or dask.array.Array of shape (n_samples, n_features)
-            The standardized data, of X's dtype when it is float16, float32
-            or float64, else float64; lazy for a dask X (rechunked so that
-            each block holds every feature).
+            The standardized data, of X's dtype when it is float16,
+            bfloat16, float32 or float64, else float64; lazy for a dask X
+            (rechunked so that each block holds every feature).
 
         Raises
         ------
         NotFittedError
-            If the scaler is not fitted (scikit-learn's when it is installed).
+            If the scaler is not fitted.
         TypeError
             If X is a sparse matrix.
         ValueError
             If X is not 2-d, has no samples or no features, or does not have
-            `n_features_in_` features; if X has a non-real dtype (for a dask
-            X, when the result is computed).
+            `n_features_in_` features; if X has a non-real dtype or holds an
+            infinite value (for a dask X, when the result is computed).
 
         Examples
         --------
@@ -520,7 +577,7 @@ class StandardScaler:
         """Undo `transform`: ``X * scale_ + mean_`` per feature.
 
         Without `with_std` nothing is multiplied, without `with_mean` nothing
-        added.
+        added.  NaN stays NaN; infinite values are rejected.
 
         Parameters
         ----------
@@ -528,20 +585,20 @@ class StandardScaler:
             Standardized data, 2-d, of a real dtype, with `n_features_in_`
             features.
         copy : bool or None, default None
-            As in `transform`: False writes into a writable float16, float32
-            or float64 NumPy X and returns it; None uses the `copy`
-            parameter.
+            As in `transform`: False writes into a writable float16,
+            bfloat16, float32 or float64 NumPy X and returns it; None uses the
+            `copy` parameter.
 
         Returns
         -------
         numpy.ndarray or dask.array.Array of shape (n_samples, n_features)
             The data in the original units, of X's dtype when it is float16,
-            float32 or float64, else float64; lazy for a dask X.
+            bfloat16, float32 or float64, else float64; lazy for a dask X.
 
         Raises
         ------
         NotFittedError
-            If the scaler is not fitted (scikit-learn's when it is installed).
+            If the scaler is not fitted.
         TypeError
             If X is a sparse matrix.
         ValueError
@@ -607,7 +664,7 @@ class StandardScaler:
         if _is_dask(X):
             _check_2d(X.shape)
             self._check_features(X.shape[1], False)
-            dtype = X.dtype if X.dtype in _FLOATS else np.dtype(np.float64)
+            dtype = X.dtype if _keeps_dtype(X.dtype) else np.dtype(np.float64)
             return X.rechunk({1: -1}).map_blocks(_apply_coefficients, *coefficients, True,
                                                  dtype=dtype)
         X = _as_2d_floats(X)
@@ -650,11 +707,15 @@ def _check_2d(shape: tuple[Any, ...]) -> None:
 
 
 def _as_2d_floats(X: ArrayLike) -> _Floats:
-    """X as a 2-d float16/32/64 array (other real dtypes as float64)."""
+    """X as a 2-d float16/bfloat16/float32/float64 array in native byte order
+    (other real dtypes as float64)."""
     if hasattr(X, "toarray") and hasattr(X, "nnz"):
         raise TypeError("cnorm.StandardScaler takes dense arrays; a sparse matrix needs "
                         "scikit-learn's StandardScaler(with_mean=False)")
     arr = np.asarray(X)
+    if is_low_dtype(arr.dtype):   # float16, bfloat16 (by name: ml_dtypes stays optional)
+        _check_2d(arr.shape)
+        return arr
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"X must hold real numbers, got dtype {arr.dtype}")
     _check_2d(arr.shape)
@@ -671,18 +732,42 @@ def _feature_names(X: object) -> NDArray[np.object_] | None:
 
 
 def _fit_moments(X: _Floats, sample_weight: ArrayLike | None) -> Moments:
-    """Moments of X's columns, NaN ignored; infinite values rejected."""
+    """Moments of X's columns (float32 or float64), NaN ignored; infinite
+    values rejected."""
     if sample_weight is not None:
         _check_sample_weight(sample_weight, X, 1)
     if sample_weight is None:
         moments = Moments.of(X, axis=1)
         if np.all(np.isfinite(moments.m2)):   # no NaN or Inf anywhere: one kernel pass
             return moments
+    _reject_infinity(X)
     nan = np.isnan(X)
-    if np.isinf(X).any():
-        raise ValueError(f"Input X contains infinity or a value too large for {X.dtype}.")
     return Moments.of(X, axis=1, sample_weight=sample_weight,
                       mask=~nan if nan.any() else None)
+
+
+# Elements per block of _reject_infinity's elementwise test (a bool buffer
+# that stays in cache).
+_INF_BLOCK = 1 << 16
+
+
+def _reject_infinity(X: _Floats) -> None:
+    """ValueError if X (2-d, float32 or float64) holds an infinite value; NaN
+    is allowed.  X's sum is finite exactly when every value is (IEEE: inf
+    and NaN propagate), so finite data costs one pass without a temporary;
+    only when the sum is not finite (NaN, infinity or an overflowing sum)
+    does an elementwise test follow, block by block in memory order."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.add.reduce(X, axis=None)):
+            return
+    rows = X.T if X.flags.f_contiguous and not X.flags.c_contiguous else X
+    step = max(1, _INF_BLOCK // max(1, rows.shape[1]))
+    buffer = np.empty((min(step, rows.shape[0]), rows.shape[1]), np.bool_)
+    for i in range(0, rows.shape[0], step):
+        block = rows[i:i + step]
+        found = np.isinf(block, out=buffer[:len(block)])
+        if found.any():
+            raise ValueError(f"Input X contains infinity or a value too large for {X.dtype}.")
 
 
 def _scale(var: _F64, mean: _F64, count: _F64) -> _F64:
@@ -698,12 +783,16 @@ def _scale(var: _F64, mean: _F64, count: _F64) -> _F64:
 
 def _apply_coefficients(X: ArrayLike, center: _F64, scale: _F64, shift: _F64, copy: bool
                         ) -> _Floats:
-    """y = (X - center) * scale + shift in X's float dtype."""
+    """y = (X - center) * scale + shift in X's float dtype; infinite values
+    rejected before anything is written."""
     X = _as_2d_floats(X)
-    if X.dtype == np.float16:   # the float32 kernel on X converted, rounded once
+    if is_low_dtype(X.dtype):   # the float32 kernel on X converted, rounded once
+        x32 = upcast(X)
+        _reject_infinity(x32)
         center32, scale32, shift32 = (c.astype(np.float32) for c in (center, scale, shift))
-        y = _standardize(upcast(X), center32, scale32, shift32, copy=False)
+        y = _standardize(x32, center32, scale32, shift32, copy=False)
         return downcast(y, X.dtype, None if copy else X)
+    _reject_infinity(X)
     return _standardize(X, center.astype(X.dtype), scale.astype(X.dtype),
                         shift.astype(X.dtype), copy)
 

@@ -464,12 +464,13 @@ def _as_data(x: ArrayLike) -> NDArray[np.floating[Any]]:
     """x as a float32/float64 array in native byte order (float16 and
     bfloat16 as float32, ints, bools and longdouble as float64)."""
     arr = np.asarray(x)
-    if is_low_dtype(arr.dtype):   # float16, bfloat16: exact in float32
-        return arr.astype(np.float32)
-    if arr.dtype.kind not in "biuf":
+    low = is_low_dtype(arr.dtype)
+    if arr.dtype.kind not in "biuf" and not low:
         raise TypeError(f"x must hold real numbers, got dtype {arr.dtype}")
     if arr.ndim == 0:
         raise ValueError("x must have at least 1 dimension (a feature axis), got a scalar")
+    if low:   # float16, bfloat16: exact in float32
+        return arr.astype(np.float32)
     native = arr.dtype.newbyteorder("=")
     if native in (np.dtype(np.float32), np.dtype(np.float64)):
         return arr.astype(native, copy=False)
@@ -498,7 +499,7 @@ def _check_sample_weight(sample_weight: ArrayLike, x: NDArray[Any], a: int
         raise ValueError("sample_weight weights axis 0, which is the feature axis here; "
                          "put the samples on axis 0 and the features on another axis")
     sw = np.asarray(sample_weight)
-    if sw.dtype.kind not in "biuf":
+    if sw.dtype.kind not in "biuf" and not is_low_dtype(sw.dtype):   # bfloat16 as float16
         raise ValueError(f"sample_weight must hold real numbers, got dtype {sw.dtype}")
     if sw.shape != (x.shape[0],):
         raise ValueError(f"sample_weight must have shape ({x.shape[0]},), got {sw.shape}")
