@@ -117,6 +117,16 @@ def test_huge_size_is_a_value_error_naming_it(label, name, call, value):
     _expect_value_error(call, value, name)
 
 
+@pytest.mark.parametrize("value", [True, False, np.True_])   # PyTorch: "must be int, not bool"
+@pytest.mark.parametrize("label,name,call", SIZE_CALLS, ids=[c[0] for c in SIZE_CALLS])
+def test_bool_size_is_a_type_error_naming_it(label, name, call, value):
+    try:
+        with pytest.raises(TypeError, match=name):
+            call(value)
+    finally:
+        cnorm.set_num_threads(None)
+
+
 @pytest.mark.parametrize("value", [16.0, 16.7, "16", b"16", (16.0,), ("16",), None])
 @pytest.mark.parametrize("label,call", SHAPE_CALLS + [
     ("LayerNorm", cnorm.LayerNorm),

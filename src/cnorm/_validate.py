@@ -74,6 +74,10 @@ def check_momentum(momentum):
 
 
 def check_positive_int(value, name, maximum=None):
+    """value as an int in [1, maximum]; a bool is not a count (TypeError), as
+    in PyTorch."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
     try:
         n = operator.index(value)
     except TypeError:
