@@ -3,7 +3,7 @@
 # checks (C-contiguous, aligned, native byte order); sizes are int64_t,
 # eps and count double, flags bint.  Checked against the built module by
 # `python -m mypy.stubtest cnorm._kernels` (.ci/typing).
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -179,9 +179,28 @@ def bn_infer_fast(
     axis: object,
     out: object,
 ) -> _Floats | None: ...
+@overload
 def bn_train_fast(
-    x: object, weight: object, bias: object, eps: object, axis: object, out: object
+    x: object,
+    weight: object,
+    bias: object,
+    eps: object,
+    axis: object,
+    out: object,
+    activation: int = 0,
+    moments: Literal[False] = False,
 ) -> tuple[_Floats, _Floats, _Floats] | None: ...
+@overload
+def bn_train_fast(
+    x: object,
+    weight: object,
+    bias: object,
+    eps: object,
+    axis: object,
+    out: object,
+    activation: int,
+    moments: Literal[True],
+) -> tuple[_Floats, _Floats, _Floats, _F64, _F64] | None: ...
 def bn_backward_fast(
     dy: object,
     x: object,
@@ -192,6 +211,60 @@ def bn_backward_fast(
     axis: object,
     out: object,
 ) -> tuple[_Floats, _Floats | None, _Floats] | None: ...
-def layer_norm_fast(
-    x: object, normalized_shape: object, weight: object, bias: object, eps: object, out: object
+@overload
+def row_norm_fast(
+    x: object,
+    normalized_shape: object,
+    weight: object,
+    bias: object,
+    eps: object,
+    out: object,
+    center: Literal[True] = True,
+    activation: int = 0,
 ) -> tuple[_Floats, _Floats, _Floats] | None: ...
+@overload
+def row_norm_fast(
+    x: object,
+    normalized_shape: object,
+    weight: object,
+    bias: object,
+    eps: object,
+    out: object,
+    center: Literal[False],
+    activation: int = 0,
+) -> tuple[_Floats, None, _Floats] | None: ...
+@overload
+def row_backward_fast(
+    dy: object,
+    x: object,
+    mean: object,
+    rstd: object,
+    normalized_shape: object,
+    weight: object,
+    bias: object,
+    out: object,
+    center: Literal[True] = True,
+) -> tuple[_Floats, _Floats | None, _Floats] | None: ...
+@overload
+def row_backward_fast(
+    dy: object,
+    x: object,
+    mean: object,
+    rstd: object,
+    normalized_shape: object,
+    weight: object,
+    bias: object,
+    out: object,
+    center: Literal[False],
+) -> tuple[_Floats, _Floats | None, None] | None: ...
+
+# ---- running statistics ------------------------------------------------------
+
+def running_average(
+    running_mean: object,
+    running_var: object,
+    mean: object,
+    var: object,
+    f: object,
+    var_scale: float,
+) -> tuple[_F64, _F64] | None: ...

@@ -3,6 +3,7 @@
 # dtype; this layer re-checks only what memory safety depends on (dtype,
 # contiguity, alignment, sizes), releases the GIL and calls the kernel through cnorm.kernels.
 cimport numpy as cnp
+from libc.float cimport DBL_EPSILON, FLT_EPSILON
 from libc.math cimport sqrt
 from libc.stdint cimport int64_t, uint16_t
 
@@ -108,8 +109,8 @@ def bn_forward_train(cnp.ndarray x, int64_t N, int64_t C, int64_t S, weight, bia
     _require_writable(y, "out")
     _require(mean, cnp.NPY_FLOAT64, C, "mean")
     _require(var, cnp.NPY_FLOAT64, C, "var")
-    cdef void *w = _data(weight, t, C, "weight")
-    cdef void *b = _data(bias, t, C, "bias")
+    _data(weight, t, C, "weight")
+    _data(bias, t, C, "bias")
     cdef cnorm_renorm rn
     cdef cnorm_renorm *rp = NULL
     if renorm is not None:
@@ -121,6 +122,15 @@ def bn_forward_train(cnp.ndarray x, int64_t N, int64_t C, int64_t S, weight, bia
         rn.r = <double*>_data(r, cnp.NPY_FLOAT64, C, "r")
         rn.d = <double*>_data(d, cnp.NPY_FLOAT64, C, "d")
         rp = &rn
+    _bn_train(x, N, C, S, weight, bias, eps, y, mean, var, rp, t, activation)
+
+
+cdef int _bn_train(cnp.ndarray x, int64_t N, int64_t C, int64_t S, object weight, object bias,
+                   double eps, cnp.ndarray y, cnp.ndarray mean, cnp.ndarray var,
+                   cnorm_renorm *rp, int t, int activation) except -1:
+    """The kernel call of bn_forward_train, arguments already checked."""
+    cdef void *w = NULL if weight is None else cnp.PyArray_DATA(<cnp.ndarray>weight)
+    cdef void *b = NULL if bias is None else cnp.PyArray_DATA(<cnp.ndarray>bias)
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef void *yp = cnp.PyArray_DATA(y)
     cdef double *mp = <double*>cnp.PyArray_DATA(mean)
@@ -130,6 +140,7 @@ def bn_forward_train(cnp.ndarray x, int64_t N, int64_t C, int64_t S, weight, bia
         status = kernel.bn_forward_train(e, xp, N, C, S, w, b, eps, activation, rp, yp, mp,
                                          vp)
     _check(status)
+    return 0
 
 
 def low_to_float32(cnp.ndarray src, cnp.ndarray dst, bint bfloat16):
@@ -290,22 +301,36 @@ def bn_backward(cnp.ndarray dy, cnp.ndarray x, int64_t N, int64_t C, int64_t S,
     cdef int t = _dtype_num(x)
     _require(x, t, N * C * S, "x")
     _require(dy, t, N * C * S, "dy")
-    cdef void *dxp = _data(dx, t, N * C * S, "out")
+    _data(dx, t, N * C * S, "out")
     if dx is not None:
         _require_writable(<cnp.ndarray>dx, "out")
-    cdef void *mp = _data(mean, t, C, "mean")
-    cdef void *ip = _data(invstd, t, C, "invstd")
-    cdef void *w = _data(weight, t, C, "weight")
-    cdef double *s1 = <double*>_data(sum_dy, cnp.NPY_FLOAT64, C, "sum_dy")
-    cdef double *s2 = <double*>_data(sum_dy_xhat, cnp.NPY_FLOAT64, C, "sum_dy_xhat")
+    _data(mean, t, C, "mean")
+    _data(invstd, t, C, "invstd")
+    _data(weight, t, C, "weight")
+    _data(sum_dy, cnp.NPY_FLOAT64, C, "sum_dy")
+    _data(sum_dy_xhat, cnp.NPY_FLOAT64, C, "sum_dy_xhat")
     _require_writable(sum_dy, "sum_dy")
     _require_writable(sum_dy_xhat, "sum_dy_xhat")
+    _bn_backward(dy, x, N, C, S, mean, invstd, weight, dx, sum_dy, sum_dy_xhat, t)
+
+
+cdef int _bn_backward(cnp.ndarray dy, cnp.ndarray x, int64_t N, int64_t C, int64_t S,
+                      cnp.ndarray mean, cnp.ndarray invstd, object weight, object dx,
+                      cnp.ndarray sum_dy, cnp.ndarray sum_dy_xhat, int t) except -1:
+    """The kernel call of bn_backward, arguments already checked."""
+    cdef void *dxp = NULL if dx is None else cnp.PyArray_DATA(<cnp.ndarray>dx)
+    cdef void *mp = cnp.PyArray_DATA(mean)
+    cdef void *ip = cnp.PyArray_DATA(invstd)
+    cdef void *w = NULL if weight is None else cnp.PyArray_DATA(<cnp.ndarray>weight)
+    cdef double *s1 = <double*>cnp.PyArray_DATA(sum_dy)
+    cdef double *s2 = <double*>cnp.PyArray_DATA(sum_dy_xhat)
     cdef void *dyp = cnp.PyArray_DATA(dy)
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef int status, e = _element(t)
     with nogil:
         status = kernel.bn_backward(e, dyp, xp, N, C, S, mp, ip, w, dxp, s1, s2)
     _check(status)
+    return 0
 
 
 def bn_backward_dx(cnp.ndarray dy, cnp.ndarray x, int64_t N, int64_t C, int64_t S,
@@ -407,11 +432,22 @@ def row_backward(cnp.ndarray dy, cnp.ndarray x, int64_t M, int64_t K, int64_t G,
     _require(dy, t, M * K, "dy")
     _require(dx, t, M * K, "out")
     _require_writable(dx, "out")
-    cdef void *mp = _data(mean, t, M, "mean")
+    _data(mean, t, M, "mean")
     _require(rstd, t, M, "rstd")
-    cdef void *w = _data(weight, t, nparam, "weight")
-    cdef double *dw = <double*>_data(dweight, cnp.NPY_FLOAT64, nparam, "dweight")
-    cdef double *db = <double*>_data(dbias, cnp.NPY_FLOAT64, nparam, "dbias")
+    _data(weight, t, nparam, "weight")
+    _data(dweight, cnp.NPY_FLOAT64, nparam, "dweight")
+    _data(dbias, cnp.NPY_FLOAT64, nparam, "dbias")
+    _row_backward(dy, x, M, K, G, S, center, mean, rstd, weight, dx, dweight, dbias, t)
+
+
+cdef int _row_backward(cnp.ndarray dy, cnp.ndarray x, int64_t M, int64_t K, int64_t G,
+                       int64_t S, bint center, object mean, cnp.ndarray rstd, object weight,
+                       cnp.ndarray dx, object dweight, object dbias, int t) except -1:
+    """The kernel call of row_backward, arguments already checked."""
+    cdef void *mp = NULL if mean is None else cnp.PyArray_DATA(<cnp.ndarray>mean)
+    cdef void *w = NULL if weight is None else cnp.PyArray_DATA(<cnp.ndarray>weight)
+    cdef double *dw = NULL if dweight is None else <double*>cnp.PyArray_DATA(<cnp.ndarray>dweight)
+    cdef double *db = NULL if dbias is None else <double*>cnp.PyArray_DATA(<cnp.ndarray>dbias)
     cdef void *dyp = cnp.PyArray_DATA(dy)
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef void *rp = cnp.PyArray_DATA(rstd)
@@ -420,6 +456,7 @@ def row_backward(cnp.ndarray dy, cnp.ndarray x, int64_t M, int64_t K, int64_t G,
     with nogil:
         status = kernel.row_backward(e, dyp, xp, M, K, G, S, center, mp, rp, w, dxp, dw, db)
     _check(status)
+    return 0
 
 
 # ---- lean entry points for small calls --------------------------------------
@@ -555,10 +592,24 @@ cdef object _vector_of(cnp.ndarray v, int t):
     return r
 
 
-def bn_train_fast(x, weight, bias, eps, axis, out):
+cdef cnp.ndarray _invstd(cnp.ndarray var, double eps):
+    """1 / sqrt(var + eps) in a new float64 vector: functional.saved_statistics
+    before its rounding to x's dtype."""
+    cdef cnp.npy_intp n = cnp.PyArray_DIM(var, 0), i
+    cdef cnp.ndarray r = cnp.PyArray_EMPTY(1, &n, cnp.NPY_FLOAT64, 0)
+    cdef double *v = <double*>cnp.PyArray_DATA(var)
+    cdef double *dst = <double*>cnp.PyArray_DATA(r)
+    for i in range(n):
+        dst[i] = 1.0 / sqrt(v[i] + eps)
+    return r
+
+
+def bn_train_fast(x, weight, bias, eps, axis, out, int activation=0, bint moments=False):
     """batch_norm_train for the common case: (y, mean, invstd) in x's dtype,
-    or None (see above; also for eps == 0 and fewer than 2 values per
-    channel, which functional.py rejects with their messages)."""
+    with moments followed by the float64 mean and biased var they were
+    rounded from (BatchNorm's running update); or None (see above; also for
+    eps == 0 and fewer than 2 values per channel, which functional.py
+    rejects with their messages).  activation: a CNORM_ACT_* code."""
     cdef int64_t ncs[3]
     cdef int t = _plain_channel_view(x, axis, ncs)
     if t == 0 or not _good_eps(eps) or <double>eps == 0.0 or ncs[0] * ncs[2] < 2:
@@ -569,15 +620,12 @@ def bn_train_fast(x, weight, bias, eps, axis, out):
     y = _output(out, <cnp.ndarray>x, t, None)
     if y is None or not _clear(y, out, (weight, bias)):
         return None
-    cdef cnp.npy_intp c = C, i
+    cdef cnp.npy_intp c = C
     cdef cnp.ndarray mean = cnp.PyArray_EMPTY(1, &c, cnp.NPY_FLOAT64, 0)
     cdef cnp.ndarray var = cnp.PyArray_EMPTY(1, &c, cnp.NPY_FLOAT64, 0)
-    bn_forward_train(x, ncs[0], C, ncs[2], weight, bias, eps, y, mean, var)
-    cdef double e = <double>eps
-    cdef double *v = <double*>cnp.PyArray_DATA(var)
-    for i in range(c):  # invstd, the bits of functional.saved_statistics
-        v[i] = 1.0 / sqrt(v[i] + e)
-    return y, _vector_of(mean, t), _vector_of(var, t)
+    _bn_train(x, ncs[0], C, ncs[2], weight, bias, eps, y, mean, var, NULL, t, activation)
+    saved = (y, _vector_of(mean, t), _vector_of(_invstd(var, eps), t))
+    return saved + (mean, var) if moments else saved
 
 
 def bn_backward_fast(dy, x, mean, invstd, weight, bias, axis, out):
@@ -601,37 +649,138 @@ def bn_backward_fast(dy, x, mean, invstd, weight, bias, axis, out):
     cdef cnp.npy_intp c = C
     cdef cnp.ndarray sum_dy = cnp.PyArray_EMPTY(1, &c, cnp.NPY_FLOAT64, 0)
     cdef cnp.ndarray sum_dy_xhat = cnp.PyArray_EMPTY(1, &c, cnp.NPY_FLOAT64, 0)
-    bn_backward(dy, x, ncs[0], C, ncs[2], mean, invstd, weight, dx, sum_dy, sum_dy_xhat)
+    _bn_backward(da, xa, ncs[0], C, ncs[2], mean, invstd, weight, dx, sum_dy, sum_dy_xhat, t)
     dweight = None if weight is None else _vector_of(sum_dy_xhat, t)
     return dx, dweight, _vector_of(sum_dy, t)
 
 
-def layer_norm_fast(x, normalized_shape, weight, bias, eps, out):
-    """layer_norm over the last dim for the common case, or None."""
+cdef int _plain_row_view(object x, object normalized_shape, int64_t *mk) except -1:
+    """The dtype number of x when x is a plain float32/float64 array whose
+    last dim is normalized_shape (an int, or a tuple of one int), with its
+    row view (M, K) in mk; 0 otherwise."""
     if type(normalized_shape) is tuple and len(normalized_shape) == 1:
         normalized_shape = normalized_shape[0]
-    if type(x) is not cnp.ndarray or type(normalized_shape) is not int or not _good_eps(eps):
-        return None
+    if type(x) is not cnp.ndarray or type(normalized_shape) is not int:
+        return 0
     if not 0 < normalized_shape < 2**62:  # fits int64_t; others get functional's message
-        return None
+        return 0
     cdef cnp.ndarray xa = <cnp.ndarray>x
     cdef int t = cnp.PyArray_TYPE(xa)
     cdef int nd = cnp.PyArray_NDIM(xa)
     if (t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64) or not _plain(x, t) or nd < 1:
-        return None
-    cdef int64_t K = cnp.PyArray_DIM(xa, nd - 1), M = 1
-    if K != <int64_t>normalized_shape or K < 1:
-        return None
+        return 0
+    mk[1] = cnp.PyArray_DIM(xa, nd - 1)
+    if mk[1] != <int64_t>normalized_shape:
+        return 0
+    mk[0] = 1
     cdef int i
     for i in range(nd - 1):
-        M *= cnp.PyArray_DIM(xa, i)
-    if not (_vector(weight, t, K, True) and _vector(bias, t, K, True)):
+        mk[0] *= cnp.PyArray_DIM(xa, i)
+    return t
+
+
+cdef inline bint _row_stat(object a, int t, cnp.ndarray x):
+    """a is a plain array of type t with x's leading shape (x.shape[:-1])."""
+    cdef int nd = cnp.PyArray_NDIM(x) - 1
+    return (_plain(a, t) and cnp.PyArray_NDIM(<cnp.ndarray>a) == nd
+            and _equal(cnp.PyArray_DIMS(<cnp.ndarray>a), cnp.PyArray_DIMS(x), nd))
+
+
+def row_norm_fast(x, normalized_shape, weight, bias, eps, out, bint center=True,
+                  int activation=0):
+    """layer_norm (center) or rms_norm (not center: mean None, bias None) over
+    the last dim for the common case: (y, mean, rstd), or None.  rms_norm's
+    eps None is the machine epsilon of x's dtype, as functional._rms_eps."""
+    cdef int64_t mk[2]
+    cdef int t = _plain_row_view(x, normalized_shape, mk)
+    if t == 0:
         return None
+    if eps is None and not center:
+        eps = FLT_EPSILON if t == cnp.NPY_FLOAT32 else DBL_EPSILON
+    cdef int64_t M = mk[0], K = mk[1]
+    if not (_good_eps(eps) and _vector(weight, t, K, True)
+            and (_vector(bias, t, K, True) if center else bias is None)):
+        return None
+    cdef cnp.ndarray xa = <cnp.ndarray>x
     y = _output(out, xa, t, None)
     if y is None or not _clear(y, out, (weight, bias)):
         return None
-    mean = cnp.PyArray_EMPTY(nd - 1, cnp.PyArray_DIMS(xa), t, 0)
+    cdef int nd = cnp.PyArray_NDIM(xa)
+    mean = cnp.PyArray_EMPTY(nd - 1, cnp.PyArray_DIMS(xa), t, 0) if center else None
     rstd = cnp.PyArray_EMPTY(nd - 1, cnp.PyArray_DIMS(xa), t, 0)
     if M > 0:
-        _row_forward(xa, M, K, 1, 1, True, eps, weight, bias, y, mean, rstd, t, 0)
+        _row_forward(xa, M, K, 1, 1, center, eps, weight, bias, y, mean, rstd, t, activation)
     return y, mean, rstd
+
+
+def row_backward_fast(dy, x, mean, rstd, normalized_shape, weight, bias, out,
+                      bint center=True):
+    """layer_norm_backward (center) or rms_norm_backward (not center: mean
+    and bias None, dbias None) over the last dim for the common case: (dx,
+    dweight or None, dbias or None) in x's dtype, or None (out may also be
+    dy).  bias is unused without an activation but checked, as the general
+    path checks it."""
+    cdef int64_t mk[2]
+    cdef int t = _plain_row_view(x, normalized_shape, mk)
+    if t == 0 or not _plain(dy, t):
+        return None
+    cdef cnp.ndarray xa = <cnp.ndarray>x, da = <cnp.ndarray>dy
+    cdef int64_t M = mk[0], K = mk[1]
+    if not (_same_dims(da, xa) and (_row_stat(mean, t, xa) if center else mean is None)
+            and _row_stat(rstd, t, xa) and _vector(weight, t, K, True)
+            and (_vector(bias, t, K, True) if center else bias is None)):
+        return None
+    dx = _output(out, da, t, None)   # dx may be dy, never x (restrict in the kernels)
+    if dx is None or not _clear(dx, out, (xa, mean, rstd, weight)):
+        return None
+    cdef cnp.npy_intp nk = K
+    dweight = None if weight is None else cnp.PyArray_ZEROS(1, &nk, cnp.NPY_FLOAT64, 0)
+    dbias = cnp.PyArray_ZEROS(1, &nk, cnp.NPY_FLOAT64, 0) if center else None
+    if M > 0:
+        _row_backward(da, xa, M, K, 1, 1, center, mean, rstd, weight, dx, dweight, dbias, t)
+    return (dx, None if dweight is None else _vector_of(dweight, t),
+            None if dbias is None else _vector_of(dbias, t))
+
+
+# ---- running statistics -----------------------------------------------------
+
+
+cdef inline bint _float_vector(object a, int64_t n):
+    """a is a plain float32 or float64 vector of n elements."""
+    return _vector(a, cnp.NPY_FLOAT32, n, False) or _vector(a, cnp.NPY_FLOAT64, n, False)
+
+
+cdef cnp.ndarray _average(cnp.ndarray running, cnp.ndarray batch, double f, double scale):
+    """(1 - f) * running + f * (batch * scale) in a new float64 vector, each
+    product rounded before the sum, as NumPy's separate ufuncs compute it
+    (volatile: no FMA contraction on targets that have one)."""
+    cdef cnp.npy_intp n = cnp.PyArray_DIM(batch, 0), i
+    cdef cnp.ndarray r = cnp.PyArray_EMPTY(1, &n, cnp.NPY_FLOAT64, 0)
+    cdef double *dst = <double*>cnp.PyArray_DATA(r)
+    cdef const double *b = <double*>cnp.PyArray_DATA(batch)
+    cdef const void *old = cnp.PyArray_DATA(running)
+    cdef bint single = cnp.PyArray_TYPE(running) == cnp.NPY_FLOAT32
+    cdef volatile double kept, added
+    for i in range(n):
+        kept = (1.0 - f) * ((<const float*>old)[i] if single else (<const double*>old)[i])
+        added = f * (b[i] * scale)
+        dst[i] = kept + added
+    return r
+
+
+def running_average(running_mean, running_var, mean, var, f, double var_scale):
+    """One step of PyTorch's running averages, for plain vectors and a float
+    f: (new mean, new var) in float64, new = (1 - f) * running + f * batch
+    with var's batch var * var_scale; the running buffers float32 or
+    float64, mean and var float64.  None for anything else (an f of NumPy's
+    float32, say, makes 1 - f a float32).  Writes nothing: the caller commits."""
+    if type(f) is not float or type(mean) is not cnp.ndarray:
+        return None
+    if cnp.PyArray_NDIM(<cnp.ndarray>mean) != 1:
+        return None
+    cdef int64_t n = cnp.PyArray_DIM(<cnp.ndarray>mean, 0)
+    if not (_vector(mean, cnp.NPY_FLOAT64, n, False) and _vector(var, cnp.NPY_FLOAT64, n, False)
+            and _float_vector(running_mean, n) and _float_vector(running_var, n)):
+        return None
+    return (_average(<cnp.ndarray>running_mean, <cnp.ndarray>mean, f, 1.0),
+            _average(<cnp.ndarray>running_var, <cnp.ndarray>var, f, var_scale))

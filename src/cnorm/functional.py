@@ -264,7 +264,7 @@ def batch_norm_train(x: ArrayLike, weight: ArrayLike | None = None, bias: ArrayL
     """
     act = activation_code(activation)
     if mask is None:
-        result = None if act else _kernels.bn_train_fast(x, weight, bias, eps, axis, out)
+        result = _kernels.bn_train_fast(x, weight, bias, eps, axis, out, act)
         if result is not None:
             return result
     if is_low_precision(x):
@@ -834,10 +834,9 @@ def layer_norm(x: ArrayLike, normalized_shape: ShapeLike, weight: ArrayLike | No
     (2,)
     """
     act = activation_code(activation)
-    if not act:
-        result = _kernels.layer_norm_fast(x, normalized_shape, weight, bias, eps, out)
-        if result is not None:
-            return result
+    result = _kernels.row_norm_fast(x, normalized_shape, weight, bias, eps, out, True, act)
+    if result is not None:
+        return result
     x, dtype = _data_input(x)
     lead, norm = _normalized_shape(normalized_shape, x)
     weight = _param_for(weight, "weight", norm, x, dtype)
@@ -947,6 +946,11 @@ def layer_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, rstd: Arra
     >>> np.allclose(dw, (dy * xhat).sum((0, 1))), db.shape
     (True, (8,))
     """
+    if activation is None:
+        result = _kernels.row_backward_fast(dy, x, mean, rstd, normalized_shape, weight, bias,
+                                            out)
+        if result is not None:
+            return result
     if is_low_precision(x) or is_low_precision(dy):
         return run_in_float32(layer_norm_backward, locals(), ("x", "dy"))
     x = as_float_array(x, "x")
@@ -1432,6 +1436,9 @@ def rms_norm(x: ArrayLike, normalized_shape: ShapeLike, weight: ArrayLike | None
     True
     """
     act = activation_code(activation)
+    result = _kernels.row_norm_fast(x, normalized_shape, weight, None, eps, out, False, act)
+    if result is not None:
+        return result[0], result[2]
     x, dtype = _data_input(x)
     lead, norm = _normalized_shape(normalized_shape, x)
     weight = _param_for(weight, "weight", norm, x, dtype)
@@ -1526,6 +1533,11 @@ def rms_norm_backward(dy: ArrayLike, x: ArrayLike, rstd: ArrayLike, normalized_s
     >>> np.allclose(dw, (dy * xhat).sum(0)), cnorm.rms_norm_backward(dy, x, rstd, 8)[1]
     (True, None)
     """
+    if activation is None:
+        result = _kernels.row_backward_fast(dy, x, None, rstd, normalized_shape, weight, None,
+                                            out, False)
+        if result is not None:
+            return result[0], result[1]
     if is_low_precision(x) or is_low_precision(dy):
         return run_in_float32(rms_norm_backward, locals(), ("x", "dy"))
     x = as_float_array(x, "x")

@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Optional, SupportsIndex, cast
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
+from cnorm import _kernels
 from cnorm import functional as F
 from cnorm._typing import Activation, Array, FloatArray, ShapeLike
 from cnorm._validate import (
+    FLOAT_DTYPES,
     as_contiguous,
     as_float_array,
     check_eps,
@@ -178,8 +180,10 @@ class _Layer:
         >>> bn(x.astype(np.float16)).dtype
         dtype('float16')
         """
-        low: np.dtype[Any] | None = getattr(x, "dtype", None) if is_low_precision(x) else None
-        x = upcast(x) if low else as_float_array(x, "x")   # upcast: already a private copy
+        low: np.dtype[Any] | None = None
+        if type(x) is not np.ndarray or x.dtype not in FLOAT_DTYPES:   # else: as checked
+            low = getattr(x, "dtype", None) if is_low_precision(x) else None
+            x = upcast(x) if low else as_float_array(x, "x")   # upcast: already a private copy
         options: dict[str, Any] = {}
         if mask is not None:
             if not self._accepts_mask:
@@ -190,7 +194,7 @@ class _Layer:
             # buffer in between: keep a private copy (the functional API is
             # the zero-copy path).
             if low is None:
-                x = np.array(x, copy=True)
+                x = x.copy(order="K")
             with self._lock:
                 y, saved = self._forward_train(x, **options)
                 self._saved = (saved, low)
@@ -546,9 +550,10 @@ class _RunningStats(_Layer):
             state["num_batches_tracked"] = np.array(self.num_batches_tracked, np.int64)
         return state
 
-    def _update_running(self, mean: NDArray[np.float64], unbiased_var: NDArray[np.float64]
-                        ) -> None:
-        """One step of the running averages (float64 arithmetic); caller holds the lock."""
+    def _update_running(self, mean: NDArray[np.float64], var: NDArray[np.float64],
+                        var_scale: float = 1.0) -> None:
+        """One step of the running averages (float64 arithmetic), running_var
+        averaging var * var_scale; caller holds the lock."""
         if not self.track_running_stats:
             return
         # tracking: the buffers and the counter exist
@@ -556,17 +561,16 @@ class _RunningStats(_Layer):
                                                                               self.running_var)
         count = cast(int, self.num_batches_tracked) + 1
         f = 1.0 / count if self.momentum is None else self.momentum
-        new_mean = (1.0 - f) * running_mean.astype(np.float64) + f * mean
-        new_var = (1.0 - f) * running_var.astype(np.float64) + f * unbiased_var
+        new = _kernels.running_average(running_mean, running_var, mean, var, f, var_scale)
+        if new is None:   # buffers reassigned to other types or layouts, or f not a float
+            new = ((1.0 - f) * running_mean.astype(np.float64) + f * mean,
+                   (1.0 - f) * running_var.astype(np.float64) + f * (var * var_scale))
+        new_mean, new_var = new
         # Commit: stores only, no Python-level call between them, so a
         # KeyboardInterrupt lands before or after the whole update.
         running_mean[...] = new_mean
         running_var[...] = new_var
         self.num_batches_tracked = count
-
-
-def _unbiased(var: NDArray[np.float64], count: float) -> NDArray[np.float64]:
-    return var * (count / (count - 1))
 
 
 class BatchNorm(_RunningStats, _Layer):
@@ -800,9 +804,14 @@ class BatchNorm(_RunningStats, _Layer):
                                cast(FloatArray, self.running_var), self.weight, self.bias,
                                eps=self.eps, axis=axis)
 
+    def _running_var_scale(self, count: float) -> float:
+        """The biased batch variance's factor in the running average: n / (n - 1)
+        (the unbiased variance) unless unbiased_running_var is False."""
+        return count / (count - 1) if self.unbiased_running_var else 1.0
+
     def _running_var_of(self, var: NDArray[np.float64], count: float) -> NDArray[np.float64]:
         """The batch variance the running average takes."""
-        return _unbiased(var, count) if self.unbiased_running_var else var
+        return var * self._running_var_scale(count)
 
     def _channels(self, x: Array) -> int:
         if x.ndim < 2:
@@ -833,14 +842,22 @@ class BatchNorm(_RunningStats, _Layer):
                        ) -> tuple[Array, tuple[Any, ...]]:
         count: float = self._channels(x)
         act = activation_code(self.activation)
-        if mask is None:
-            y, mean, var = F.batch_statistics(x, self.weight, self.bias, self.eps, self.axis,
-                                              None, act)
+        # The lean entry point computes the saved statistics too, with the bits
+        # of F.saved_statistics (it takes eps only as a float).
+        lean = None if mask is not None else _kernels.bn_train_fast(
+            x, self.weight, self.bias, self.eps, self.axis, None, act, True)
+        if lean is not None:
+            y, *saved, mean, var = lean
         else:
-            y, mean, var, count = F.masked_batch_statistics(x, self.weight, self.bias, self.eps,
-                                                            self.axis, None, mask, act)
-        self._update_running(mean, self._running_var_of(var, count))
-        return y, (x, *F.saved_statistics(mean, var, self.eps, x.dtype), mask)
+            if mask is None:
+                y, mean, var = F.batch_statistics(x, self.weight, self.bias, self.eps,
+                                                  self.axis, None, act)
+            else:
+                y, mean, var, count = F.masked_batch_statistics(
+                    x, self.weight, self.bias, self.eps, self.axis, None, mask, act)
+            saved = F.saved_statistics(mean, var, self.eps, x.dtype)
+        self._update_running(mean, var, self._running_var_scale(count))
+        return y, (x, *saved, mask)
 
     def _forward_eval(self, x: Array, mask: NDArray[np.bool_] | None = None) -> Array:
         self._channels(x)
