@@ -124,15 +124,72 @@ def test_batch_norm_infer_and_layouts(activation, dtype):
         assert_close(inplace, act(ref.bn_train(x, w, b, axis=axis)[0], activation))
 
 
+def _relu_forwards(x, w, b):
+    """Every forward with its loop variants: planar and interleaved batch
+    norm (centred and scale-only loops, in place and not), and the row
+    family with each of weight/bias given or not and per-channel parameter
+    runs (group/instance norm)."""
+    C, K = x.shape[1], x.shape[-1]
+    rm, rv = np.full(C, 0.3, x.dtype), np.full(C, 2.0, x.dtype)
+    rml, rvl = np.full(K, 0.3, x.dtype), np.full(K, 2.0, x.dtype)
+    return {
+        "bn_train": lambda a, out: cnorm.batch_norm_train(x, w[:C], b[:C], activation=a,
+                                                          out=out)[0],
+        "bn_train axis=-1": lambda a, out: cnorm.batch_norm_train(
+            x, w[:K], b[:K], axis=-1, activation=a, out=out)[0],
+        "bn_infer": lambda a, out: cnorm.batch_norm_infer(x, rm, rv, w[:C], b[:C],
+                                                          activation=a, out=out),
+        "bn_infer axis=-1": lambda a, out: cnorm.batch_norm_infer(
+            x, rml, rvl, w[:K], b[:K], axis=-1, activation=a, out=out),
+        "layer_norm w b": lambda a, out: cnorm.layer_norm(x, K, w[:K], b[:K], activation=a,
+                                                          out=out)[0],
+        "layer_norm w": lambda a, out: cnorm.layer_norm(x, K, w[:K], activation=a,
+                                                        out=out)[0],
+        "layer_norm b": lambda a, out: cnorm.layer_norm(x, K, None, b[:K], activation=a,
+                                                        out=out)[0],
+        "layer_norm": lambda a, out: cnorm.layer_norm(x, K, activation=a, out=out)[0],
+        "group_norm": lambda a, out: cnorm.group_norm(x, 2, w[:C], b[:C], activation=a,
+                                                      out=out)[0],
+        "instance_norm": lambda a, out: cnorm.instance_norm(x, w[:C], b[:C], activation=a,
+                                                            out=out)[0],
+        "rms_norm": lambda a, out: cnorm.rms_norm(x, K, w[:K], activation=a, out=out)[0],
+    }
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(2, 4, 3, 40), (3, 6, 2, 2), (2, 4, 1, 3000)])
+@pytest.mark.parametrize("in_place", [False, True], ids=["new", "in-place"])
+def test_fused_relu_is_relu_of_the_plain_result_bit_for_bit(dtype, shape, in_place):
+    # relu is exact, so the fused loops must give max(y, 0) of the same
+    # forward without activation, NaN kept and -0 as it is, on every loop.
+    x, _ = _data(shape, dtype)
+    x.flat[5] = np.nan   # one channel / row of NaN
+    w, b = _params(max(shape), dtype)
+    for name, forward in _relu_forwards(x, w, b).items():
+        plain = forward(None, None)
+        expected = np.where(plain < 0, np.zeros((), dtype), plain)
+        if in_place:   # the forwards read x through the closure: run them on a copy
+            target = x.copy()
+            fused = _relu_forwards(target, w, b)[name]("relu", target)
+        else:
+            fused = forward("relu", None)
+        assert fused.tobytes() == expected.tobytes(), name
+
+
 def test_silu_accuracy_and_special_values():
-    for dtype, ulps in ((np.float32, 2), (np.float64, 4)):
-        z = np.concatenate([np.linspace(-80, 80, 20001), [0.0, 1e-30, -1e-30]]).astype(dtype)
+    # Within 3 ulp everywhere, subnormal results and those of subnormal
+    # exp(z) included (z * exp(z) normal while exp(z) is not: z near -90 in
+    # float32, -710 in float64), down to where silu rounds to 0.
+    for dtype, lo in ((np.float32, -115), (np.float64, -760)):
+        z = np.concatenate([np.linspace(lo, 100, 200001), np.linspace(-2, 2, 20001),
+                            [0.0, 1e-30, -1e-30]]).astype(dtype)
         y = cnorm.batch_norm_infer(z[:, None], np.zeros(1, dtype), np.ones(1, dtype), eps=0.0,
                                    activation="silu")[:, 0]
         zz = z.astype(np.longdouble)
-        exact = (zz / (1 + np.exp(-zz))).astype(dtype)
+        with np.errstate(over="ignore"):
+            exact = (zz / (1 + np.exp(-zz))).astype(dtype)
         err = np.abs(y.astype(np.longdouble) - exact) / np.spacing(np.abs(exact))
-        assert err.max() <= ulps, (dtype, err.max())
+        assert err.max() <= 3, (dtype, err.max(), z[err.argmax()])
         special = np.array([np.nan, np.inf, -np.inf, -1e4, 1e4], dtype)[:, None]
         s = cnorm.batch_norm_infer(special, np.zeros(1, dtype), np.ones(1, dtype), eps=0.0,
                                    activation="silu")[:, 0]

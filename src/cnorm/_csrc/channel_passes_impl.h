@@ -17,18 +17,18 @@
 
 /* A planar run: per-channel constants in scalars. */
 static void SFX(run_affine_oop)(const T *restrict x, T *restrict y, int64_t len, T m, T a,
-                                T b)
+                                T b, T lower)
 {
     int64_t i;
     for (i = 0; i < len; i++)
-        y[i] = (x[i] - m) * a + b;
+        y[i] = SFX(at_least)((x[i] - m) * a + b, lower);
 }
 
-static void SFX(run_affine_ip)(T *y, int64_t len, T m, T a, T b)
+static void SFX(run_affine_ip)(T *y, int64_t len, T m, T a, T b, T lower)
 {
     int64_t i;
     for (i = 0; i < len; i++)
-        y[i] = (y[i] - m) * a + b;
+        y[i] = SFX(at_least)((y[i] - m) * a + b, lower);
 }
 
 static void SFX(run_bwd_oop)(const T *restrict dy, const T *restrict x, T *restrict dx,
@@ -103,10 +103,10 @@ static void SFX(run_affine_stream)(const T *restrict x, T *restrict y, int64_t l
                                    T b)
 {
     int64_t i = SFX(stream_head)(y, len), v;
-    SFX(run_affine_oop)(x, y, i, m, a, b);
+    SFX(run_affine_oop)(x, y, i, m, a, b, (T)-INFINITY);
     for (v = i; v + CV <= len; v += CV)
         SFX(vstream)(y + v, (SFX(vload)(x + v) - m) * a + b);
-    SFX(run_affine_oop)(x + v, y + v, len - v, m, a, b);
+    SFX(run_affine_oop)(x + v, y + v, len - v, m, a, b, (T)-INFINITY);
 }
 
 static void SFX(run_bwd_stream)(const T *restrict dy, const T *restrict x, T *restrict dx,
@@ -124,7 +124,7 @@ static void SFX(run_bwd_stream)(const T *restrict dy, const T *restrict x, T *re
 static void SFX(run_affine_stream)(const T *restrict x, T *restrict y, int64_t len, T m, T a,
                                    T b)
 {
-    SFX(run_affine_oop)(x, y, len, m, a, b);
+    SFX(run_affine_oop)(x, y, len, m, a, b, (T)-INFINITY);
 }
 
 static void SFX(run_bwd_stream)(const T *restrict dy, const T *restrict x, T *restrict dx,
@@ -137,7 +137,7 @@ static void SFX(run_bwd_stream)(const T *restrict dy, const T *restrict x, T *re
 /* Interleaved rows of w positions (rect r), per-position constants. */
 static void SFX(rows_affine_oop)(const T *restrict x, T *restrict y, chan_rect r, int64_t w,
                                  const T *restrict m, const T *restrict a,
-                                 const T *restrict b)
+                                 const T *restrict b, T lower)
 {
     int64_t i, j, l;
     for (i = 0; i < r.n1; i++)
@@ -145,26 +145,26 @@ static void SFX(rows_affine_oop)(const T *restrict x, T *restrict y, chan_rect r
             const T *p = x + i * r.s1 + j * r.s2;
             T *q = y + i * r.s1 + j * r.s2;
             for (l = 0; l < w; l++)
-                q[l] = (p[l] - m[l]) * a[l] + b[l];
+                q[l] = SFX(at_least)((p[l] - m[l]) * a[l] + b[l], lower);
         }
 }
 
 static void SFX(rows_affine_ip)(T *y, chan_rect r, int64_t w, const T *restrict m,
-                                const T *restrict a, const T *restrict b)
+                                const T *restrict a, const T *restrict b, T lower)
 {
     int64_t i, j, l;
     for (i = 0; i < r.n1; i++)
         for (j = 0; j < r.n2; j++) {
             T *q = y + i * r.s1 + j * r.s2;
             for (l = 0; l < w; l++)
-                q[l] = (q[l] - m[l]) * a[l] + b[l];
+                q[l] = SFX(at_least)((q[l] - m[l]) * a[l] + b[l], lower);
         }
 }
 
 /* y = x * a + b: inference and cnorm_channel_affine on interleaved rows
  * (one constant stream fewer than the centred form: measured faster). */
 static void SFX(rows_scale_oop)(const T *restrict x, T *restrict y, chan_rect r, int64_t w,
-                                const T *restrict a, const T *restrict b)
+                                const T *restrict a, const T *restrict b, T lower)
 {
     int64_t i, j, l;
     for (i = 0; i < r.n1; i++)
@@ -172,19 +172,19 @@ static void SFX(rows_scale_oop)(const T *restrict x, T *restrict y, chan_rect r,
             const T *p = x + i * r.s1 + j * r.s2;
             T *q = y + i * r.s1 + j * r.s2;
             for (l = 0; l < w; l++)
-                q[l] = p[l] * a[l] + b[l];
+                q[l] = SFX(at_least)(p[l] * a[l] + b[l], lower);
         }
 }
 
 static void SFX(rows_scale_ip)(T *y, chan_rect r, int64_t w, const T *restrict a,
-                               const T *restrict b)
+                               const T *restrict b, T lower)
 {
     int64_t i, j, l;
     for (i = 0; i < r.n1; i++)
         for (j = 0; j < r.n2; j++) {
             T *q = y + i * r.s1 + j * r.s2;
             for (l = 0; l < w; l++)
-                q[l] = q[l] * a[l] + b[l];
+                q[l] = SFX(at_least)(q[l] * a[l] + b[l], lower);
         }
 }
 
@@ -265,14 +265,15 @@ static void SFX(apply_runs)(const SFX(chan_pass) *j, int64_t r0, int64_t r1, int
             else
                 SFX(run_bwd_oop)(dy, x, y, S, m, j->a[c], j->k1[c], j->k3[c]);
         } else {
+            const T lower = SFX(act_lower)(j->act);
             if (x == y)
-                SFX(run_affine_ip)(y, S, m, j->scale[c], j->shift[c]);
+                SFX(run_affine_ip)(y, S, m, j->scale[c], j->shift[c], lower);
             else if (j->stream)
                 SFX(run_affine_stream)(x, y, S, m, j->scale[c], j->shift[c]);
             else
-                SFX(run_affine_oop)(x, y, S, m, j->scale[c], j->shift[c]);
-            if (j->act)   /* the run is in cache: no streaming with act */
-                SFX(activate)(y, S, j->act);
+                SFX(run_affine_oop)(x, y, S, m, j->scale[c], j->shift[c], lower);
+            if (j->act == CNORM_ACT_SILU)   /* the run is in cache: no streaming with act */
+                SFX(silu)(y, S);
         }
         c += step;
         while (c >= G->C)
@@ -289,6 +290,7 @@ static void SFX(apply_span)(const SFX(chan_pass) *j, int64_t o0, int64_t o1, int
                             const T *m, const T *const k[3])
 {
     int64_t nsr = (o1 - o0) / w, part;
+    const T lower = SFX(act_lower)(j->act);
     for (part = 0; part < 2; part++) {
         int64_t o = o0 + (part ? nsr * w : 0), wd = part ? (o1 - o0) % w : w;
         chan_rect r = { 1, 0, part ? 1 : nsr, w };
@@ -299,15 +301,15 @@ static void SFX(apply_span)(const SFX(chan_pass) *j, int64_t o0, int64_t o1, int
         else if (j->dy)
             SFX(rows_bwd_oop)(j->dy + o, j->x + o, j->out + o, r, wd, m, k[0], k[1], k[2]);
         else if (m && j->x == j->out)
-            SFX(rows_affine_ip)(j->out + o, r, wd, m, k[0], k[1]);
+            SFX(rows_affine_ip)(j->out + o, r, wd, m, k[0], k[1], lower);
         else if (m)
-            SFX(rows_affine_oop)(j->x + o, j->out + o, r, wd, m, k[0], k[1]);
+            SFX(rows_affine_oop)(j->x + o, j->out + o, r, wd, m, k[0], k[1], lower);
         else if (j->x == j->out)
-            SFX(rows_scale_ip)(j->out + o, r, wd, k[0], k[1]);
+            SFX(rows_scale_ip)(j->out + o, r, wd, k[0], k[1], lower);
         else
-            SFX(rows_scale_oop)(j->x + o, j->out + o, r, wd, k[0], k[1]);
-        if (!j->dy && j->act)   /* the span just written, still in L2 */
-            SFX(activate)(j->out + o, r.n2 * wd, j->act);
+            SFX(rows_scale_oop)(j->x + o, j->out + o, r, wd, k[0], k[1], lower);
+        if (!j->dy && j->act == CNORM_ACT_SILU)   /* the span just written, still in L2 */
+            SFX(silu)(j->out + o, r.n2 * wd);
     }
 }
 

@@ -4,13 +4,14 @@
 
 /* The part [k0, k1) of a row: y = (x - mu) * rstd * w + b with
  * mu = mean + delta (row_normalize), w and b (or NULL) per column for
- * S == 1, else per run of S values. */
+ * S == 1, else per run of S values; at least `lower` (act_lower). */
 static void SFX(row_normalize_part)(const T *x, int64_t k0, int64_t k1, int64_t S,
-                                    T mean, T delta, T rstd, const T *w, const T *b, T *y)
+                                    T mean, T delta, T rstd, const T *w, const T *b, T lower,
+                                    T *y)
 {
     if (S == 1) {
         SFX(row_normalize)(x + k0, k1 - k0, mean, delta, rstd, w ? w + k0 : NULL,
-                           b ? b + k0 : NULL, 0, y + k0);
+                           b ? b + k0 : NULL, 0, lower, y + k0);
         return;
     }
     for (int64_t s0 = k0, s1; s0 < k1; s0 = s1) {
@@ -18,7 +19,8 @@ static void SFX(row_normalize_part)(const T *x, int64_t k0, int64_t k1, int64_t 
         s1 = cnorm_min64(k1, (p + 1) * S);
         const T a = w ? rstd * w[p] : rstd;   /* one scale per run: delta goes into c */
         SFX(row_normalize)(x + s0, s1 - s0, mean, 0, a, NULL, NULL,
-                           (T)((b ? (double)b[p] : 0.0) - (double)delta * (double)a), y + s0);
+                           (T)((b ? (double)b[p] : 0.0) - (double)delta * (double)a), lower,
+                           y + s0);
     }
 }
 
@@ -27,7 +29,7 @@ static void SFX(row_normalize_part)(const T *x, int64_t k0, int64_t k1, int64_t 
  * piece by piece.  w, b: this row's P = K / S parameters, or NULL. */
 static void SFX(row_forward_one)(const T *x, int64_t K, int64_t S, int center,
                                  double eps, int act, const T *w, const T *b, T *y,
-                                 T *mean_out, T *rstd_out, const T *next_x, T *next_y)
+                                 T *mean_out, T *rstd_out, const T *next_x, const T *next_y)
 {
     double mu = 0.0, var;
     if (center) {
@@ -51,9 +53,9 @@ static void SFX(row_forward_one)(const T *x, int64_t K, int64_t S, int center,
         const int64_t bytes = (k1 - k0) * (int64_t)sizeof(T);
         row_prefetch(next_x ? next_x + k0 : NULL, bytes, 0);
         row_prefetch(next_y ? next_y + k0 : NULL, bytes, 1);
-        SFX(row_normalize_part)(x, k0, k1, S, mean, delta, rstd, w, b, y);
-        if (act)   /* the piece is in L1 */
-            SFX(activate)(y + k0, k1 - k0, act);
+        SFX(row_normalize_part)(x, k0, k1, S, mean, delta, rstd, w, b, SFX(act_lower)(act), y);
+        if (act == CNORM_ACT_SILU)   /* the piece is in L1 */
+            SFX(silu)(y + k0, k1 - k0);
     }
 }
 

@@ -78,8 +78,9 @@ static T SFX(row_mean_residual)(const T *x, int64_t n, T mean, T rstd)
     return (T)(total / (double)n);
 }
 
-/* y = ((x - mean) - delta) * a * w[k] + b[k] over n values; w == NULL
- * means 1 and b == NULL means the scalar c.  y may equal x.  mean is the
+/* y = ((x - mean) - delta) * a * w[k] + b[k], at least `lower` (relu's
+ * 0, else -inf: see act_lower), over n values; w == NULL means 1 and
+ * b == NULL means the scalar c.  y may equal x.  mean is the
  * row mean rounded to T and delta what that rounding lost: x - mean is exact
  * for x near the mean, so |mean| >> std costs no precision.
  *
@@ -89,21 +90,21 @@ static T SFX(row_mean_residual)(const T *x, int64_t n, T mean, T rstd)
  * NULL (measured on a Xeon, layer norm without bias and RMS norm with
  * weight: 4x slower on the AVX-512 path, 38x on AVX2). */
 ROW_TILE void SFX(row_normalize)(const T *x, int64_t n, T mean, T delta, T a,
-                                 const T *w, const T *b, T c, T *y)
+                                 const T *w, const T *b, T c, T lower, T *y)
 {
     int64_t k;
     if (w && b)
         for (k = 0; k < n; k++)
-            y[k] = ((x[k] - mean) - delta) * a * w[k] + b[k];
+            y[k] = SFX(at_least)(((x[k] - mean) - delta) * a * w[k] + b[k], lower);
     else if (w)
         for (k = 0; k < n; k++)
-            y[k] = ((x[k] - mean) - delta) * a * w[k] + c;
+            y[k] = SFX(at_least)(((x[k] - mean) - delta) * a * w[k] + c, lower);
     else if (b)
         for (k = 0; k < n; k++)
-            y[k] = ((x[k] - mean) - delta) * a + b[k];
+            y[k] = SFX(at_least)(((x[k] - mean) - delta) * a + b[k], lower);
     else
         for (k = 0; k < n; k++)
-            y[k] = ((x[k] - mean) - delta) * a + c;
+            y[k] = SFX(at_least)(((x[k] - mean) - delta) * a + c, lower);
 }
 
 /* Sums over n values of g = dy * w[k] (w == NULL: dy) and of g * x_hat,
