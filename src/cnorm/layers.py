@@ -400,7 +400,11 @@ class _Layer:
 
 def _layer_dtype(dtype: DTypeLike) -> np.dtype[Any]:
     """float32, float64, float16 or bfloat16 (given as ml_dtypes.bfloat16 or
-    the name "bfloat16", which needs ml_dtypes installed)."""
+    the name "bfloat16", which needs ml_dtypes installed); None is the
+    default, float32, as PyTorch's dtype=None (NumPy's np.dtype(None) would
+    be float64)."""
+    if dtype is None:
+        return np.dtype(np.float32)
     if isinstance(dtype, str) and dtype == "bfloat16":
         try:
             import ml_dtypes
