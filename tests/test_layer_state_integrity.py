@@ -63,3 +63,37 @@ def test_interrupted_step_changes_nothing(make, buffer):
     after = layer.state_dict()
     for key, value in before.items():
         np.testing.assert_array_equal(np.asarray(after[key]), value, err_msg=key)
+
+
+def _read_only(a):
+    a = np.array(a, copy=True)
+    a.flags.writeable = False
+    return a
+
+
+BAD_BUFFERS = {   # the error names the buffer
+    "longer": (lambda a: np.zeros(5, a.dtype), ValueError),
+    "broadcastable": (lambda a: np.ones(1, a.dtype), ValueError),
+    "2-d": (lambda a: a.reshape(1, 3), ValueError),
+    "int": (lambda a: a.astype(np.int64), TypeError),
+    "list": (lambda a: a.tolist(), TypeError),
+    "read-only": (_read_only, ValueError),
+}
+
+
+@pytest.mark.parametrize("make", LAYERS.values(), ids=LAYERS)
+@pytest.mark.parametrize("buffer", ["running_mean", "running_var"])
+@pytest.mark.parametrize("bad", BAD_BUFFERS, ids=list(BAD_BUFFERS))
+def test_reassigned_buffer_that_cannot_take_the_update_changes_nothing(make, buffer, bad):
+    # A wrong-shaped running_var used to fail between the two stores, after
+    # running_mean had moved; now the step is refused before either.
+    layer = make()
+    layer(batch())
+    other = "running_var" if buffer == "running_mean" else "running_mean"
+    before_other = np.array(getattr(layer, other), copy=True)
+    change, error = BAD_BUFFERS[bad]
+    setattr(layer, buffer, change(getattr(layer, buffer)))
+    with pytest.raises(error, match=f"^{buffer}"):
+        layer(batch())
+    assert np.array_equal(getattr(layer, other), before_other)
+    assert layer.num_batches_tracked == 1

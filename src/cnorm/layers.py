@@ -421,6 +421,18 @@ def _layer_dtype(dtype: DTypeLike) -> np.dtype[Any]:
     return dt
 
 
+def _check_running_buffer(buffer: object, name: str, shape: tuple[int, ...]) -> None:
+    """A reassigned running statistic must be a float array of the batch
+    statistics' shape, so that the update is all or nothing (a wrong shape
+    used to fail between the two stores)."""
+    if not isinstance(buffer, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array, got {type(buffer).__name__}")
+    if buffer.dtype.kind != "f" and not is_low_dtype(buffer.dtype):
+        raise TypeError(f"{name} must have a float dtype, got {buffer.dtype}")
+    if buffer.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {buffer.shape}")
+
+
 def _batch_counter(value: NDArray[Any]) -> int:
     """num_batches_tracked of a state dict as a Python int in int64's range."""
     v = value.item()
@@ -567,8 +579,13 @@ class _RunningStats(_Layer):
         f = 1.0 / count if self.momentum is None else self.momentum
         new = _kernels.running_average(running_mean, running_var, mean, var, f, var_scale)
         if new is None:   # buffers reassigned to other types or layouts, or f not a float
+            for name, buffer in (("running_mean", running_mean), ("running_var", running_var)):
+                _check_running_buffer(buffer, name, mean.shape)
             new = ((1.0 - f) * running_mean.astype(np.float64) + f * mean,
                    (1.0 - f) * running_var.astype(np.float64) + f * (var * var_scale))
+        if not (running_mean.flags.writeable and running_var.flags.writeable):
+            name = "running_mean" if not running_mean.flags.writeable else "running_var"
+            raise ValueError(f"{name} is read-only: the training forward updates it in place")
         new_mean, new_var = new
         # Commit: stores only, no Python-level call between them, so a
         # KeyboardInterrupt lands before or after the whole update.
@@ -1034,6 +1051,8 @@ class BatchRenorm(BatchNorm):
             Array, tuple[Array, FloatArray, FloatArray, NDArray[np.float64], NDArray[np.float64]]]:
         count = self._channels(x)
         rmax, dmax = self._clip_limits()
+        for name in ("running_mean", "running_var"):   # read before the update: checked first
+            _check_running_buffer(getattr(self, name), name, (self.num_features,))
         y, mean, var, r, d = F.batch_renorm_statistics(
             x, self.weight, self.bias, self.eps, self.axis, None,
             cast(FloatArray, self.running_mean).astype(np.float64),
