@@ -376,8 +376,7 @@ def test_unknown_dtype_is_a_type_error_naming_dtype(dtype):
 @pytest.mark.parametrize("make", [
     lambda **k: cnorm.BatchNorm(C, **k), lambda **k: cnorm.BatchRenorm(C, **k),
     lambda **k: cnorm.LayerNorm(C, **k), lambda **k: cnorm.GroupNorm(1, C, **k),
-    lambda **k: cnorm.InstanceNorm(C, affine=True, **k), lambda **k: cnorm.RMSNorm(C, **k),
-    lambda **k: cnorm.SyncBatchNorm(C, **k)])
+    lambda **k: cnorm.InstanceNorm(C, affine=True, **k), lambda **k: cnorm.RMSNorm(C, **k)])
 def test_dtype_none_is_the_default_float32_as_in_pytorch(make):
     # np.dtype(None) is float64; torch's dtype=None is its default, float32
     assert make(dtype=None).weight.dtype == make().weight.dtype == np.float32
