@@ -95,6 +95,10 @@ def check_ndim(x, minimum, name="x"):
 
 
 def normalize_axis(axis, ndim):
+    # A bool is not an axis (NumPy and PyTorch refuse it): axis=True would
+    # silently be axis 1.
+    if isinstance(axis, (bool, np.bool_)):
+        raise TypeError(f"axis must be an integer, got {axis!r}")
     try:
         a = operator.index(axis)
     except TypeError:

@@ -248,6 +248,17 @@ class Moments:
         mean = np.empty(C, np.float64)
         m2 = np.empty(C, np.float64)
         _kernels.channel_moments(x, N, C, S, mean, m2)
+        # The kernel's float64 Welford updates overflow for float64 data near
+        # the top of its range (|x - mean| beyond 1.8e308: ±1.7e308 gave mean
+        # -inf and m2 NaN).  A feature whose mean is not finite or whose m2 is
+        # NaN either holds NaN/inf (the kernel's result stands) or overflowed:
+        # recompute those exactly scaled by a power of two.
+        bad = np.flatnonzero(~np.isfinite(mean) | np.isnan(m2))
+        if bad.size and x.dtype == np.float64:
+            part = np.moveaxis(np.take(x.reshape(N, C, S), bad, axis=1), 1, 0).reshape(bad.size, -1)
+            finite = np.isfinite(part).all(axis=1)
+            if finite.any():
+                mean[bad[finite]], m2[bad[finite]] = _scaled_moments(part[finite])
         return cls(np.full(C, float(N * S)), mean, m2)
 
     @classmethod
@@ -263,11 +274,21 @@ class Moments:
             j = min(i + step, x.shape[0])
             w = weights(i, j)
             xc = np.where(w > 0, x[i:j], 0.0).astype(np.float64, copy=False)
+            # Scale each feature by a power of two (exact) so that its largest
+            # value is below 1: sums of float64 data near 1e308 (or of large
+            # weights times large values) no longer overflow, and the mean
+            # comes out finite for finite data; m2 is inf only where it is
+            # beyond float64's range.
+            with np.errstate(invalid="ignore"):
+                exponent = np.frexp(np.abs(xc).max(axis=others, initial=0.0))[1]
+            xc = np.ldexp(xc, np.expand_dims(-exponent, others))
             count = w.sum(axis=others)
             with np.errstate(invalid="ignore", divide="ignore"):
                 mean = np.where(count > 0, (w * xc).sum(axis=others) / count, 0.0)
             centred = xc - np.expand_dims(mean, others)
             m2 = (w * centred * centred).sum(axis=others)
+            with np.errstate(over="ignore"):
+                mean, m2 = np.ldexp(mean, exponent), np.ldexp(m2, 2 * exponent)
             total = total.merge(cls(count, mean, m2))
         return total
 
@@ -386,7 +407,10 @@ class Moments:
                              f"of {other.n_features}")
         na, nb = self.count, other.count
         n = na + nb
-        with np.errstate(invalid="ignore", divide="ignore"):
+        # over: an m2 beyond float64's range is inf, as the kernels give it
+        # (and every branch of the np.where below is evaluated, even the
+        # empty-part ones whose delta may be huge).
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             fb = np.where(n > 0, nb / n, 0.0)
             delta = other.mean - self.mean
             mean = np.where(nb == 0, self.mean, np.where(na == 0, other.mean,
@@ -458,6 +482,19 @@ class Moments:
 
     def __repr__(self) -> str:
         return f"Moments(count={self.count!r}, mean={self.mean!r}, m2={self.m2!r})"
+
+
+def _scaled_moments(rows: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Two-pass mean and m2 of each row of finite float64 data, scaled by a
+    power of two (exact) so that no intermediate overflows: the mean is
+    finite, m2 inf only where it is beyond float64's range."""
+    exponent = np.frexp(np.abs(rows).max(axis=1, initial=0.0))[1]
+    scaled = np.ldexp(rows, -exponent[:, None])
+    mean = scaled.mean(axis=1)
+    centred = scaled - mean[:, None]
+    m2 = np.einsum("ij,ij->i", centred, centred)
+    with np.errstate(over="ignore"):
+        return np.ldexp(mean, exponent), np.ldexp(m2, 2 * exponent)
 
 
 def _as_data(x: ArrayLike) -> NDArray[np.floating[Any]]:
