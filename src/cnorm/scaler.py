@@ -8,6 +8,7 @@ unless it is installed and asked for (its tags, the base of NotFittedError).
 """
 from __future__ import annotations
 
+import numbers
 import threading
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, overload
 
@@ -376,8 +377,9 @@ class StandardScaler:
             is ignored, infinity rejected.
         y : object, default None
             Ignored (scikit-learn's fit signature).
-        sample_weight : array_like of shape (n_samples,), optional
-            Weight of each sample, finite and >= 0 (not with a dask X).
+        sample_weight : array_like of shape (n_samples,) or float, optional
+            Weight of each sample, finite and >= 0, not all 0 (a number: the
+            weight of every sample); not with a dask X.
 
         Returns
         -------
@@ -427,8 +429,9 @@ class StandardScaler:
             block (`cnorm.dask.moments`).
         y : object, default None
             Ignored (scikit-learn's signature).
-        sample_weight : array_like of shape (n_samples,), optional
-            Weight of each sample, real, finite and >= 0.  When `with_mean`
+        sample_weight : array_like of shape (n_samples,) or float, optional
+            Weight of each sample, real, finite and >= 0, not all 0 (a
+            number: the weight of every sample, as scikit-learn).  When `with_mean`
             and `with_std` are both False it is checked but the counts are
             not weighted (as scikit-learn).
 
@@ -447,7 +450,7 @@ class StandardScaler:
             moments are computed); if the scaler is fitted and X has another
             number of features; if `sample_weight`
             has the wrong shape, a non-real dtype or a negative or non-finite
-            weight, or is given with a dask X.
+            weight, is all 0 (as scikit-learn), or is given with a dask X.
 
         Examples
         --------
@@ -475,11 +478,11 @@ class StandardScaler:
             X = _as_2d_floats(X)
             self._check_features(X.shape[1], first)
             data = _as_data(X)   # float16 and bfloat16 in float32, as Moments.of
+            if sample_weight is not None:
+                sample_weight = _fit_sample_weight(sample_weight, data)
             if self.with_mean or self.with_std:
                 part = _fit_moments(data, sample_weight)
             else:   # only counts, and (as scikit-learn) unweighted ones
-                if sample_weight is not None:
-                    _check_sample_weight(sample_weight, data, 1)
                 _reject_infinity(data)
                 counts = data.shape[0] - np.isnan(data).sum(axis=0)
                 part = Moments(counts, np.zeros(data.shape[1]), np.zeros(data.shape[1]))
@@ -629,9 +632,9 @@ class StandardScaler:
             Data, 2-d, of a real dtype; NaN is ignored by the fit and kept.
         y : object, default None
             Ignored (scikit-learn's signature).
-        sample_weight : array_like of shape (n_samples,), optional
-            Weight of each sample for the fit, finite and >= 0 (not with a
-            dask X).
+        sample_weight : array_like of shape (n_samples,) or float, optional
+            Weight of each sample for the fit, finite and >= 0, not all 0
+            (not with a dask X).
 
         Returns
         -------
@@ -713,6 +716,11 @@ def _as_2d_floats(X: ArrayLike) -> _Floats:
         raise TypeError("cnorm.StandardScaler takes dense arrays; a sparse matrix needs "
                         "scikit-learn's StandardScaler(with_mean=False)")
     arr = np.asarray(X)
+    if arr.dtype == np.object_:   # numbers held as objects (a list of Decimals, a
+        try:                      # pandas object column): float64, as scikit-learn
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"X must hold real numbers, got dtype object ({exc})") from None
     if is_low_dtype(arr.dtype):   # float16, bfloat16 (by name: ml_dtypes stays optional)
         _check_2d(arr.shape)
         return arr
@@ -731,11 +739,21 @@ def _feature_names(X: object) -> NDArray[np.object_] | None:
     return names if all(isinstance(n, str) for n in names) else None
 
 
+def _fit_sample_weight(sample_weight: ArrayLike, X: _Floats) -> NDArray[np.float64]:
+    """sample_weight checked as scikit-learn's fit takes it: a real number is
+    the weight of every sample; an array must have shape (n_samples,), be
+    finite and >= 0 (cnorm refuses negative weights) and not be all zero."""
+    if isinstance(sample_weight, numbers.Real) and not isinstance(sample_weight, np.ndarray):
+        sample_weight = np.full(X.shape[0], float(sample_weight))
+    weights = _check_sample_weight(sample_weight, X, 1).reshape(-1)
+    if not np.any(weights):
+        raise ValueError("Sample weights must contain at least one non-zero number.")
+    return weights
+
+
 def _fit_moments(X: _Floats, sample_weight: ArrayLike | None) -> Moments:
     """Moments of X's columns (float32 or float64), NaN ignored; infinite
     values rejected."""
-    if sample_weight is not None:
-        _check_sample_weight(sample_weight, X, 1)
     if sample_weight is None:
         moments = Moments.of(X, axis=1)
         if np.all(np.isfinite(moments.m2)):   # no NaN or Inf anywhere: one kernel pass
