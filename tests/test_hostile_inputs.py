@@ -101,12 +101,15 @@ def test_batch_norm_functions(data, axis_pick, neg):
     C = x.shape[axis]
     count = x.size // C if C else math.prod(s for i, s in enumerate(x.shape) if i != axis % x.ndim)
     w, b = params(rng, C, x.dtype)
-    if count < 2:
+    if count == 1:
         with pytest.raises(ValueError):
             cnorm.batch_norm_train(x, w, b, axis=axis)
-    elif C == 0:
+    elif C == 0 or count == 0:   # empty: as PyTorch, an empty y (mean 0, var 0)
         y, mean, invstd = cnorm.batch_norm_train(x, w, b, axis=axis)
-        assert y.shape == x.shape and mean.shape == invstd.shape == (0,)
+        assert y.shape == x.shape and mean.shape == invstd.shape == (C,)
+        assert not mean.any()
+        dx, dw, db = cnorm.batch_norm_backward(x, x, mean, invstd, w, axis=axis)
+        assert dx.shape == x.shape and db.shape == (C,) and not db.any()
     else:
         y, mean, invstd = cnorm.batch_norm_train(x, w, b, axis=axis)
         ey, emean, einvstd = ref.bn_train(x, w, b, axis=axis)

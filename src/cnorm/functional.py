@@ -128,7 +128,10 @@ def _train_forward(x: ArrayLike, weight: ArrayLike | None, bias: ArrayLike | Non
     (r, d) or None); renorm is None or (running_mean, running_var, rmax, dmax)."""
     x = as_float_array(x, "x")
     N, C, S = channel_view(x, axis)
-    if N * S < 2:
+    # One value per channel has no variance (PyTorch refuses it too); an empty
+    # batch gives an empty y, mean 0 and var 0, as PyTorch (not for renorm,
+    # whose r and d need the batch's statistics).
+    if N * S == 1 or (N * S == 0 and renorm is not None):
         raise ValueError(
             f"training needs more than one value per channel, got input of shape {x.shape} "
             f"with channel axis {axis}"

@@ -918,7 +918,10 @@ class BatchNorm(_RunningStats, _Layer):
                 y, mean, var, count = F.masked_batch_statistics(
                     x, self.weight, self.bias, self.eps, self.axis, None, mask, act)
             saved = F.saved_statistics(mean, var, self.eps, x.dtype)
-        self._update_running(mean, var, self._running_var_scale(count))
+        if count:
+            self._update_running(mean, var, self._running_var_scale(count))
+        elif self.track_running_stats:   # an empty batch: counted, statistics kept (PyTorch)
+            self.num_batches_tracked = cast(int, self.num_batches_tracked) + 1
         return y, (x, *saved, mask)
 
     def _forward_eval(self, x: Array, mask: NDArray[np.bool_] | None = None) -> Array:
