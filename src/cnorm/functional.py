@@ -211,8 +211,9 @@ def batch_norm_train(x: ArrayLike, weight: ArrayLike | None = None, bias: ArrayL
         number (a str or a bool); axis not an integer; out not a numpy.ndarray.
     ValueError
         x with fewer than 2 dimensions; axis out of range; weight or bias not of shape (C,);
-        eps negative, NaN, infinite or 0; fewer than 2 values per channel (or a mask selecting
-        fewer than 2 positions); a mask not of dtype bool, or not broadcastable to x with size 1
+        eps negative, NaN, infinite or 0; one value per channel (an empty batch gives an
+        empty y, mean 0 and var 0, as PyTorch), or a mask selecting fewer than 2
+        positions; a mask not of dtype bool, or not broadcastable to x with size 1
         on the channel axis; out of another shape or dtype than x, or read-only; an activation
         other than None, 'relu' and 'silu'.
 
