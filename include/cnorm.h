@@ -169,6 +169,12 @@ typedef struct cnorm_renorm {
  * parameters and statistics: computed in float32 on chunks converted in cache, y rounded to
  * nearest even.  y may equal x.  Since 0.2. */
 
+/* cnorm_bn_forward_train_f16/_bf16: cnorm_bn_forward_train_f32 for x and y of float16 /
+ * bfloat16 with float32 weight and bias: one pass of chunks converted in cache reduces the
+ * moments (merged in an order that depends on the shape only: the same bits for any thread
+ * count), a second normalizes them as the float32 kernel does, y rounded to nearest even.
+ * mean and var (and renorm's r, d) are float64 as there.  y may equal x.  Since 0.2. */
+
 /* ---- declarations, from the list ------------------------------------- */
 
 #include "cnorm_kernels.def"

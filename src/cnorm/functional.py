@@ -126,15 +126,15 @@ def _train_forward(x: ArrayLike, weight: ArrayLike | None, bias: ArrayLike | Non
                    act: int) -> tuple[Array, _F64, _F64, tuple[_F64, _F64] | None]:
     """The checks and kernel call of both training forwards: (y, mean, var,
     (r, d) or None); renorm is None or (running_mean, running_var, rmax, dmax)."""
-    x = as_float_array(x, "x")
+    x, dtype = _data_input(x)
     N, C, S = channel_view(x, axis)
     if N * S < 2:
         raise ValueError(
             f"training needs more than one value per channel, got input of shape {x.shape} "
             f"with channel axis {axis}"
         )
-    weight = param(weight, "weight", (C,), x.dtype)
-    bias = param(bias, "bias", (C,), x.dtype)
+    weight = _param_for(weight, "weight", (C,), x, dtype)
+    bias = _param_for(bias, "bias", (C,), x, dtype)
     eps = check_eps(eps)
     if eps == 0.0:  # as PyTorch: a constant channel would give 0 * inf
         raise ValueError("eps must be > 0 for batch-norm training, got 0")
@@ -144,13 +144,24 @@ def _train_forward(x: ArrayLike, weight: ArrayLike | None, bias: ArrayLike | Non
     mean = np.empty(C, np.float64)
     var = np.empty(C, np.float64)
     if renorm is None:
-        _kernels.bn_forward_train(xc, N, C, S, weight, bias, eps, y, mean, var, None, act)
+        _bn_train_kernel(xc, N, C, S, weight, bias, eps, y, mean, var, None, act)
         return finish_output(y, out), mean, var, None
     r = np.empty(C, np.float64)
     d = np.empty(C, np.float64)
-    _kernels.bn_forward_train(xc, N, C, S, weight, bias, eps, y, mean, var, (*renorm, r, d),
-                              act)
+    _bn_train_kernel(xc, N, C, S, weight, bias, eps, y, mean, var, (*renorm, r, d), act)
     return finish_output(y, out), mean, var, (r, d)
+
+
+def _bn_train_kernel(xc: Array, N: int, C: int, S: int, weight: Any, bias: Any, eps: float,
+                     y: Array, mean: _F64, var: _F64, renorm: Any, act: int) -> None:
+    """bn_forward_train, or for float16/bfloat16 xc its 2-byte entry (float32
+    parameters, chunks converted in cache)."""
+    if is_low_precision(xc):
+        _kernels.bn_forward_train_low(xc.view(np.uint16), N, C, S, weight, bias, eps,
+                                      y.view(np.uint16), mean, var, renorm,
+                                      xc.dtype.kind != "f", act)
+    else:
+        _kernels.bn_forward_train(xc, N, C, S, weight, bias, eps, y, mean, var, renorm, act)
 
 
 def batch_norm_train(x: ArrayLike, weight: ArrayLike | None = None, bias: ArrayLike | None = None,
@@ -267,13 +278,14 @@ def batch_norm_train(x: ArrayLike, weight: ArrayLike | None = None, bias: ArrayL
         result = None if act else _kernels.bn_train_fast(x, weight, bias, eps, axis, out)
         if result is not None:
             return result
-    if is_low_precision(x):
+    low = is_low_precision(x)
+    if low and mask is not None:
         return run_in_float32(batch_norm_train, locals(), ("x",))
     if mask is None:
         y, mean, var = batch_statistics(x, weight, bias, eps, axis, out, act)
     else:
         y, mean, var, _ = masked_batch_statistics(x, weight, bias, eps, axis, out, mask, act)
-    return (y, *saved_statistics(mean, var, float(eps), y.dtype))
+    return (y, *saved_statistics(mean, var, float(eps), np.dtype(np.float32) if low else y.dtype))
 
 
 def channel_mask(mask: ArrayLike, x: Array, axis: SupportsIndex) -> tuple[NDArray[np.bool_], int]:
