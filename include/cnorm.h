@@ -175,6 +175,10 @@ typedef struct cnorm_renorm {
  * count), a second normalizes them as the float32 kernel does, y rounded to nearest even.
  * mean and var (and renorm's r, d) are float64 as there.  y may equal x.  Since 0.2. */
 
+/* cnorm_bn_backward_f16/_bf16: cnorm_bn_backward_f32 for dy, x and dx of float16 / bfloat16
+ * with float32 mean, invstd and weight, the same way: the sums (float64) are the same bits for
+ * any thread count; dx may be NULL (the sums only) and may equal dy.  Since 0.2. */
+
 /* ---- declarations, from the list ------------------------------------- */
 
 #include "cnorm_kernels.def"

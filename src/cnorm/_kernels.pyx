@@ -166,6 +166,36 @@ def bn_forward_train_low(cnp.ndarray x, int64_t N, int64_t C, int64_t S, weight,
     _check(status)
 
 
+def bn_backward_low(cnp.ndarray dy, cnp.ndarray x, int64_t N, int64_t C, int64_t S,
+                    mean, invstd, weight, dx, cnp.ndarray sum_dy, cnp.ndarray sum_dy_xhat,
+                    bint bfloat16):
+    """bn_backward of float16/bfloat16 data (dy, x, dx as uint16 bits; float32
+    mean, invstd and weight; dx None: only the sums)."""
+    _require(x, cnp.NPY_UINT16, N * C * S, "x")
+    _require(dy, cnp.NPY_UINT16, N * C * S, "dy")
+    cdef uint16_t *dxp = <uint16_t*>_data(dx, cnp.NPY_UINT16, N * C * S, "out")
+    if dx is not None:
+        _require_writable(<cnp.ndarray>dx, "out")
+    cdef const float *mp = <const float*>_data(mean, cnp.NPY_FLOAT32, C, "mean")
+    cdef const float *ip = <const float*>_data(invstd, cnp.NPY_FLOAT32, C, "invstd")
+    cdef const float *w = <const float*>_data(weight, cnp.NPY_FLOAT32, C, "weight")
+    if mp == NULL or ip == NULL:
+        raise ValueError("bn_backward_low: mean and invstd are required")
+    cdef double *s1 = <double*>_data(sum_dy, cnp.NPY_FLOAT64, C, "sum_dy")
+    cdef double *s2 = <double*>_data(sum_dy_xhat, cnp.NPY_FLOAT64, C, "sum_dy_xhat")
+    _require_writable(sum_dy, "sum_dy")
+    _require_writable(sum_dy_xhat, "sum_dy_xhat")
+    cdef const uint16_t *dyp = <const uint16_t*>cnp.PyArray_DATA(dy)
+    cdef const uint16_t *xp = <const uint16_t*>cnp.PyArray_DATA(x)
+    cdef int status
+    with nogil:
+        if bfloat16:
+            status = k.bn_backward_bf16(dyp, xp, N, C, S, mp, ip, w, dxp, s1, s2)
+        else:
+            status = k.bn_backward_f16(dyp, xp, N, C, S, mp, ip, w, dxp, s1, s2)
+    _check(status)
+
+
 def low_to_float32(cnp.ndarray src, cnp.ndarray dst, bint bfloat16):
     """float16 / bfloat16 bits (uint16) to float32, exactly."""
     cdef int64_t n = cnp.PyArray_SIZE(src)

@@ -595,16 +595,17 @@ def batch_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, invstd: Ar
         result = _kernels.bn_backward_fast(dy, x, mean, invstd, weight, bias, axis, out)
         if result is not None:
             return result
-    if is_low_precision(x) or is_low_precision(dy):
+    low = is_low_precision(x) or is_low_precision(dy)
+    if low and (mask is not None or act or np.asarray(dy).dtype != np.asarray(x).dtype):
         return run_in_float32(batch_norm_backward, locals(), ("x", "dy"))
-    x = as_float_array(x, "x")
-    dy = as_float_array(dy, "dy")
+    x, dtype = _data_input(x)   # float16/bfloat16 (dy of the same dtype): float32 arithmetic
+    dy = _data_input(dy)[0] if low else as_float_array(dy, "dy")
     same_shape(dy, x, "dy")
     N, C, S = channel_view(x, axis)
-    mean = param(mean, "mean", (C,), x.dtype, optional=False)
-    invstd = param(invstd, "invstd", (C,), x.dtype, optional=False)
-    weight = param(weight, "weight", (C,), x.dtype)
-    bias = param(bias, "bias", (C,), x.dtype)
+    mean = _param_for(mean, "mean", (C,), x, dtype, optional=False)
+    invstd = _param_for(invstd, "invstd", (C,), x, dtype, optional=False)
+    weight = _param_for(weight, "weight", (C,), x, dtype)
+    bias = _param_for(bias, "bias", (C,), x, dtype)
     check_out(out, x)
     xc, dyc = as_contiguous(x), as_contiguous(dy)
     if act:
@@ -620,12 +621,17 @@ def batch_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, invstd: Ar
           else np.empty_like(xc))
     sum_dy = np.empty(C, np.float64)
     sum_dy_xhat = np.empty(C, np.float64)
-    _kernels.bn_backward(dyc, xc, N, C, S, mean, invstd, weight, dx, sum_dy, sum_dy_xhat)
+    if low:   # 2-byte loads and stores, float32 inside (no mask, no activation)
+        _kernels.bn_backward_low(dyc.view(np.uint16), xc.view(np.uint16), N, C, S, mean, invstd,
+                                 weight, dx.view(np.uint16), sum_dy, sum_dy_xhat,
+                                 x.dtype.kind != "f")
+    else:
+        _kernels.bn_backward(dyc, xc, N, C, S, mean, invstd, weight, dx, sum_dy, sum_dy_xhat)
     if mask is not None:
         masked_input_gradient(dyc, xc, (N, C, S), mean, invstd, weight, sum_dy, sum_dy_xhat,
                               count, dx, m)
-    dweight = None if weight is None else sum_dy_xhat.astype(x.dtype)
-    return finish_output(dx, out), dweight, sum_dy.astype(x.dtype)
+    dweight = None if weight is None else sum_dy_xhat.astype(dtype)
+    return finish_output(dx, out), dweight, sum_dy.astype(dtype)
 
 
 # ---- row family: layer, group, instance and RMS norm ----------------------

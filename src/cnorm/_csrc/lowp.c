@@ -411,6 +411,95 @@ static int bn_forward_train_lowp(int bfloat16, const uint16_t *x, int64_t N, int
     return status;
 }
 
+/* ---- batch-norm backward ------------------------------------------------ */
+
+/* dy is the first input (its buffer becomes dx), x the second.  Chunked:
+ * pass 1 (dots_view) adds each sub-view's sums of dy and dy * x_hat into
+ * its piece's partials part[0..2) [P][C]; pass 2 (dx_view) is the float32
+ * kernel's dx from the total sums.  Fused (backward_channels_chunk): whole
+ * channels, sums and dx in one float32 call. */
+typedef struct {
+    lowp_chan chan;
+    double *part[2];
+    double count;
+    const float *mean, *invstd, *weight;
+    int dx;                        /* whether dx is written */
+    double *sum_dy, *sum_dy_xhat;
+} lowp_backward_job;
+
+static int dots_view(const void *job, const lowp_chunk *ch, int64_t o, int64_t N, int64_t c,
+                     int64_t C, int64_t S)
+{
+    const lowp_backward_job *j = job;
+    const int64_t at = ch->piece * j->chan.C + c;
+    const int status = cnorm_bn_backward_f32(ch->x + o, ch->x2 + o, N, C, S, j->mean + c,
+                                             j->invstd + c, NULL, NULL, ch->a, ch->b);
+    for (int64_t k = 0; k < C; k++) {
+        j->part[0][at + k] += ch->a[k];
+        j->part[1][at + k] += ch->b[k];
+    }
+    return status;
+}
+
+static int dx_view(const void *job, const lowp_chunk *ch, int64_t o, int64_t N, int64_t c,
+                   int64_t C, int64_t S)
+{
+    const lowp_backward_job *j = job;
+    return cnorm_bn_backward_dx_f32(ch->x + o, ch->x2 + o, N, C, S, j->mean + c, j->invstd + c,
+                                    j->weight ? j->weight + c : NULL, j->sum_dy + c,
+                                    j->sum_dy_xhat + c, j->count, ch->x + o);
+}
+
+/* Channels [ch->u0, ch->u0 + ch->units), gathered as an (N, units, S) view. */
+static int backward_channels_chunk(const void *job, const lowp_chunk *ch)
+{
+    const lowp_backward_job *j = job;
+    const int64_t c = ch->u0;
+    return cnorm_bn_backward_f32(ch->x, ch->x2, (int64_t)j->count / j->chan.S, ch->units,
+                                 j->chan.S, j->mean + c, j->invstd + c,
+                                 j->weight ? j->weight + c : NULL, j->dx ? ch->x : NULL,
+                                 j->sum_dy + c, j->sum_dy_xhat + c);
+}
+
+static int bn_backward_lowp(int bfloat16, const uint16_t *dy, const uint16_t *x, int64_t N,
+                            int64_t C, int64_t S, const float *mean, const float *invstd,
+                            const float *weight, uint16_t *dx, double *sum_dy,
+                            double *sum_dy_xhat)
+{
+    int status = chan_lowp_prologue(N, C, S, sum_dy, sum_dy_xhat, dy && x && mean && invstd);
+    if (status != 1)
+        return status;
+    lowp_backward_job job = {{C, S, dots_view}, {NULL}, (double)(N * S), mean, invstd, weight,
+                             dx != NULL, sum_dy, sum_dy_xhat};
+    if (chan_fused(N, S)) {
+        const int64_t per = chan_fused_per(N, C, S);
+        const lowp_io io = lowp_channels_io(bfloat16, dy, x, dx, N, C, S);
+        return lowp_run(&io, C, per, INT64_MAX, backward_channels_chunk, &job);
+    }
+    const int64_t P = cnorm_min64(chan_pieces(C), cnorm_cdiv64(N * C * S, chan_per(C, S)));
+    double *part = calloc((size_t)(2 * P * C), sizeof(double));
+    if (!part)
+        return CNORM_ENOMEM;
+    job.part[0] = part;
+    job.part[1] = part + P * C;
+    lowp_io io = lowp_io_of(bfloat16, dy, x, NULL, 1, chan_tmp(C));
+    status = lowp_run(&io, N * C * S, chan_per(C, S), P, chan_chunk, &job);
+    for (int64_t c = 0; c < C; c++) {
+        sum_dy[c] = sum_dy_xhat[c] = 0.0;
+        for (int64_t p = 0; p < P; p++) {   /* in piece order */
+            sum_dy[c] += job.part[0][p * C + c];
+            sum_dy_xhat[c] += job.part[1][p * C + c];
+        }
+    }
+    free(part);
+    if (status == CNORM_OK && dx) {
+        job.chan.view = dx_view;
+        io = lowp_io_of(bfloat16, dy, x, dx, 1, 0);
+        status = lowp_run(&io, N * C * S, chan_per(C, S), INT64_MAX, chan_chunk, &job);
+    }
+    return status;
+}
+
 /* ---- the exported names ------------------------------------------------- */
 
 #define LOWP_ROW(name, bf)                                                                  \
@@ -438,9 +527,20 @@ static int bn_forward_train_lowp(int bfloat16, const uint16_t *x, int64_t N, int
                                      y, mean, var);                                         \
     }
 
+#define LOWP_BACKWARD(name, bf)                                                             \
+    int name(const uint16_t *dy, const uint16_t *x, int64_t N, int64_t C, int64_t S,         \
+             const float *mean, const float *invstd, const float *weight, uint16_t *dx,      \
+             double *sum_dy, double *sum_dy_xhat)                                           \
+    {                                                                                       \
+        return bn_backward_lowp(bf, dy, x, N, C, S, mean, invstd, weight, dx, sum_dy,        \
+                                sum_dy_xhat);                                               \
+    }
+
 LOWP_ROW(cnorm_row_forward_f16, 0)
 LOWP_ROW(cnorm_row_forward_bf16, 1)
 LOWP_INFER(cnorm_bn_forward_infer_f16, 0)
 LOWP_INFER(cnorm_bn_forward_infer_bf16, 1)
 LOWP_TRAIN(cnorm_bn_forward_train_f16, 0)
 LOWP_TRAIN(cnorm_bn_forward_train_bf16, 1)
+LOWP_BACKWARD(cnorm_bn_backward_f16, 0)
+LOWP_BACKWARD(cnorm_bn_backward_bf16, 1)
