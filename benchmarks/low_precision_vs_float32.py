@@ -23,9 +23,15 @@ try:
 except ImportError:
     torch = None
 
-CASES = {   # name: (shape, channel axis; None: layer norm over the last dim)
+CASES = {   # name: (shape, channel axis; None: layer norm over the last dim; "train",
+            # "backward" (axis 1), "train-1", "backward-1" (axis -1))
     "batch_norm_infer (32,64,56,56)": ((32, 64, 56, 56), 1),
     "batch_norm_train (32,64,56,56)": ((32, 64, 56, 56), "train"),
+    "batch_norm_train (8,64,14,14)": ((8, 64, 14, 14), "train"),
+    "batch_norm_train (32,56,56,64) axis=-1": ((32, 56, 56, 64), "train-1"),
+    "batch_norm_backward (32,64,56,56)": ((32, 64, 56, 56), "backward"),
+    "batch_norm_backward (8,64,14,14)": ((8, 64, 14, 14), "backward"),
+    "batch_norm_backward (32,56,56,64) axis=-1": ((32, 56, 56, 64), "backward-1"),
     "batch_norm_infer (4,3,512,512)": ((4, 3, 512, 512), 1),
     "batch_norm_infer (32,56,56,64) axis=-1": ((32, 56, 56, 64), -1),
     "layer_norm (32,128,768)": ((32, 128, 768), None),
@@ -37,8 +43,13 @@ def call(x, axis):
     out = np.empty_like(x)
     if axis is None:
         return lambda: cnorm.layer_norm(x, x.shape[-1], out=out)
-    if axis == "train":
-        return lambda: cnorm.batch_norm_train(x, out=out)
+    if axis in ("train", "train-1"):
+        a = -1 if axis == "train-1" else 1
+        return lambda: cnorm.batch_norm_train(x, axis=a, out=out)
+    if axis in ("backward", "backward-1"):
+        a = -1 if axis == "backward-1" else 1
+        _, mean, invstd = cnorm.batch_norm_train(x, axis=a)
+        return lambda: cnorm.batch_norm_backward(x, x, mean, invstd, axis=a, out=out)  # dy = x
     C = x.shape[axis]
     rm, rv = np.zeros(C, np.float32), np.ones(C, np.float32)
     return lambda: cnorm.batch_norm_infer(x, rm, rv, axis=axis, out=out)
@@ -52,11 +63,16 @@ def torch_call(x32, dtype, axis):
     F = torch.nn.functional
     if axis is None:
         return lambda: F.layer_norm(t, (t.shape[-1],))
-    if axis == -1:   # channels-last: the same bytes as a channels_last NCHW tensor
+    if axis in (-1, "train-1", "backward-1"):   # channels-last: a channels_last NCHW tensor
         t = t.permute(0, 3, 1, 2)
     C = t.shape[1]
     rm, rv = torch.zeros(C), torch.ones(C)
-    return lambda: F.batch_norm(t, rm, rv, training=axis == "train")
+    if axis in ("backward", "backward-1"):   # the autograd backward of the training forward
+        t = t.detach().requires_grad_()
+        y = F.batch_norm(t, None, None, training=True)
+        dy = t.detach().clone()
+        return lambda: torch.autograd.grad(y, t, dy, retain_graph=True)
+    return lambda: F.batch_norm(t, rm, rv, training=axis in ("train", "train-1"))
 
 
 def main():

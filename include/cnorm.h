@@ -58,7 +58,7 @@ extern "C" {
  * minor number grows when a kernel is added, the major one when an existing
  * signature or meaning changes. */
 #define CNORM_VERSION_MAJOR 0
-#define CNORM_VERSION_MINOR 2
+#define CNORM_VERSION_MINOR 3
 #define CNORM_VERSION_PATCH 0
 #define CNORM_VERSION_HEX \
     ((CNORM_VERSION_MAJOR << 16) | (CNORM_VERSION_MINOR << 8) | CNORM_VERSION_PATCH)
@@ -168,6 +168,16 @@ typedef struct cnorm_renorm {
  * cnorm_bn_forward_infer_f32 for x and y of float16 / bfloat16 (their uint16_t bits) with float32
  * parameters and statistics: computed in float32 on chunks converted in cache, y rounded to
  * nearest even.  y may equal x.  Since 0.2. */
+
+/* cnorm_bn_forward_train_f16/_bf16: cnorm_bn_forward_train_f32 for x and y of float16 /
+ * bfloat16 with float32 weight and bias: one pass of chunks converted in cache reduces the
+ * moments (merged in an order that depends on the shape only: the same bits for any thread
+ * count), a second normalizes them as the float32 kernel does, y rounded to nearest even.
+ * mean and var (and renorm's r, d) are float64 as there.  y may equal x.  Since 0.3. */
+
+/* cnorm_bn_backward_f16/_bf16: cnorm_bn_backward_f32 for dy, x and dx of float16 / bfloat16
+ * with float32 mean, invstd and weight, the same way: the sums (float64) are the same bits for
+ * any thread count; dx may be NULL (the sums only) and may equal dy.  Since 0.3. */
 
 /* ---- declarations, from the list ------------------------------------- */
 

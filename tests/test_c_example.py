@@ -67,7 +67,7 @@ def _input(i):
 
 def test_c_example_matches_numpy(program):
     header, got = _run(program)
-    assert header.startswith("cnorm C API 0.2.0, SIMD path ")
+    assert header.startswith("cnorm C API 0.3.0, SIMD path ")
 
     N, C, S = 2, 3, 4
     x = _input(np.arange(N * C * S)).reshape(N, C, S)

@@ -284,3 +284,209 @@ def test_batch_norm_infer_chunks_any_layout(dtype, shape, axis):
     within_one_ulp(y, ref.bn_infer(x, rm, rv, w, b, axis=axis), dtype)
     y32 = cnorm.batch_norm_infer(x.astype(np.float32), rm, rv, w, b, axis=axis)
     np.testing.assert_array_equal(y.view(np.uint16), downcast(y32, dtype).view(np.uint16))
+
+
+# Batch-norm training runs in C on chunks: moments of converted chunks
+# merged per channel in piece order, then the normalizing pass.  Planes
+# larger than a chunk, chunk boundaries inside planes, whole samples per
+# chunk, channels-last rows, a middle axis, more channels than a chunk.
+def f32_slack(want, bias=None, axis=1):
+    """Absolute allowance for float32 arithmetic before the final rounding:
+    a few float32 ulps of the terms of y = (x - m) * scale + bias, and a
+    float64 rounding of the merged mean, which only matter where y is near
+    or exactly 0 (the float32 path shares them)."""
+    terms = np.abs(np.asarray(want, np.float64))
+    if bias is not None:
+        shape = [1] * terms.ndim
+        shape[axis] = -1
+        terms = terms + np.abs(bias.astype(np.float64)).reshape(shape)
+    return 2.0**-22 * terms + 2.0**-40 * terms.max(initial=1.0)
+
+
+TRAIN_SHAPES = [((2, 3, 150, 150), 1), ((3, 5, 7000), 1), ((2, 2, 40000), 1),
+                ((50, 7, 11), 1), ((40, 9, 9, 37), -1), ((5, 7, 3, 11), 2),
+                ((6, 20000), 1), ((3, 4), 1), ((8, 20, 14, 14), 1), ((8, 23, 10, 10), 1)]
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+@pytest.mark.parametrize("shape, axis", TRAIN_SHAPES)
+@pytest.mark.parametrize("mean", [0.5, 1e3])
+def test_batch_norm_train_chunks_any_layout(dtype, shape, axis, mean):
+    x = data(shape, dtype, mean, seed=8)
+    w, b = f32_params(shape[axis])
+    y, m, invstd = cnorm.batch_norm_train(x, w, b, axis=axis)
+    ry, rm, rinv = ref.bn_train(x, w, b, axis=axis)
+    within_one_ulp(y, ry, dtype, f32_slack(ry, b, axis))
+    assert m.dtype == invstd.dtype == np.float32
+    np.testing.assert_allclose(m, rm, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(invstd, rinv, rtol=1e-5)
+    # no weight or bias, and a fused activation: the same statistics
+    for act in ("relu", "silu"):
+        y, m2, inv2 = cnorm.batch_norm_train(x, axis=axis, activation=act)
+        want = ref.activation(ref.bn_train(x, axis=axis)[0], act)
+        within_one_ulp(y, want, dtype, f32_slack(want))
+        np.testing.assert_array_equal(m2, m)
+        np.testing.assert_array_equal(inv2, invstd)
+
+
+THREAD_SHAPES = [((8, 16, 4096), 1), ((4, 3, 100000), 1), ((4096, 96), -1), ((3, 33000), 1),
+                 ((32, 50, 8, 8), 1)]
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+@pytest.mark.parametrize("shape, axis", THREAD_SHAPES)
+def test_batch_norm_train_same_bits_for_1_2_4_threads(dtype, shape, axis):
+    x = data(shape, dtype, 3.0, seed=9)
+    w, b = f32_params(shape[axis])
+    results = []
+    try:
+        for n in (1, 2, 4):
+            cnorm.set_num_threads(n)
+            results.append(cnorm.batch_norm_train(x, w, b, axis=axis, activation="silu"))
+    finally:
+        cnorm.set_num_threads(None)
+    for y, m, invstd in results[1:]:
+        np.testing.assert_array_equal(y.view(np.uint16), results[0][0].view(np.uint16))
+        np.testing.assert_array_equal(m, results[0][1])
+        np.testing.assert_array_equal(invstd, results[0][2])
+    want = ref.activation(ref.bn_train(x, w, b, axis=axis)[0], "silu")
+    within_one_ulp(results[0][0], want, dtype, f32_slack(want, b, axis))
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+@pytest.mark.parametrize("shape, axis", [((3, 4, 30000), 1), ((2000, 6), -1)])
+def test_batch_norm_train_nan_inf_stay_in_their_channel(dtype, shape, axis):
+    x = data(shape, dtype, seed=10)
+    idx = [1] * len(shape)
+    idx[axis] = 2
+    x[tuple(idx)] = np.nan
+    idx[axis] = 3
+    x[tuple(idx)] = np.inf
+    y, m, invstd = cnorm.batch_norm_train(x, axis=axis)
+    y = np.moveaxis(y.astype(np.float64), axis, 0)
+    assert np.isnan(y[2]).all() and np.isnan(m[2])
+    assert not np.isfinite(y[3]).any() and not np.isfinite(m[3])
+    assert np.isfinite(y[[0, 1]]).all() and np.isfinite(m[[0, 1]]).all()
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+def test_batch_norm_train_empty_and_degenerate_as_float32(dtype):
+    with pytest.raises(ValueError, match="more than one value per channel"):
+        cnorm.batch_norm_train(np.zeros((1, 3, 1), dtype))
+    for shape in [(0, 3, 4), (5, 3, 0)]:   # empty: an empty y, mean 0 and var 0 (as float32)
+        y, m, invstd = cnorm.batch_norm_train(np.zeros(shape, dtype))
+        y32, m32, invstd32 = cnorm.batch_norm_train(np.zeros(shape, np.float32))
+        assert y.shape == shape and y.dtype == dtype
+        assert m.tobytes() == m32.tobytes() and invstd.tobytes() == invstd32.tobytes()
+    y, m, invstd = cnorm.batch_norm_train(np.zeros((4, 0, 5), dtype))
+    assert y.shape == (4, 0, 5) and y.dtype == dtype and m.shape == invstd.shape == (0,)
+    const = np.full((4, 3, 5), 7.0, dtype)        # a constant channel gives exactly its bias
+    w, b = f32_params(3)
+    y = cnorm.batch_norm_train(const, w, b)[0]
+    np.testing.assert_array_equal(y, np.broadcast_to(b.astype(dtype)[:, None], y.shape))
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+def test_batch_norm_train_out_non_contiguous_and_in_place(dtype):
+    x = data((6, 5, 3000), dtype, seed=11)
+    w, b = f32_params(5)
+    want = ref.bn_train(x, w, b)[0]
+    slack = f32_slack(want, b)
+    base = np.full((6, 5, 6000), 9.0, dtype)
+    out = base[:, :, ::2]
+    y, _, _ = cnorm.batch_norm_train(x, w, b, out=out)
+    assert y is out
+    within_one_ulp(out, want, dtype, slack)
+    assert (base[:, :, 1::2] == 9.0).all()
+    xt = np.ascontiguousarray(x.transpose(0, 2, 1))   # channels-last, out= a transposed view
+    out = np.empty_like(x).transpose(0, 2, 1)
+    cnorm.batch_norm_train(xt, w, b, axis=-1, out=out)
+    within_one_ulp(out, want.transpose(0, 2, 1), dtype, slack.transpose(0, 2, 1))
+    x2 = x.copy()
+    y, _, _ = cnorm.batch_norm_train(x2, w, b, out=x2)
+    assert y is x2
+    within_one_ulp(x2, want, dtype, slack)
+
+
+# Batch-norm backward runs in C the same way (sums of dy and dy * x_hat per
+# channel, then dx with the float32 kernel).
+def _backward_case(shape, axis, dtype, mean=0.5, seed=12):
+    x, dy = data(shape, dtype, mean, seed=seed), data(shape, dtype, 0.0, seed=seed + 1)
+    w, b = f32_params(shape[axis])
+    _, m, invstd = cnorm.batch_norm_train(x, w, b, axis=axis)
+    return x, dy, m, invstd, w
+
+
+def _check_backward(got, want, dtype, weight=True):
+    dx, dw, db = got
+    rdx, rdw, rdb = want
+    within_one_ulp(dx, rdx, dtype, slack=1e-6 * np.abs(rdx).max(initial=0.0))
+    assert db.dtype == np.float32
+    np.testing.assert_allclose(db, rdb, rtol=1e-4, atol=1e-3)
+    if weight:
+        assert dw.dtype == np.float32
+        np.testing.assert_allclose(dw, rdw, rtol=1e-4, atol=1e-3)
+    else:
+        assert dw is None
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+@pytest.mark.parametrize("shape, axis", TRAIN_SHAPES)
+@pytest.mark.parametrize("mean", [0.5, 1e3])
+def test_batch_norm_backward_chunks_any_layout(dtype, shape, axis, mean):
+    x, dy, m, invstd, w = _backward_case(shape, axis, dtype, mean)
+    got = cnorm.batch_norm_backward(dy, x, m, invstd, w, axis=axis)
+    _check_backward(got, ref.bn_backward(dy, x, m, invstd, w, axis=axis), dtype)
+    got = cnorm.batch_norm_backward(dy, x, m, invstd, axis=axis)
+    _check_backward(got, ref.bn_backward(dy, x, m, invstd, axis=axis), dtype, weight=False)
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+@pytest.mark.parametrize("shape, axis", THREAD_SHAPES)
+def test_batch_norm_backward_same_bits_for_1_2_4_threads(dtype, shape, axis):
+    x, dy, m, invstd, w = _backward_case(shape, axis, dtype, 3.0, seed=13)
+    results = []
+    try:
+        for n in (1, 2, 4):
+            cnorm.set_num_threads(n)
+            results.append(cnorm.batch_norm_backward(dy, x, m, invstd, w, axis=axis))
+    finally:
+        cnorm.set_num_threads(None)
+    for dx, dw, db in results[1:]:
+        np.testing.assert_array_equal(dx.view(np.uint16), results[0][0].view(np.uint16))
+        np.testing.assert_array_equal(dw, results[0][1])
+        np.testing.assert_array_equal(db, results[0][2])
+    _check_backward(results[0], ref.bn_backward(dy, x, m, invstd, w, axis=axis), dtype)
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+@pytest.mark.parametrize("shape, axis", [((3, 4, 30000), 1), ((2000, 6), -1), ((4, 5, 300), 1)])
+def test_batch_norm_backward_nan_stays_in_its_channel(dtype, shape, axis):
+    x, dy, m, invstd, w = _backward_case(shape, axis, dtype)
+    idx = [1] * len(shape)
+    idx[axis] = 2
+    dy[tuple(idx)] = np.nan
+    dx, dw, db = cnorm.batch_norm_backward(dy, x, m, invstd, w, axis=axis)
+    dx = np.moveaxis(dx.astype(np.float64), axis, 0)
+    assert np.isnan(dx[2]).all() and np.isnan(dw[2]) and np.isnan(db[2])
+    assert np.isfinite(dx[[0, 1, 3]]).all() and np.isfinite(dw[[0, 1, 3]]).all()
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+def test_batch_norm_backward_out_non_contiguous_and_into_dy(dtype):
+    for shape in [(6, 5, 3000), (6, 5, 30)]:   # fused channels, chunks
+        x, dy, m, invstd, w = _backward_case(shape, 1, dtype, seed=14)
+        want = ref.bn_backward(dy, x, m, invstd, w)
+        base = np.full(shape[:2] + (2 * shape[2],), 9.0, dtype)
+        out = base[:, :, ::2]
+        got = cnorm.batch_norm_backward(dy, x, m, invstd, w, out=out)
+        assert got[0] is out
+        _check_backward(got, want, dtype)
+        assert (base[:, :, 1::2] == 9.0).all()
+        dy2 = dy.copy()
+        got = cnorm.batch_norm_backward(dy2, x, m, invstd, w, out=dy2)
+        assert got[0] is dy2
+        _check_backward(got, want, dtype)
+    # statistics in x's dtype are accepted (widened), as before
+    got = cnorm.batch_norm_backward(dy, x, m.astype(dtype), invstd.astype(dtype), w)
+    _check_backward(got, ref.bn_backward(dy, x, m.astype(dtype), invstd.astype(dtype), w), dtype)

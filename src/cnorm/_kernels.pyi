@@ -38,6 +38,35 @@ def bn_forward_train(
     renorm: tuple[_F64, _F64, float, float, _F64, _F64] | None = None,
     activation: int = 0,
 ) -> None: ...
+def bn_forward_train_low(
+    x: NDArray[np.uint16],
+    N: int,
+    C: int,
+    S: int,
+    weight: NDArray[np.float32] | None,
+    bias: NDArray[np.float32] | None,
+    eps: float,
+    y: NDArray[np.uint16],
+    mean: _F64,
+    var: _F64,
+    renorm: tuple[_F64, _F64, float, float, _F64, _F64] | None,
+    bfloat16: bool,
+    activation: int = 0,
+) -> None: ...
+def bn_backward_low(
+    dy: NDArray[np.uint16],
+    x: NDArray[np.uint16],
+    N: int,
+    C: int,
+    S: int,
+    mean: NDArray[np.float32],
+    invstd: NDArray[np.float32],
+    weight: NDArray[np.float32] | None,
+    dx: NDArray[np.uint16] | None,
+    sum_dy: _F64,
+    sum_dy_xhat: _F64,
+    bfloat16: bool,
+) -> None: ...
 def low_to_float32(src: NDArray[np.uint16], dst: NDArray[np.float32], bfloat16: bool) -> None: ...
 def float32_to_low(src: NDArray[np.float32], dst: NDArray[np.uint16], bfloat16: bool) -> None: ...
 def row_forward_low(

@@ -112,16 +112,7 @@ def bn_forward_train(cnp.ndarray x, int64_t N, int64_t C, int64_t S, weight, bia
     _data(weight, t, C, "weight")
     _data(bias, t, C, "bias")
     cdef cnorm_renorm rn
-    cdef cnorm_renorm *rp = NULL
-    if renorm is not None:
-        rm, rv, rmax, dmax, r, d = renorm
-        rn.running_mean = <double*>_data(rm, cnp.NPY_FLOAT64, C, "running_mean")
-        rn.running_var = <double*>_data(rv, cnp.NPY_FLOAT64, C, "running_var")
-        rn.rmax = rmax
-        rn.dmax = dmax
-        rn.r = <double*>_data(r, cnp.NPY_FLOAT64, C, "r")
-        rn.d = <double*>_data(d, cnp.NPY_FLOAT64, C, "d")
-        rp = &rn
+    cdef cnorm_renorm *rp = _renorm_of(renorm, C, &rn)
     _bn_train(x, N, C, S, weight, bias, eps, y, mean, var, rp, t, activation)
 
 
@@ -141,6 +132,79 @@ cdef int _bn_train(cnp.ndarray x, int64_t N, int64_t C, int64_t S, object weight
                                          vp)
     _check(status)
     return 0
+
+
+cdef cnorm_renorm *_renorm_of(object renorm, int64_t C, cnorm_renorm *rn) except? NULL:
+    """rn filled from bn_forward_train's renorm tuple, or NULL for None."""
+    if renorm is None:
+        return NULL
+    rm, rv, rmax, dmax, r, d = renorm
+    rn.running_mean = <double*>_data(rm, cnp.NPY_FLOAT64, C, "running_mean")
+    rn.running_var = <double*>_data(rv, cnp.NPY_FLOAT64, C, "running_var")
+    rn.rmax = rmax
+    rn.dmax = dmax
+    rn.r = <double*>_data(r, cnp.NPY_FLOAT64, C, "r")
+    rn.d = <double*>_data(d, cnp.NPY_FLOAT64, C, "d")
+    return rn
+
+
+def bn_forward_train_low(cnp.ndarray x, int64_t N, int64_t C, int64_t S, weight, bias,
+                         double eps, cnp.ndarray y, cnp.ndarray mean, cnp.ndarray var,
+                         renorm, bint bfloat16, int activation=0):
+    """bn_forward_train of float16/bfloat16 data (x, y as uint16 bits; float32
+    weight and bias; float64 mean, var and renorm as there)."""
+    _require(x, cnp.NPY_UINT16, N * C * S, "x")
+    _require(y, cnp.NPY_UINT16, N * C * S, "out")
+    _require_writable(y, "out")
+    _require(mean, cnp.NPY_FLOAT64, C, "mean")
+    _require(var, cnp.NPY_FLOAT64, C, "var")
+    _require_writable(mean, "mean")
+    _require_writable(var, "var")
+    cdef const float *w = <const float*>_data(weight, cnp.NPY_FLOAT32, C, "weight")
+    cdef const float *b = <const float*>_data(bias, cnp.NPY_FLOAT32, C, "bias")
+    cdef cnorm_renorm rn
+    cdef cnorm_renorm *rp = _renorm_of(renorm, C, &rn)
+    cdef const uint16_t *xp = <const uint16_t*>cnp.PyArray_DATA(x)
+    cdef uint16_t *yp = <uint16_t*>cnp.PyArray_DATA(y)
+    cdef double *mp = <double*>cnp.PyArray_DATA(mean)
+    cdef double *vp = <double*>cnp.PyArray_DATA(var)
+    cdef int status
+    with nogil:
+        if bfloat16:
+            status = k.bn_forward_train_bf16(xp, N, C, S, w, b, eps, activation, rp, yp, mp, vp)
+        else:
+            status = k.bn_forward_train_f16(xp, N, C, S, w, b, eps, activation, rp, yp, mp, vp)
+    _check(status)
+
+
+def bn_backward_low(cnp.ndarray dy, cnp.ndarray x, int64_t N, int64_t C, int64_t S,
+                    mean, invstd, weight, dx, cnp.ndarray sum_dy, cnp.ndarray sum_dy_xhat,
+                    bint bfloat16):
+    """bn_backward of float16/bfloat16 data (dy, x, dx as uint16 bits; float32
+    mean, invstd and weight; dx None: only the sums)."""
+    _require(x, cnp.NPY_UINT16, N * C * S, "x")
+    _require(dy, cnp.NPY_UINT16, N * C * S, "dy")
+    cdef uint16_t *dxp = <uint16_t*>_data(dx, cnp.NPY_UINT16, N * C * S, "out")
+    if dx is not None:
+        _require_writable(<cnp.ndarray>dx, "out")
+    cdef const float *mp = <const float*>_data(mean, cnp.NPY_FLOAT32, C, "mean")
+    cdef const float *ip = <const float*>_data(invstd, cnp.NPY_FLOAT32, C, "invstd")
+    cdef const float *w = <const float*>_data(weight, cnp.NPY_FLOAT32, C, "weight")
+    if mp == NULL or ip == NULL:
+        raise ValueError("bn_backward_low: mean and invstd are required")
+    cdef double *s1 = <double*>_data(sum_dy, cnp.NPY_FLOAT64, C, "sum_dy")
+    cdef double *s2 = <double*>_data(sum_dy_xhat, cnp.NPY_FLOAT64, C, "sum_dy_xhat")
+    _require_writable(sum_dy, "sum_dy")
+    _require_writable(sum_dy_xhat, "sum_dy_xhat")
+    cdef const uint16_t *dyp = <const uint16_t*>cnp.PyArray_DATA(dy)
+    cdef const uint16_t *xp = <const uint16_t*>cnp.PyArray_DATA(x)
+    cdef int status
+    with nogil:
+        if bfloat16:
+            status = k.bn_backward_bf16(dyp, xp, N, C, S, mp, ip, w, dxp, s1, s2)
+        else:
+            status = k.bn_backward_f16(dyp, xp, N, C, S, mp, ip, w, dxp, s1, s2)
+    _check(status)
 
 
 def low_to_float32(cnp.ndarray src, cnp.ndarray dst, bint bfloat16):

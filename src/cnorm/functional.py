@@ -126,7 +126,7 @@ def _train_forward(x: ArrayLike, weight: ArrayLike | None, bias: ArrayLike | Non
                    act: int) -> tuple[Array, _F64, _F64, tuple[_F64, _F64] | None]:
     """The checks and kernel call of both training forwards: (y, mean, var,
     (r, d) or None); renorm is None or (running_mean, running_var, rmax, dmax)."""
-    x = as_float_array(x, "x")
+    x, dtype = _data_input(x)
     N, C, S = channel_view(x, axis)
     # One value per channel has no variance (PyTorch refuses it too); an empty
     # batch gives an empty y, mean 0 and var 0, as PyTorch (not for renorm,
@@ -136,8 +136,8 @@ def _train_forward(x: ArrayLike, weight: ArrayLike | None, bias: ArrayLike | Non
             f"training needs more than one value per channel, got input of shape {x.shape} "
             f"with channel axis {axis}"
         )
-    weight = param(weight, "weight", (C,), x.dtype)
-    bias = param(bias, "bias", (C,), x.dtype)
+    weight = _param_for(weight, "weight", (C,), x, dtype)
+    bias = _param_for(bias, "bias", (C,), x, dtype)
     eps = check_eps(eps)
     if eps == 0.0:  # as PyTorch: a constant channel would give 0 * inf
         raise ValueError("eps must be > 0 for batch-norm training, got 0")
@@ -147,13 +147,24 @@ def _train_forward(x: ArrayLike, weight: ArrayLike | None, bias: ArrayLike | Non
     mean = np.empty(C, np.float64)
     var = np.empty(C, np.float64)
     if renorm is None:
-        _kernels.bn_forward_train(xc, N, C, S, weight, bias, eps, y, mean, var, None, act)
+        _bn_train_kernel(xc, N, C, S, weight, bias, eps, y, mean, var, None, act)
         return finish_output(y, out), mean, var, None
     r = np.empty(C, np.float64)
     d = np.empty(C, np.float64)
-    _kernels.bn_forward_train(xc, N, C, S, weight, bias, eps, y, mean, var, (*renorm, r, d),
-                              act)
+    _bn_train_kernel(xc, N, C, S, weight, bias, eps, y, mean, var, (*renorm, r, d), act)
     return finish_output(y, out), mean, var, (r, d)
+
+
+def _bn_train_kernel(xc: Array, N: int, C: int, S: int, weight: Any, bias: Any, eps: float,
+                     y: Array, mean: _F64, var: _F64, renorm: Any, act: int) -> None:
+    """bn_forward_train, or for float16/bfloat16 xc its 2-byte entry (float32
+    parameters, chunks converted in cache)."""
+    if is_low_precision(xc):
+        _kernels.bn_forward_train_low(xc.view(np.uint16), N, C, S, weight, bias, eps,
+                                      y.view(np.uint16), mean, var, renorm,
+                                      xc.dtype.kind != "f", act)
+    else:
+        _kernels.bn_forward_train(xc, N, C, S, weight, bias, eps, y, mean, var, renorm, act)
 
 
 def batch_norm_train(x: ArrayLike, weight: ArrayLike | None = None, bias: ArrayLike | None = None,
@@ -271,13 +282,14 @@ def batch_norm_train(x: ArrayLike, weight: ArrayLike | None = None, bias: ArrayL
         result = _kernels.bn_train_fast(x, weight, bias, eps, axis, out, act)
         if result is not None:
             return result
-    if is_low_precision(x):
+    low = is_low_precision(x)
+    if low and mask is not None:
         return run_in_float32(batch_norm_train, locals(), ("x",))
     if mask is None:
         y, mean, var = batch_statistics(x, weight, bias, eps, axis, out, act)
     else:
         y, mean, var, _ = masked_batch_statistics(x, weight, bias, eps, axis, out, mask, act)
-    return (y, *saved_statistics(mean, var, float(eps), y.dtype))
+    return (y, *saved_statistics(mean, var, float(eps), np.dtype(np.float32) if low else y.dtype))
 
 
 def channel_mask(mask: ArrayLike, x: Array, axis: SupportsIndex) -> tuple[NDArray[np.bool_], int]:
@@ -587,16 +599,17 @@ def batch_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, invstd: Ar
         result = _kernels.bn_backward_fast(dy, x, mean, invstd, weight, bias, axis, out)
         if result is not None:
             return result
-    if is_low_precision(x) or is_low_precision(dy):
+    low = is_low_precision(x) or is_low_precision(dy)
+    if low and (mask is not None or act or np.asarray(dy).dtype != np.asarray(x).dtype):
         return run_in_float32(batch_norm_backward, locals(), ("x", "dy"))
-    x = as_float_array(x, "x")
-    dy = as_float_array(dy, "dy")
+    x, dtype = _data_input(x)   # float16/bfloat16 (dy of the same dtype): float32 arithmetic
+    dy = _data_input(dy)[0] if low else as_float_array(dy, "dy")
     same_shape(dy, x, "dy")
     N, C, S = channel_view(x, axis)
-    mean = param(mean, "mean", (C,), x.dtype, optional=False)
-    invstd = param(invstd, "invstd", (C,), x.dtype, optional=False)
-    weight = param(weight, "weight", (C,), x.dtype)
-    bias = param(bias, "bias", (C,), x.dtype)
+    mean = _param_for(mean, "mean", (C,), x, dtype, optional=False)
+    invstd = _param_for(invstd, "invstd", (C,), x, dtype, optional=False)
+    weight = _param_for(weight, "weight", (C,), x, dtype)
+    bias = _param_for(bias, "bias", (C,), x, dtype)
     check_out(out, x)
     xc, dyc = as_contiguous(x), as_contiguous(dy)
     if act:
@@ -612,12 +625,17 @@ def batch_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, invstd: Ar
           else np.empty_like(xc))
     sum_dy = np.empty(C, np.float64)
     sum_dy_xhat = np.empty(C, np.float64)
-    _kernels.bn_backward(dyc, xc, N, C, S, mean, invstd, weight, dx, sum_dy, sum_dy_xhat)
+    if low:   # 2-byte loads and stores, float32 inside (no mask, no activation)
+        _kernels.bn_backward_low(dyc.view(np.uint16), xc.view(np.uint16), N, C, S, mean, invstd,
+                                 weight, dx.view(np.uint16), sum_dy, sum_dy_xhat,
+                                 x.dtype.kind != "f")
+    else:
+        _kernels.bn_backward(dyc, xc, N, C, S, mean, invstd, weight, dx, sum_dy, sum_dy_xhat)
     if mask is not None:
         masked_input_gradient(dyc, xc, (N, C, S), mean, invstd, weight, sum_dy, sum_dy_xhat,
                               count, dx, m)
-    dweight = None if weight is None else sum_dy_xhat.astype(x.dtype)
-    return finish_output(dx, out), dweight, sum_dy.astype(x.dtype)
+    dweight = None if weight is None else sum_dy_xhat.astype(dtype)
+    return finish_output(dx, out), dweight, sum_dy.astype(dtype)
 
 
 # ---- row family: layer, group, instance and RMS norm ----------------------

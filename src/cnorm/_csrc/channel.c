@@ -169,10 +169,11 @@ static int chan_stream(const chan_geom *G, size_t elsize, const void *x, const v
 /* Batch-norm coefficients of one channel, in double (see cnorm.h), for
  * y = (x - mt) * scale + shift, where mt is the mean rounded to the element
  * type: shift absorbs the rounding, so y keeps full precision when
- * |mean| >> std, and a constant channel (mean == mt) gives exactly bias. */
-static void chan_train_coefs(int64_t c, double count, double mean, double m2, double mt,
-                             double w, double b, double eps, const cnorm_renorm *rn,
-                             double *scale, double *shift)
+ * |mean| >> std, and a constant channel (mean == mt) gives exactly bias.
+ * Also the coefficients of the float16/bfloat16 training forward (lowp.c). */
+void cnorm_bn_train_coefs(int64_t c, double count, double mean, double m2, double mt,
+                          double w, double b, double eps, const cnorm_renorm *rn,
+                          double *scale, double *shift)
 {
     double var = m2 / count;
     if (rn) {

@@ -91,9 +91,9 @@ static void SFX(train_channel)(const SFX(chan_train_job) *j, int64_t c)
         chan_merge_group(j->red.G, c, s->cnt, s->a, s->b);
     chan_channel_moments(j->red.G, c, s->a, s->b, &m, &m2);
     mt = (T)m;
-    chan_train_coefs(c, j->count, m, m2, (double)mt,
-                     j->weight ? (double)j->weight[c] : 1.0,
-                     j->bias ? (double)j->bias[c] : 0.0, j->eps, j->renorm, &scale, &shift);
+    cnorm_bn_train_coefs(c, j->count, m, m2, (double)mt,
+                         j->weight ? (double)j->weight[c] : 1.0,
+                         j->bias ? (double)j->bias[c] : 0.0, j->eps, j->renorm, &scale, &shift);
     j->mean[c] = m;
     j->var[c] = m2 / j->count;
     j->coef[c] = mt;

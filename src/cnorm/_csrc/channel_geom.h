@@ -28,6 +28,7 @@
 #define CNORM_CHANNEL_GEOM_H
 
 #include "common.h"
+#include "channel_coefs.h"
 
 /* Lanes of one strip: 32 float32 (4 AVX2 vectors), 24 float64 (6): with 16
  * float64 lanes GCC unrolls the lane loops before vectorizing and then

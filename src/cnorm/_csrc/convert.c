@@ -5,7 +5,7 @@
  * instructions where the CPU has them; blocks of values go to threads by
  * the library's policy. */
 #include <string.h>
-#include "common.h"
+#include "convert.h"
 
 /* Values per parallel block. */
 #define CONVERT_BLOCK ((int64_t)1 << 16)
@@ -130,8 +130,14 @@ static int avx2_usable(void)
  * does not know "f16c". */
 static int f16c_usable(void)
 {
-    unsigned eax, ebx, ecx = 0, edx;
-    return avx2_usable() && __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);
+    /* once: CPUID traps to the hypervisor in a VM (microseconds), and the
+     * chunked entry points (lowp.c) pick a converter per chunk */
+    static volatile int usable = -1;   /* detection is idempotent: a race is benign */
+    if (usable < 0) {
+        unsigned eax, ebx, ecx = 0, edx;
+        usable = avx2_usable() && __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);
+    }
+    return usable;
 }
 #define F16_TO_F32 (f16c_usable() ? f16_to_f32_f16c : f16_to_f32_block)
 #define F32_TO_F16 (f16c_usable() ? f32_to_f16_f16c : f32_to_f16_block)
@@ -162,6 +168,18 @@ static int f16c_usable(void)
 #else
 #define CONVERT_OMP_FOR(nt)
 #endif
+
+/* The serial converters, for callers that convert cache-sized chunks on
+ * their own threads (lowp.c): no parallel region per call. */
+cnorm_to_f32_fn cnorm_to_f32_serial(int bfloat16)
+{
+    return bfloat16 ? BF16_TO_F32 : F16_TO_F32;
+}
+
+cnorm_from_f32_fn cnorm_from_f32_serial(int bfloat16)
+{
+    return bfloat16 ? F32_TO_BF16 : F32_TO_F16;
+}
 
 void cnorm_f16_to_f32(const uint16_t *src, float *dst, int64_t n)
 {

@@ -3,62 +3,126 @@
  * cache, and each chunk's output is rounded back before the next one, so
  * memory sees 2-byte loads and stores only.  A chunk is whole rows (row
  * family: a multiple of the rows that share a parameter pattern) or
- * LOWP_CHUNK values of batch-norm inference (whole samples when they fit);
+ * LOWP_CHUNK values of the (N, C, S) view (whole samples when they fit);
  * inside a chunk the float32 kernel runs on the calling thread (its work is
- * below the parallel threshold). */
-#include "common.h"
+ * below the parallel threshold).
+ *
+ * Batch-norm training and backward take two such passes: the first reduces
+ * each chunk with the float32 kernel (moments, or the backward's sums) and
+ * merges the chunk's per-channel results into its piece's; pieces (runs of
+ * consecutive chunks, one thread each) have bounds that depend on the shape
+ * only and merge in piece order, so the statistics are the same bits for
+ * any thread count (docs/design.md, "Threads and determinism").  The second
+ * pass is elementwise, as inference. */
+#include <string.h>
+#include "channel_coefs.h"
+#include "convert.h"
 
 /* float32 values per chunk: input and output in place, in L2. */
 #define LOWP_CHUNK ((int64_t)1 << 14)
+/* Reductions: at most this many pieces, and at most LOWP_CELLS piece
+ * partials (pieces x channels) of each kind. */
+#define LOWP_PIECES 64
+#define LOWP_CELLS ((int64_t)1 << 20)
 
-typedef void (*to_f32_fn)(const uint16_t *, float *, int64_t);
-typedef void (*from_f32_fn)(const float *, uint16_t *, int64_t);
+/* What a chunk function gets: the chunk converted to float32 (x, and x2
+ * for a second input; x is also the output), per-thread scratch a and b
+ * (lowp_io.tmp doubles each), units [u0, u0 + units) and its piece. */
+typedef struct {
+    float *x, *x2;
+    double *a, *b;
+    int64_t u0, units, piece;
+} lowp_chunk;
 
-/* One chunk of `rows` units starting at unit u0: convert in, run, convert out. */
-typedef int (*chunk_fn)(const void *job, float *buf, int64_t u0, int64_t rows);
+typedef int (*chunk_fn)(const void *job, const lowp_chunk *ch);
 
 typedef struct {
-    to_f32_fn load;
-    from_f32_fn store;
-    const uint16_t *x;
-    uint16_t *y;
-    int64_t unit;                  /* values per unit (a row, a sample) */
+    cnorm_to_f32_fn load;          /* serial: a chunk is converted on its thread */
+    cnorm_from_f32_fn store;
+    const uint16_t *x, *x2;        /* x2: a second input (backward: x beside dy), or NULL */
+    uint16_t *y;                   /* NULL: a reduction, nothing is stored */
+    int64_t unit;                  /* values per unit (a row, a value) ... */
+    int64_t runs, stride;          /* ... in each of `runs` runs `stride` apart (a channel:
+                                    * N runs of S values); a chunk is runs * units * unit
+                                    * values, run after run */
+    int64_t tmp;                   /* doubles of per-thread scratch a and b */
 } lowp_io;
 
-/* Runs chunk over `units` units in chunks of `per` units, on threads;
- * scratch for every thread comes first, so CNORM_ENOMEM writes nothing. */
-static int lowp_run(const lowp_io *io, int64_t units, int64_t per, chunk_fn chunk,
-                    const void *job)
+/* Runs chunk over `units` units in chunks of `per` units, in at most
+ * `pieces` pieces of consecutive chunks on threads; scratch for every
+ * thread comes first, so CNORM_ENOMEM writes nothing. */
+static int lowp_run(const lowp_io *io, int64_t units, int64_t per, int64_t pieces,
+                    chunk_fn chunk, const void *job)
 {
-    const int64_t chunks = cnorm_cdiv64(units, per);
-    const int nt = cnorm_threads_for(units * io->unit, chunks);
-    float *scratch = malloc((size_t)(nt * per * io->unit) * sizeof(float));
+    const int64_t chunks = cnorm_cdiv64(units, per), np = cnorm_min64(pieces, chunks);
+    const int nt = cnorm_threads_for(units * io->unit, np);
+    const int64_t len = per * io->unit * io->runs;            /* floats per input */
+    const int64_t nbuf = len * (io->x2 ? 2 : 1);              /* floats per thread */
+    const int64_t bytes[2] = {nt * nbuf * (int64_t)sizeof(float),
+                              nt * 2 * io->tmp * (int64_t)sizeof(double)};
+    void *parts[2], *block;
     int status = CNORM_OK;
-    if (!scratch)
+    if (cnorm_scratch_alloc(2, bytes, parts, &block) != CNORM_OK)
         return CNORM_ENOMEM;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
 #endif
-    for (int64_t c = 0; c < chunks; c++) {
+    for (int64_t p = 0; p < np; p++) {
 #ifdef _OPENMP
-        float *buf = scratch + (int64_t)omp_get_thread_num() * per * io->unit;
+        const int64_t t = omp_get_thread_num();
 #else
-        float *buf = scratch;
+        const int64_t t = 0;
 #endif
-        const int64_t u0 = c * per, rows = cnorm_min64(per, units - u0), n = rows * io->unit;
-        io->load(io->x + u0 * io->unit, buf, n);
-        if (chunk(job, buf, u0, rows) != CNORM_OK)
-            status = CNORM_EINVAL;   /* sizes were checked: cannot happen */
-        io->store(buf, io->y + u0 * io->unit, n);
+        lowp_chunk ch = {0};
+        ch.x = (float *)parts[0] + t * nbuf;
+        ch.x2 = io->x2 ? ch.x + len : NULL;
+        ch.a = io->tmp ? (double *)parts[1] + t * 2 * io->tmp : NULL;
+        ch.b = io->tmp ? ch.a + io->tmp : NULL;
+        ch.piece = p;
+        for (int64_t c = p * chunks / np; c < (p + 1) * chunks / np; c++) {
+            const int64_t u0 = c * per, off = u0 * io->unit;
+            ch.u0 = u0;
+            ch.units = cnorm_min64(per, units - u0);
+            const int64_t n = ch.units * io->unit;
+            for (int64_t r = 0; r < io->runs; r++) {
+                io->load(io->x + off + r * io->stride, ch.x + r * n, n);
+                if (io->x2)
+                    io->load(io->x2 + off + r * io->stride, ch.x2 + r * n, n);
+            }
+            if (chunk(job, &ch) != CNORM_OK)
+                status = CNORM_EINVAL;   /* sizes were checked: cannot happen */
+            for (int64_t r = 0; io->y && r < io->runs; r++)
+                io->store(ch.x + r * n, io->y + off + r * io->stride, n);
+        }
     }
-    free(scratch);
+    free(block);
     return status;
 }
 
-static void lowp_converters(int bfloat16, lowp_io *io)
+static lowp_io lowp_io_of(int bfloat16, const uint16_t *x, const uint16_t *x2, uint16_t *y,
+                          int64_t unit, int64_t tmp)
 {
-    io->load = bfloat16 ? cnorm_bf16_to_f32 : cnorm_f16_to_f32;
-    io->store = bfloat16 ? cnorm_f32_to_bf16 : cnorm_f32_to_f16;
+    lowp_io io = {0};
+    io.load = cnorm_to_f32_serial(bfloat16);
+    io.store = cnorm_from_f32_serial(bfloat16);
+    io.x = x;
+    io.x2 = x2;
+    io.y = y;
+    io.unit = unit;
+    io.runs = 1;
+    io.tmp = tmp;
+    return io;
+}
+
+/* The same for units that are whole channels of the (N, C, S) view: N runs
+ * of S values, C*S apart. */
+static lowp_io lowp_channels_io(int bfloat16, const uint16_t *x, const uint16_t *x2,
+                                uint16_t *y, int64_t N, int64_t C, int64_t S)
+{
+    lowp_io io = lowp_io_of(bfloat16, x, x2, y, S, 0);
+    io.runs = N;
+    io.stride = C * S;
+    return io;
 }
 
 /* ---- row family forward ---------------------------------------------- */
@@ -71,12 +135,13 @@ typedef struct {
     float *mean, *rstd;
 } lowp_row_job;
 
-static int row_chunk(const void *job, float *buf, int64_t m0, int64_t rows)
+static int row_chunk(const void *job, const lowp_chunk *ch)
 {
     const lowp_row_job *j = job;
-    return cnorm_row_forward_f32(buf, rows, j->K, j->G, j->S, j->center, j->eps, j->activation,
-                                 j->weight, j->bias, buf, j->mean ? j->mean + m0 : NULL,
-                                 j->rstd ? j->rstd + m0 : NULL);
+    const int64_t m0 = ch->u0;
+    return cnorm_row_forward_f32(ch->x, ch->units, j->K, j->G, j->S, j->center, j->eps,
+                                 j->activation, j->weight, j->bias, ch->x,
+                                 j->mean ? j->mean + m0 : NULL, j->rstd ? j->rstd + m0 : NULL);
 }
 
 static int row_forward_lowp(int bfloat16, const uint16_t *x, int64_t M, int64_t K, int64_t G,
@@ -93,31 +158,34 @@ static int row_forward_lowp(int bfloat16, const uint16_t *x, int64_t M, int64_t 
     /* whole groups of G rows: row m uses parameter row m % G */
     const int64_t per = cnorm_cdiv64(cnorm_max64(1, LOWP_CHUNK / K), G) * G;
     const lowp_row_job job = {K, G, S, center, activation, eps, weight, bias, mean, rstd};
-    lowp_io io = {0};
-    lowp_converters(bfloat16, &io);
-    io.x = x;
-    io.y = y;
-    io.unit = K;
-    return lowp_run(&io, M, per, row_chunk, &job);
+    const lowp_io io = lowp_io_of(bfloat16, x, NULL, y, K, 0);
+    return lowp_run(&io, M, per, INT64_MAX, row_chunk, &job);
 }
 
-/* ---- batch-norm inference ---------------------------------------------- */
+/* ---- channel family: chunks of the (N, C, S) view --------------------- */
 
+/* A float32 kernel on the sub-view (N, C, S) of channels [c, c + C) that
+ * starts o values into the chunk. */
+typedef int (*view_fn)(const void *job, const lowp_chunk *ch, int64_t o, int64_t N, int64_t c,
+                       int64_t C, int64_t S);
+
+/* The first member of every channel job: the view and the kernel of the
+ * pass that runs. */
 typedef struct {
     int64_t C, S;
-    const float *running_mean, *running_var, *weight, *bias;
-    double eps;
-    int activation;
-} lowp_infer_job;
+    view_fn view;
+} lowp_chan;
 
-/* Values [v0, v0 + n) of x, in as few float32 calls as the layout allows:
- * whole samples, else whole planes of one sample, else part of a plane (a
- * chunk need not start or end on a plane: it stays LOWP_CHUNK long, in
- * cache, however large a plane is). */
-static int infer_chunk(const void *job, float *buf, int64_t v0, int64_t n)
+/* Values [v0, v0 + n) of the chunk, in as few sub-views as the layout
+ * allows: whole samples, else whole planes of one sample, else part of a
+ * plane (a chunk need not start or end on a plane: it stays LOWP_CHUNK
+ * long, in cache, however large a plane is).  A sub-view has at most
+ * min(C, LOWP_CHUNK) channels. */
+static int chan_chunk(const void *job, const lowp_chunk *ch)
 {
-    const lowp_infer_job *j = job;
+    const lowp_chan *j = job;
     const int64_t plane = j->S, sample = j->C * j->S;
+    int64_t v0 = ch->u0, n = ch->units, o = 0;
     int status = CNORM_OK;
     while (n > 0 && status == CNORM_OK) {
         const int64_t c = v0 / plane % j->C, off = v0 % plane;
@@ -130,15 +198,68 @@ static int infer_chunk(const void *job, float *buf, int64_t v0, int64_t n)
             C = cnorm_min64(j->C - c, n / plane);
             S = plane;
         }
-        status = cnorm_bn_forward_infer_f32(buf, N, C, S, j->running_mean + c,
-                                            j->running_var + c, j->weight ? j->weight + c : NULL,
-                                            j->bias ? j->bias + c : NULL, j->eps, j->activation,
-                                            buf);
-        buf += N * C * S;
+        status = j->view(job, ch, o, N, c, C, S);
+        o += N * C * S;
         v0 += N * C * S;
         n -= N * C * S;
     }
     return status;
+}
+
+/* Values per chunk: whole samples when they fit, so that most chunks are
+ * one float32 call. */
+static int64_t chan_per(int64_t C, int64_t S)
+{
+    const int64_t sample = C * S;
+    return sample <= LOWP_CHUNK ? LOWP_CHUNK / sample * sample : LOWP_CHUNK;
+}
+
+/* Pieces of a reduction over C channels (their partials are [pieces][C]). */
+static int64_t chan_pieces(int64_t C)
+{
+    return cnorm_max64(1, cnorm_min64(LOWP_PIECES, LOWP_CELLS / C));
+}
+
+/* Doubles of per-thread scratch a and b: one per channel of a sub-view. */
+static int64_t chan_tmp(int64_t C) { return cnorm_min64(C, LOWP_CHUNK); }
+
+/* Whether training and backward take whole channels at a time (their N
+ * runs gathered into the buffer: one pass over memory, as the float32
+ * kernels fuse a channel that stays in cache): planar runs of at least
+ * LOWP_FUSE_RUN values and at most LOWP_FUSE values per channel. */
+#define LOWP_FUSE_RUN 64
+#define LOWP_FUSE ((int64_t)1 << 18)
+static int chan_fused(int64_t N, int64_t S)
+{
+    return S >= LOWP_FUSE_RUN && N * S <= LOWP_FUSE;
+}
+
+/* Channels per fused unit: about LOWP_CHUNK values or more (one channel
+ * of small planes is too little work for a float32 call), at most
+ * LOWP_FUSE; consecutive channels of a sample are contiguous, so the
+ * gathered runs only grow. */
+static int64_t chan_fused_per(int64_t N, int64_t C, int64_t S)
+{
+    return cnorm_max64(1, cnorm_min64(C, LOWP_CHUNK / (N * S)));
+}
+
+/* ---- batch-norm inference ---------------------------------------------- */
+
+typedef struct {
+    lowp_chan chan;
+    const float *running_mean, *running_var, *weight, *bias;
+    double eps;
+    int activation;
+} lowp_infer_job;
+
+static int infer_view(const void *job, const lowp_chunk *ch, int64_t o, int64_t N, int64_t c,
+                      int64_t C, int64_t S)
+{
+    const lowp_infer_job *j = job;
+    return cnorm_bn_forward_infer_f32(ch->x + o, N, C, S, j->running_mean + c,
+                                      j->running_var + c, j->weight ? j->weight + c : NULL,
+                                      j->bias ? j->bias + c : NULL, j->eps, j->activation,
+                                      ch->x + o);
 }
 
 static int bn_forward_infer_lowp(int bfloat16, const uint16_t *x, int64_t N, int64_t C,
@@ -151,16 +272,232 @@ static int bn_forward_infer_lowp(int bfloat16, const uint16_t *x, int64_t N, int
         return CNORM_EINVAL;
     if (N == 0 || C == 0 || S == 0)
         return CNORM_OK;
-    /* whole samples when they fit a chunk: one float32 call per chunk */
-    const int64_t sample = C * S;
-    const int64_t per = sample <= LOWP_CHUNK ? LOWP_CHUNK / sample * sample : LOWP_CHUNK;
-    const lowp_infer_job job = {C, S, running_mean, running_var, weight, bias, eps, activation};
-    lowp_io io = {0};
-    lowp_converters(bfloat16, &io);
-    io.x = x;
-    io.y = y;
-    io.unit = 1;
-    return lowp_run(&io, N * sample, per, infer_chunk, &job);
+    const lowp_infer_job job = {{C, S, infer_view}, running_mean, running_var, weight, bias,
+                                eps, activation};
+    const lowp_io io = lowp_io_of(bfloat16, x, NULL, y, 1, 0);
+    return lowp_run(&io, N * C * S, chan_per(C, S), INT64_MAX, chan_chunk, &job);
+}
+
+/* The shared start of training and backward: CNORM_EINVAL for negative
+ * sizes or a missing pointer (inputs_given == 0); an empty reduction
+ * (N*S == 0) zeroes the per-channel outputs a and b; 1 when there is work
+ * (cnorm_bn_forward_train_f32's and cnorm_bn_backward_f32's checks). */
+static int chan_lowp_prologue(int64_t N, int64_t C, int64_t S, double *a, double *b,
+                              int inputs_given)
+{
+    if (N < 0 || C < 0 || S < 0 || !a || !b || !inputs_given)
+        return CNORM_EINVAL;
+    if (N == 0 || S == 0)
+        for (int64_t c = 0; c < C; c++)
+            a[c] = b[c] = 0.0;
+    return N == 0 || S == 0 || C == 0 ? CNORM_OK : 1;
+}
+
+/* ---- batch-norm training forward --------------------------------------- */
+
+/* Chunked: pass 1 (moments_view) merges each sub-view's moments into its
+ * piece's partials count/mean/m2 at part[0..3) [P][C]; pass 2
+ * (standardize_view) is y = act((x - center) * scale + shift) with the
+ * float32 training kernel's coefficients at coef[0..3) [C].  Fused
+ * (train_channel_chunk): one channel at a time, both in one pass. */
+typedef struct {
+    lowp_chan chan;
+    double *part[3];
+    float *coef[3];
+    double count, eps;
+    const float *weight, *bias;
+    const cnorm_renorm *renorm;
+    int activation;
+    double *mean, *var;
+} lowp_train_job;
+
+/* Channel c's outputs and coefficients from its moments (m2: the sum of
+ * squared deviations), as the float32 kernel's train_channel. */
+static void train_coefs(const lowp_train_job *j, int64_t c, double m, double m2)
+{
+    double scale, shift;
+    const float mt = (float)m;
+    cnorm_bn_train_coefs(c, j->count, m, m2, (double)mt, j->weight ? (double)j->weight[c] : 1.0,
+                         j->bias ? (double)j->bias[c] : 0.0, j->eps, j->renorm, &scale, &shift);
+    j->mean[c] = m;
+    j->var[c] = m2 / j->count;
+    j->coef[0][c] = mt;
+    j->coef[1][c] = (float)scale;
+    j->coef[2][c] = (float)shift;
+}
+
+static int moments_view(const void *job, const lowp_chunk *ch, int64_t o, int64_t N, int64_t c,
+                        int64_t C, int64_t S)
+{
+    const lowp_train_job *j = job;
+    const int64_t at = ch->piece * j->chan.C + c;
+    double *pn = j->part[0] + at, *pm = j->part[1] + at, *pm2 = j->part[2] + at;
+    const int status = cnorm_channel_moments_f32(ch->x + o, N, C, S, ch->a, ch->b);
+    for (int64_t k = 0; k < C; k++)
+        cnorm_merge(pn + k, pm + k, pm2 + k, (double)(N * S), ch->a[k], ch->b[k]);
+    return status;
+}
+
+static int standardize_view(const void *job, const lowp_chunk *ch, int64_t o, int64_t N,
+                            int64_t c, int64_t C, int64_t S)
+{
+    const lowp_train_job *j = job;
+    return cnorm_channel_standardize_f32(ch->x + o, N, C, S, j->coef[0] + c, j->coef[1] + c,
+                                         j->coef[2] + c, j->activation, ch->x + o);
+}
+
+/* Channels [ch->u0, ch->u0 + ch->units), gathered as an (N, units, S) view. */
+static int train_channels_chunk(const void *job, const lowp_chunk *ch)
+{
+    const lowp_train_job *j = job;
+    const int64_t c = ch->u0, N = (int64_t)j->count / j->chan.S;
+    int status = cnorm_channel_moments_f32(ch->x, N, ch->units, j->chan.S, ch->a, ch->b);
+    for (int64_t k = 0; k < ch->units; k++)
+        train_coefs(j, c + k, ch->a[k], ch->b[k]);
+    return status == CNORM_OK ? standardize_view(job, ch, 0, N, c, ch->units, j->chan.S)
+                              : status;
+}
+
+static int bn_forward_train_lowp(int bfloat16, const uint16_t *x, int64_t N, int64_t C,
+                                int64_t S, const float *weight, const float *bias, double eps,
+                                int activation, const cnorm_renorm *renorm, uint16_t *y,
+                                double *mean, double *var)
+{
+    const int renorm_given = !renorm || (renorm->running_mean && renorm->running_var &&
+                                         renorm->r && renorm->d);
+    int status = cnorm_activation_valid(activation)
+                     ? chan_lowp_prologue(N, C, S, mean, var, x && y && renorm_given)
+                     : CNORM_EINVAL;
+    if (status != 1)
+        return status;
+    const int fused = chan_fused(N, S);
+    const int64_t P = fused ? 0 : cnorm_min64(chan_pieces(C),
+                                              cnorm_cdiv64(N * C * S, chan_per(C, S)));
+    const int64_t bytes[2] = {3 * P * C * (int64_t)sizeof(double),
+                              3 * C * (int64_t)sizeof(float)};
+    void *parts[2], *block;
+    if (cnorm_scratch_alloc(2, bytes, parts, &block) != CNORM_OK)
+        return CNORM_ENOMEM;
+    lowp_train_job job = {{C, S, moments_view}, {NULL}, {NULL}, (double)(N * S), eps, weight,
+                          bias, renorm, activation, mean, var};
+    for (int i = 0; i < 3; i++) {
+        job.part[i] = P ? (double *)parts[0] + i * P * C : NULL;
+        job.coef[i] = (float *)parts[1] + i * C;
+    }
+    if (fused) {
+        const int64_t per = chan_fused_per(N, C, S);
+        lowp_io io = lowp_channels_io(bfloat16, x, NULL, y, N, C, S);
+        io.tmp = per;
+        status = lowp_run(&io, C, per, INT64_MAX, train_channels_chunk, &job);
+        free(block);
+        return status;
+    }
+    memset(parts[0], 0, (size_t)bytes[0]);   /* count 0: an empty partial */
+    lowp_io io = lowp_io_of(bfloat16, x, NULL, NULL, 1, chan_tmp(C));
+    status = lowp_run(&io, N * C * S, chan_per(C, S), P, chan_chunk, &job);
+    for (int64_t c = 0; c < C && status == CNORM_OK; c++) {
+        double n = 0.0, m = 0.0, m2 = 0.0;
+        for (int64_t p = 0; p < P; p++)   /* in piece order */
+            cnorm_merge(&n, &m, &m2, job.part[0][p * C + c], job.part[1][p * C + c],
+                        job.part[2][p * C + c]);
+        train_coefs(&job, c, m, m2);
+    }
+    if (status == CNORM_OK) {
+        job.chan.view = standardize_view;
+        io = lowp_io_of(bfloat16, x, NULL, y, 1, 0);
+        status = lowp_run(&io, N * C * S, chan_per(C, S), INT64_MAX, chan_chunk, &job);
+    }
+    free(block);
+    return status;
+}
+
+/* ---- batch-norm backward ------------------------------------------------ */
+
+/* dy is the first input (its buffer becomes dx), x the second.  Chunked:
+ * pass 1 (dots_view) adds each sub-view's sums of dy and dy * x_hat into
+ * its piece's partials part[0..2) [P][C]; pass 2 (dx_view) is the float32
+ * kernel's dx from the total sums.  Fused (backward_channels_chunk): whole
+ * channels, sums and dx in one float32 call. */
+typedef struct {
+    lowp_chan chan;
+    double *part[2];
+    double count;
+    const float *mean, *invstd, *weight;
+    int dx;                        /* whether dx is written */
+    double *sum_dy, *sum_dy_xhat;
+} lowp_backward_job;
+
+static int dots_view(const void *job, const lowp_chunk *ch, int64_t o, int64_t N, int64_t c,
+                     int64_t C, int64_t S)
+{
+    const lowp_backward_job *j = job;
+    const int64_t at = ch->piece * j->chan.C + c;
+    const int status = cnorm_bn_backward_f32(ch->x + o, ch->x2 + o, N, C, S, j->mean + c,
+                                             j->invstd + c, NULL, NULL, ch->a, ch->b);
+    for (int64_t k = 0; k < C; k++) {
+        j->part[0][at + k] += ch->a[k];
+        j->part[1][at + k] += ch->b[k];
+    }
+    return status;
+}
+
+static int dx_view(const void *job, const lowp_chunk *ch, int64_t o, int64_t N, int64_t c,
+                   int64_t C, int64_t S)
+{
+    const lowp_backward_job *j = job;
+    return cnorm_bn_backward_dx_f32(ch->x + o, ch->x2 + o, N, C, S, j->mean + c, j->invstd + c,
+                                    j->weight ? j->weight + c : NULL, j->sum_dy + c,
+                                    j->sum_dy_xhat + c, j->count, ch->x + o);
+}
+
+/* Channels [ch->u0, ch->u0 + ch->units), gathered as an (N, units, S) view. */
+static int backward_channels_chunk(const void *job, const lowp_chunk *ch)
+{
+    const lowp_backward_job *j = job;
+    const int64_t c = ch->u0;
+    return cnorm_bn_backward_f32(ch->x, ch->x2, (int64_t)j->count / j->chan.S, ch->units,
+                                 j->chan.S, j->mean + c, j->invstd + c,
+                                 j->weight ? j->weight + c : NULL, j->dx ? ch->x : NULL,
+                                 j->sum_dy + c, j->sum_dy_xhat + c);
+}
+
+static int bn_backward_lowp(int bfloat16, const uint16_t *dy, const uint16_t *x, int64_t N,
+                            int64_t C, int64_t S, const float *mean, const float *invstd,
+                            const float *weight, uint16_t *dx, double *sum_dy,
+                            double *sum_dy_xhat)
+{
+    int status = chan_lowp_prologue(N, C, S, sum_dy, sum_dy_xhat, dy && x && mean && invstd);
+    if (status != 1)
+        return status;
+    lowp_backward_job job = {{C, S, dots_view}, {NULL}, (double)(N * S), mean, invstd, weight,
+                             dx != NULL, sum_dy, sum_dy_xhat};
+    if (chan_fused(N, S)) {
+        const int64_t per = chan_fused_per(N, C, S);
+        const lowp_io io = lowp_channels_io(bfloat16, dy, x, dx, N, C, S);
+        return lowp_run(&io, C, per, INT64_MAX, backward_channels_chunk, &job);
+    }
+    const int64_t P = cnorm_min64(chan_pieces(C), cnorm_cdiv64(N * C * S, chan_per(C, S)));
+    double *part = calloc((size_t)(2 * P * C), sizeof(double));
+    if (!part)
+        return CNORM_ENOMEM;
+    job.part[0] = part;
+    job.part[1] = part + P * C;
+    lowp_io io = lowp_io_of(bfloat16, dy, x, NULL, 1, chan_tmp(C));
+    status = lowp_run(&io, N * C * S, chan_per(C, S), P, chan_chunk, &job);
+    for (int64_t c = 0; c < C; c++) {
+        sum_dy[c] = sum_dy_xhat[c] = 0.0;
+        for (int64_t p = 0; p < P; p++) {   /* in piece order */
+            sum_dy[c] += job.part[0][p * C + c];
+            sum_dy_xhat[c] += job.part[1][p * C + c];
+        }
+    }
+    free(part);
+    if (status == CNORM_OK && dx) {
+        job.chan.view = dx_view;
+        io = lowp_io_of(bfloat16, dy, x, dx, 1, 0);
+        status = lowp_run(&io, N * C * S, chan_per(C, S), INT64_MAX, chan_chunk, &job);
+    }
+    return status;
 }
 
 /* ---- the exported names ------------------------------------------------- */
@@ -181,8 +518,29 @@ static int bn_forward_infer_lowp(int bfloat16, const uint16_t *x, int64_t N, int
         return bn_forward_infer_lowp(bf, x, N, C, S, running_mean, running_var, weight, bias, \
                                      eps, activation, y);                                   \
     }
+#define LOWP_TRAIN(name, bf)                                                                \
+    int name(const uint16_t *x, int64_t N, int64_t C, int64_t S, const float *weight,        \
+             const float *bias, double eps, int activation, const cnorm_renorm *renorm,      \
+             uint16_t *y, double *mean, double *var)                                        \
+    {                                                                                       \
+        return bn_forward_train_lowp(bf, x, N, C, S, weight, bias, eps, activation, renorm,  \
+                                     y, mean, var);                                         \
+    }
+
+#define LOWP_BACKWARD(name, bf)                                                             \
+    int name(const uint16_t *dy, const uint16_t *x, int64_t N, int64_t C, int64_t S,         \
+             const float *mean, const float *invstd, const float *weight, uint16_t *dx,      \
+             double *sum_dy, double *sum_dy_xhat)                                           \
+    {                                                                                       \
+        return bn_backward_lowp(bf, dy, x, N, C, S, mean, invstd, weight, dx, sum_dy,        \
+                                sum_dy_xhat);                                               \
+    }
 
 LOWP_ROW(cnorm_row_forward_f16, 0)
 LOWP_ROW(cnorm_row_forward_bf16, 1)
 LOWP_INFER(cnorm_bn_forward_infer_f16, 0)
 LOWP_INFER(cnorm_bn_forward_infer_bf16, 1)
+LOWP_TRAIN(cnorm_bn_forward_train_f16, 0)
+LOWP_TRAIN(cnorm_bn_forward_train_bf16, 1)
+LOWP_BACKWARD(cnorm_bn_backward_f16, 0)
+LOWP_BACKWARD(cnorm_bn_backward_bf16, 1)
