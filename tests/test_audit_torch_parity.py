@@ -31,9 +31,6 @@ def test_batch_norm_layer_empty_batch_as_torch():
     np.testing.assert_array_equal(bn.grad_weight, np.zeros(3, np.float32))
 
 
-@pytest.mark.xfail(strict=True, reason="layers.py: load_state_dict has no strict= keyword "
-                   "(TypeError); torch.nn.Module.load_state_dict(state, strict=False) loads "
-                   "the matching keys and returns the missing and unexpected ones")
 def test_load_state_dict_strict_false_as_torch():
     ref = torch.nn.BatchNorm1d(3)
     with torch.no_grad():

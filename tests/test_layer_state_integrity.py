@@ -97,3 +97,50 @@ def test_reassigned_buffer_that_cannot_take_the_update_changes_nothing(make, buf
         layer(batch())
     assert np.array_equal(getattr(layer, other), before_other)
     assert layer.num_batches_tracked == 1
+
+
+def _torch_pairs():
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    return [(cnorm.BatchNorm(3), nn.BatchNorm1d(3)), (cnorm.LayerNorm(3), nn.LayerNorm(3)),
+            (cnorm.GroupNorm(1, 3), nn.GroupNorm(1, 3)), (cnorm.RMSNorm(3), nn.RMSNorm(3)),
+            (cnorm.InstanceNorm(3, affine=True, track_running_stats=True),
+             nn.InstanceNorm1d(3, affine=True, track_running_stats=True))]
+
+
+@pytest.mark.parametrize("index", range(5))
+def test_load_state_dict_non_strict_reports_keys_as_torch(index):
+    ours, theirs = _torch_pairs()[index]
+    state = {k: v.detach().numpy().copy() for k, v in theirs.state_dict().items()}
+    first = next(iter(state))
+    state[first] = state[first] + 1.5
+    if len(state) > 1:
+        del state[list(state)[-1]]
+    state["extra"] = np.zeros(1)
+    torch = pytest.importorskip("torch")
+    expected = theirs.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()},
+                                      strict=False)
+    got = ours.load_state_dict(state, strict=False)
+    assert got.missing_keys == list(expected.missing_keys)
+    assert got.unexpected_keys == list(expected.unexpected_keys)
+    np.testing.assert_array_equal(getattr(ours, first), state[first].astype(np.float32))
+    with pytest.raises(ValueError, match="keys do not match"):   # strict: nothing loads
+        type(ours).load_state_dict(ours, {**state, first: state[first] + 1})
+    np.testing.assert_array_equal(getattr(ours, first), state[first].astype(np.float32))
+
+
+def test_state_dict_without_the_counter_keeps_it_as_torch():
+    layer = cnorm.BatchNorm(3)
+    layer(batch())
+    state = layer.state_dict()
+    del state["num_batches_tracked"]
+    state["running_mean"] = np.full(3, 4.0)
+    assert layer.load_state_dict(state) == ([], [])
+    assert layer.num_batches_tracked == 1 and np.all(layer.running_mean == 4)
+
+
+def test_non_strict_load_still_refuses_a_wrong_shape_and_loads_nothing():
+    layer = cnorm.BatchNorm(3)
+    with pytest.raises(ValueError, match="shape"):
+        layer.load_state_dict({"weight": np.full(3, 2.0), "bias": np.ones(4)}, strict=False)
+    assert np.all(layer.weight == 1) and np.all(layer.bias == 0)

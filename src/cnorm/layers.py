@@ -18,7 +18,7 @@ import operator
 import sys
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Optional, SupportsIndex, cast
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Optional, SupportsIndex, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
@@ -372,31 +372,42 @@ class _Layer:
                 state[name] = np.array(value, copy=True)
         return state
 
-    def load_state_dict(self, state_dict: Mapping[str, ArrayLike]) -> None:
+    def load_state_dict(self, state_dict: Mapping[str, ArrayLike], strict: bool = True
+                        ) -> IncompatibleKeys:
         """Load parameters and buffers from a state dict with PyTorch's keys.
 
         Every entry is checked before any is assigned, so a call that raises
         leaves the layer as it was.  Each value is converted to the dtype of
         the array it replaces and copied into that array in place (references
         to ``layer.weight`` and the like see the new values);
-        ``num_batches_tracked`` becomes a Python int.
+        ``num_batches_tracked`` becomes a Python int, and a state dict
+        without it (saved before PyTorch had the counter) keeps the layer's,
+        as PyTorch's batch norm does.
 
         Parameters
         ----------
         state_dict : mapping of str to array_like
-            Exactly the keys of ``self.state_dict()``, each value of the same
-            shape and of a float or integer dtype: anything numpy.asarray
-            takes, e.g. the state dict of the matching torch.nn module.
+            The keys of ``self.state_dict()`` (all of them, with `strict`),
+            each value of the same shape and of a float or integer dtype:
+            anything numpy.asarray takes, e.g. the state dict of the
+            matching torch.nn module.
+        strict : bool, default True
+            Require exactly those keys.  If False, load the keys that match
+            and report the others (as ``torch.nn.Module.load_state_dict``).
 
         Returns
         -------
-        None
+        IncompatibleKeys
+            ``(missing_keys, unexpected_keys)``: lists of the layer's keys the
+            state dict lacks and of its keys the layer does not have, in
+            PyTorch's order (both empty unless `strict` is False).
 
         Raises
         ------
         ValueError
-            A key missing or unexpected; a value of another shape; a
-            ``num_batches_tracked`` that is not an integer in [0, 2**63).
+            With `strict`, a key missing or unexpected; a value of another
+            shape (whatever `strict`); a ``num_batches_tracked`` that is not
+            an integer in [0, 2**63).
         TypeError
             A value that is not numeric (bool, complex, strings, objects).
 
@@ -406,21 +417,28 @@ class _Layer:
         >>> state = bn.state_dict()
         >>> state["running_mean"] = np.array([1.0, 2.0, 3.0])
         >>> bn.load_state_dict(state)
+        IncompatibleKeys(missing_keys=[], unexpected_keys=[])
         >>> bn.running_mean
         array([1., 2., 3.], dtype=float32)
         >>> bn.load_state_dict({"weight": np.ones(3), "bias": np.zeros(3)})
         Traceback (most recent call last):
         ...
         ValueError: state_dict keys do not match: missing [...], unexpected []
+        >>> bn.load_state_dict({"weight": np.ones(3), "extra": 0}, strict=False)
+        IncompatibleKeys(missing_keys=['bias', 'running_mean', 'running_var'], \
+unexpected_keys=['extra'])
         """
         expected = self.state_dict()
-        missing = sorted(set(expected) - set(state_dict))
-        unexpected = sorted(set(state_dict) - set(expected))
-        if missing or unexpected:
+        optional = {"num_batches_tracked"} & set(expected)   # PyTorch fills it in when absent
+        missing = [name for name in expected if name not in state_dict and name not in optional]
+        unexpected = [name for name in state_dict if name not in expected]
+        if strict and (missing or unexpected):
             raise ValueError(f"state_dict keys do not match: missing {missing}, "
                              f"unexpected {unexpected}")
         converted: dict[str, Any] = {}
         for name, current in expected.items():
+            if name not in state_dict:
+                continue
             value = np.asarray(state_dict[name])
             if value.shape != current.shape:
                 raise ValueError(f"state_dict[{name!r}] must have shape {current.shape}, "
@@ -437,6 +455,16 @@ class _Layer:
                     self.num_batches_tracked = value
                 else:
                     getattr(self, name)[...] = value
+        return IncompatibleKeys(missing, unexpected)
+
+
+class IncompatibleKeys(NamedTuple):
+    """What `load_state_dict` did not load: the layer's keys the state dict
+    lacks and the state dict's keys the layer does not have (PyTorch's
+    ``_IncompatibleKeys``)."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
 
 
 def _layer_dtype(dtype: DTypeLike) -> np.dtype[Any]:
