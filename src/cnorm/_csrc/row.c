@@ -30,15 +30,9 @@
  * (squared deviations) hits L1, large enough to amortize the Chan merge. */
 #define ROW_BLOCK 2048
 
-/* The passes after a row's first one run from cache and leave the memory
- * idle; they go in pieces of ROW_PIECE values, each preceded by a software
- * prefetch of the same piece of the next row, so the next first pass finds
- * it in cache.  Small pieces spread the prefetches over the pass (pieces of
- * 512 measured 5-15% slower: a burst of prefetches queues up and stalls).
- * Rows above ROW_PREFETCH_MAX bytes are long enough for the hardware
- * prefetcher. */
-#define ROW_PIECE 128
-#define ROW_PREFETCH_MAX ((int64_t)64 * 1024)
+/* Backward rows longer than this (bytes), too few for two chunks of
+ * ROW_FLUSH_ROWS rows, are split by columns (row_backward_split). */
+#define ROW_SPLIT_BYTES ((int64_t)64 * 1024)
 
 /* Tiles stay out of line: GCC unswitches the loop-invariant NULL and
  * `first` tests of the simple loops in them (inlined into the row loops,
@@ -48,24 +42,6 @@
 #else
 #define ROW_TILE static
 #endif
-
-/* Asks for [p, p + bytes) into L2, for writing when `write`; p may be NULL
- * (nothing next).  A no-op without GCC builtins. */
-static inline void row_prefetch(const void *p, int64_t bytes, int write)
-{
-#if defined(__GNUC__)
-    if (!p)
-        return;
-    for (int64_t i = 0; i < bytes; i += 64) {
-        if (write)
-            __builtin_prefetch((const char *)p + i, 1, 2);
-        else
-            __builtin_prefetch((const char *)p + i, 0, 2);
-    }
-#else
-    (void)p, (void)bytes, (void)write;
-#endif
-}
 
 /* 1 for a valid row view with M >= 1 rows. */
 static int row_valid(int64_t M, int64_t K, int64_t G, int64_t S)

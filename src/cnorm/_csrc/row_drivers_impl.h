@@ -15,12 +15,10 @@ static void SFX(row_forward_task)(const void *job, int64_t m)
 {
     const SFX(row_fwd_job) *j = job;
     const int64_t K = j->K, off = (m % j->G) * (K / j->S);
-    const int next = m + 1 < j->M && K * (int64_t)sizeof(T) <= ROW_PREFETCH_MAX;
     SFX(row_forward_one)(j->x + m * K, K, j->S, j->center, j->eps, j->act,
                          j->weight ? j->weight + off : NULL, j->bias ? j->bias + off : NULL,
                          j->y + m * K, j->mean ? j->mean + m : NULL,
-                         j->rstd ? j->rstd + m : NULL, next ? j->x + (m + 1) * K : NULL,
-                         next && j->y != j->x ? j->y + (m + 1) * K : NULL);
+                         j->rstd ? j->rstd + m : NULL);
 }
 
 static int SFX(cnorm_row_forward)(const T *x, int64_t M, int64_t K, int64_t G, int64_t S,
@@ -57,12 +55,8 @@ static void SFX(row_add_task)(const void *job, int64_t m)
     T *s = j->sum + m * K;
     for (int64_t k = 0; k < K; k++)
         s[k] = x[k] + r[k];
-    const int next = m + 1 < j->M && K * (int64_t)sizeof(T) <= ROW_PREFETCH_MAX;
-    /* the next rows of x and residual go to cache (residual as the "next y") */
     SFX(row_forward_one)(s, K, 1, j->center, j->eps, CNORM_ACT_NONE, j->weight, j->bias,
-                         j->y + m * K, j->mean ? j->mean + m : NULL, j->rstd ? j->rstd + m : NULL,
-                         next ? j->x + (m + 1) * K : NULL,
-                         next ? j->residual + (m + 1) * K : NULL);
+                         j->y + m * K, j->mean ? j->mean + m : NULL, j->rstd ? j->rstd + m : NULL);
 }
 
 static int SFX(cnorm_row_add_forward)(const T *x, const T *residual, int64_t M, int64_t K,
@@ -90,7 +84,7 @@ typedef struct {
 
 /* Backward task c: the rows of chunk c, parameter gradients into its own
  * partial arrays.  Each row's sums stream its dy and x from memory; its dx
- * pass then reads them from L1 while the next row comes in.  With S == 1
+ * pass then reads them from cache.  With S == 1
  * that pass also sums the column gradients in T, in the chunk's column
  * scratch, which goes to the partials every ROW_FLUSH_ROWS rows (every row
  * when G > 1: then consecutive rows have different parameters).  With
@@ -118,11 +112,8 @@ static void SFX(row_backward_task)(const void *job, int64_t c)
         SFX(row_grad_coefs)(j->dy + m * K, j->x + m * K, K, j->S, j->center, mean, delta,
                             rstd, w, dw && !sw ? dw + off : NULL, db && !sw ? db + off : NULL,
                             &q, &cc);
-        const int next = m + 1 < j->M && K * (int64_t)sizeof(T) <= ROW_PREFETCH_MAX;
         SFX(row_apply_dx)(j->dy + m * K, j->x + m * K, K, j->S, mean, delta, rstd, w, q, cc,
-                          j->dx + m * K, sw, sb, (m - start) % flush_rows == 0,
-                          next ? j->dy + (m + 1) * K : NULL, next ? j->x + (m + 1) * K : NULL,
-                          next && j->dx != j->dy ? j->dx + (m + 1) * K : NULL);
+                          j->dx + m * K, sw, sb, (m - start) % flush_rows == 0);
         if (sw && ((m - start + 1) % flush_rows == 0 || m + 1 == end))
             SFX(row_flush_cols)(sw, sb, K, dw ? dw + off : NULL, db ? db + off : NULL,
                                 j->G == 1 && m - start < flush_rows);
@@ -238,7 +229,7 @@ static int SFX(cnorm_row_backward)(const T *dy, const T *x, int64_t M, int64_t K
     if (!row_valid(M, K, G, S) || !dy || !x || !rstd || !dx || (center && !mean))
         return CNORM_EINVAL;
     /* Long rows, too few for two chunks of ROW_FLUSH_ROWS rows: by columns. */
-    if (S == 1 && K * (int64_t)sizeof(T) > ROW_PREFETCH_MAX && M < 2 * ROW_FLUSH_ROWS)
+    if (S == 1 && K * (int64_t)sizeof(T) > ROW_SPLIT_BYTES && M < 2 * ROW_FLUSH_ROWS)
         return SFX(row_backward_split)(dy, x, M, K, G, center, mean, rstd, weight, dx, dweight,
                                        dbias);
     row_chunks ch;
