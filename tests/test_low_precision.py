@@ -333,18 +333,25 @@ THREAD_SHAPES = [((8, 16, 4096), 1), ((4, 3, 100000), 1), ((4096, 96), -1), ((3,
                  ((32, 50, 8, 8), 1)]
 
 
+def _on_thread_counts(call):
+    """call()'s results with 1, 2 and 4 threads (the default restored)."""
+    results = []
+    try:
+        for n in (1, 2, 4):
+            cnorm.set_num_threads(n)
+            results.append(call())
+    finally:
+        cnorm.set_num_threads(None)
+    return results
+
+
 @pytest.mark.parametrize("dtype", LOW, ids=IDS)
 @pytest.mark.parametrize("shape, axis", THREAD_SHAPES)
 def test_batch_norm_train_same_bits_for_1_2_4_threads(dtype, shape, axis):
     x = data(shape, dtype, 3.0, seed=9)
     w, b = f32_params(shape[axis])
-    results = []
-    try:
-        for n in (1, 2, 4):
-            cnorm.set_num_threads(n)
-            results.append(cnorm.batch_norm_train(x, w, b, axis=axis, activation="silu"))
-    finally:
-        cnorm.set_num_threads(None)
+    results = _on_thread_counts(
+        lambda: cnorm.batch_norm_train(x, w, b, axis=axis, activation="silu"))
     for y, m, invstd in results[1:]:
         np.testing.assert_array_equal(y.view(np.uint16), results[0][0].view(np.uint16))
         np.testing.assert_array_equal(m, results[0][1])
@@ -445,13 +452,7 @@ def test_batch_norm_backward_chunks_any_layout(dtype, shape, axis, mean):
 @pytest.mark.parametrize("shape, axis", THREAD_SHAPES)
 def test_batch_norm_backward_same_bits_for_1_2_4_threads(dtype, shape, axis):
     x, dy, m, invstd, w = _backward_case(shape, axis, dtype, 3.0, seed=13)
-    results = []
-    try:
-        for n in (1, 2, 4):
-            cnorm.set_num_threads(n)
-            results.append(cnorm.batch_norm_backward(dy, x, m, invstd, w, axis=axis))
-    finally:
-        cnorm.set_num_threads(None)
+    results = _on_thread_counts(lambda: cnorm.batch_norm_backward(dy, x, m, invstd, w, axis=axis))
     for dx, dw, db in results[1:]:
         np.testing.assert_array_equal(dx.view(np.uint16), results[0][0].view(np.uint16))
         np.testing.assert_array_equal(dw, results[0][1])
