@@ -899,10 +899,6 @@ class BatchNorm(_RunningStats, _Layer):
         (the unbiased variance) unless unbiased_running_var is False."""
         return count / (count - 1) if self.unbiased_running_var else 1.0
 
-    def _running_var_of(self, var: NDArray[np.float64], count: float) -> NDArray[np.float64]:
-        """The batch variance the running average takes."""
-        return var * self._running_var_scale(count)
-
     def _channels(self, x: Array) -> int:
         if x.ndim < 2:
             raise ValueError(f"x must have at least 2 dimensions (a batch and {self.num_features} "
@@ -1130,7 +1126,7 @@ class BatchRenorm(BatchNorm):
             cast(FloatArray, self.running_mean).astype(np.float64),
             cast(FloatArray, self.running_var).astype(np.float64), rmax, dmax,
             activation_code(self.activation))
-        self._update_running(mean, self._running_var_of(var, count))
+        self._update_running(mean, var, self._running_var_scale(count))
         return y, (x, *F.saved_statistics(mean, var, self.eps, x.dtype), r, d)
 
     def _backward(self, dy: ArrayLike, saved: tuple[Array, FloatArray, FloatArray,

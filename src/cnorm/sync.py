@@ -394,7 +394,7 @@ class SyncBatchNorm(BatchNorm):
                              f"got {count:.0f}")
         var = total.m2 / count
         mean, invstd = F.saved_statistics(total.mean, var, self.eps, x.dtype)
-        self._update_running(total.mean, self._running_var_of(var, count))
+        self._update_running(total.mean, var, self._running_var_scale(count))
         weight = np.ones(C) if self.weight is None else self.weight.astype(np.float64)
         bias = np.zeros(C) if self.bias is None else self.bias
         y = np.empty_like(x)
