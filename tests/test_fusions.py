@@ -286,12 +286,14 @@ def test_add_norms_equal_norm_of_the_sum(dtype, shape):
 
 
 @pytest.mark.parametrize("where", ["x", "residual"])
-def test_sum_out_in_place_and_out_on_the_other_input(where):
-    x, r = _data((6, 40), np.float32)
-    y_ref, s_ref, _, _ = cnorm.add_layer_norm(x, r, 40)
+@pytest.mark.parametrize("shape", [(6, 40), (2000, 40), (700, 768)])   # one and many blocks
+def test_sum_out_in_place_and_out_on_the_other_input(where, shape):
+    x, r = _data(shape, np.float32)
+    K = shape[-1]
+    y_ref, s_ref, _, _ = cnorm.add_layer_norm(x, r, K)
     xi, ri = x.copy(), r.copy()
     target, other = (xi, ri) if where == "x" else (ri, xi)
-    y, s, _, _ = cnorm.add_layer_norm(xi, ri, 40, sum_out=target, out=other)
+    y, s, _, _ = cnorm.add_layer_norm(xi, ri, K, sum_out=target, out=other)
     assert s is target and y is other
     np.testing.assert_array_equal(s, s_ref)
     np.testing.assert_array_equal(y, y_ref)

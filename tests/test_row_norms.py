@@ -615,11 +615,16 @@ def _det_cases(rng):
         y, m, r = cnorm.layer_norm(x, x.shape[1])
         return (y, m, r) + cnorm.layer_norm_backward(dy_gn.reshape(8, -1), x, m, r, x.shape[1])
 
-    return {"layer": ln, "group": gn, "instance": inorm, "rms": rms, "layer_long": ln_big_rows}
+    def add_norms():   # many blocks of rows per thread
+        x2, r2 = x_gn.reshape(-1, 64), dy_gn.reshape(-1, 64)
+        return cnorm.add_layer_norm(x2, r2, 64) + cnorm.add_rms_norm(x2, r2, 64)
+
+    return {"layer": ln, "group": gn, "instance": inorm, "rms": rms, "layer_long": ln_big_rows,
+            "add_norms": add_norms}
 
 
 @pytest.mark.usefixtures("restore_threads")
-@pytest.mark.parametrize("op", ["layer", "group", "instance", "rms", "layer_long"])
+@pytest.mark.parametrize("op", ["layer", "group", "instance", "rms", "layer_long", "add_norms"])
 def test_thread_count_does_not_change_results(rng, op):
     run = _det_cases(rng)[op]
     cnorm.set_num_threads(1)

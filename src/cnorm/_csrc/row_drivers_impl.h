@@ -40,23 +40,28 @@ static int SFX(cnorm_row_forward)(const T *x, int64_t M, int64_t K, int64_t G, i
 typedef struct {
     const T *x, *residual, *weight, *bias;
     T *y, *sum, *mean, *rstd;
-    int64_t M, K;
+    int64_t M, K, rows;   /* rows: per task */
     int center;
     double eps;
 } SFX(row_add_job);
 
-/* Residual-add task m: sum = x + residual for row m, then row m's forward
- * from sum while it is in cache. */
-static void SFX(row_add_task)(const void *job, int64_t m)
+/* Residual-add task t: sum = x + residual for its block of rows in one
+ * loop, then each row's forward from sum while the block is in L2.  One
+ * long add keeps three memory streams going at once, where an add per row
+ * between normalizations stalled (benchmarks/RESULTS.md, "Residual add by
+ * blocks"). */
+static void SFX(row_add_task)(const void *job, int64_t t)
 {
     const SFX(row_add_job) *j = job;
-    const int64_t K = j->K;
-    const T *x = j->x + m * K, *r = j->residual + m * K;
-    T *s = j->sum + m * K;
-    for (int64_t k = 0; k < K; k++)
+    const int64_t K = j->K, m0 = t * j->rows, m1 = cnorm_min64(j->M, m0 + j->rows);
+    const T *x = j->x + m0 * K, *r = j->residual + m0 * K;
+    T *s = j->sum + m0 * K;
+    for (int64_t k = 0; k < (m1 - m0) * K; k++)
         s[k] = x[k] + r[k];
-    SFX(row_forward_one)(s, K, 1, j->center, j->eps, CNORM_ACT_NONE, j->weight, j->bias,
-                         j->y + m * K, j->mean ? j->mean + m : NULL, j->rstd ? j->rstd + m : NULL);
+    for (int64_t m = m0; m < m1; m++)
+        SFX(row_forward_one)(j->sum + m * K, K, 1, j->center, j->eps, CNORM_ACT_NONE,
+                             j->weight, j->bias, j->y + m * K, j->mean ? j->mean + m : NULL,
+                             j->rstd ? j->rstd + m : NULL);
 }
 
 static int SFX(cnorm_row_add_forward)(const T *x, const T *residual, int64_t M, int64_t K,
@@ -67,9 +72,12 @@ static int SFX(cnorm_row_add_forward)(const T *x, const T *residual, int64_t M, 
         return CNORM_OK;
     if (!row_valid(M, K, 1, 1) || !x || !residual || !y || !sum || y == sum)
         return CNORM_EINVAL;
-    const SFX(row_add_job) job = {x, residual, weight, bias, y, sum, mean, rstd, M, K, center,
-                                  eps};
-    cnorm_parallel(cnorm_threads_for(M * K, M), M, SFX(row_add_task), &job);
+    const int nt = cnorm_threads_for(M * K, M);
+    const int64_t by_bytes = ROW_ADD_BLOCK_BYTES / (K * (int64_t)sizeof(T));
+    const int64_t rows = cnorm_max64(1, cnorm_min64(by_bytes, cnorm_cdiv64(M, nt)));
+    const SFX(row_add_job) job = {x, residual, weight, bias, y, sum, mean, rstd, M, K, rows,
+                                  center, eps};
+    cnorm_parallel(nt, cnorm_cdiv64(M, rows), SFX(row_add_task), &job);
     return CNORM_OK;
 }
 
