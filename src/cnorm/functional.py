@@ -1649,8 +1649,9 @@ def add_layer_norm(x: ArrayLike, residual: ArrayLike, normalized_shape: ShapeLik
                    ) -> tuple[Array, Array, FloatArray, FloatArray]:
     """Residual add and layer norm in one pass: s = x + residual, then (y, s, mean, rstd).
 
-    The sum s, the next block's residual in a transformer, is written row by row and each row
-    is normalized from cache, so s and y cost one pass instead of an add and a layer_norm.
+    The sum s, the next block's residual in a transformer, is written a block of rows at a
+    time and each row is normalized from cache, so s and y cost one pass instead of an add and
+    a layer_norm.
 
     Parameters
     ----------
@@ -1750,8 +1751,8 @@ def add_rms_norm(x: ArrayLike, residual: ArrayLike, normalized_shape: ShapeLike,
                  ) -> tuple[Array, Array, FloatArray]:
     """Residual add and RMS norm in one pass: s = x + residual, then (y, s, rstd).
 
-    As add_layer_norm, with rms_norm in place of layer_norm: s is written row by row and each
-    row is normalized from cache.
+    As add_layer_norm, with rms_norm in place of layer_norm: s is written a block of rows at a
+    time and each row is normalized from cache.
 
     Parameters
     ----------
