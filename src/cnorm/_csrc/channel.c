@@ -194,6 +194,13 @@ void cnorm_bn_train_coefs(int64_t c, double count, double mean, double m2, doubl
         *shift -= *scale * (mean - mt);
 }
 
+void cnorm_bn_infer_coefs(double running_mean, double running_var, double w, double b,
+                          double eps, double *scale, double *shift)
+{
+    *scale = w / sqrt(running_var + eps);
+    *shift = b - running_mean * *scale;
+}
+
 #define CNORM_FAMILY_IMPL "channel_impl.h"
 #define CNORM_FAMILY_KERNELS CNORM_CHANNEL_KERNELS
 #include "instantiate.h"

@@ -238,10 +238,11 @@ static int SFX(cnorm_bn_forward_infer)(const T *x, int64_t N, int64_t C, int64_t
     if (C > STACK_C && !(coef = malloc((size_t)(2 * C) * sizeof(T))))
         return CNORM_ENOMEM;
     for (c = 0; c < C; c++) {
-        double scale = (weight ? (double)weight[c] : 1.0) /
-                       sqrt((double)running_var[c] + eps);
+        double scale, shift;
+        cnorm_bn_infer_coefs(running_mean[c], running_var[c], weight ? weight[c] : 1.0,
+                             bias ? bias[c] : 0.0, eps, &scale, &shift);
         coef[c] = (T)scale;
-        coef[C + c] = (T)((bias ? (double)bias[c] : 0.0) - (double)running_mean[c] * scale);
+        coef[C + c] = (T)shift;
     }
     chan_geom_init(&G, N, C, S, sizeof(T));
     rc = SFX(affine)(&G, x, NULL, coef, coef + C, activation, y);

@@ -120,10 +120,33 @@ __attribute__((target("avx2"))) static void f32_to_bf16_avx2(const float *src, u
     f32_to_bf16_block(src, dst, n);
 }
 
+/* The AVX-512 path: the portable bfloat16 loops compiled again, on 16
+ * values per instruction with AVX512BW's 16-bit packs (measured, one
+ * thread: bfloat16 (32,64,56,56) inference 1.05-1.19x -> 0.87x the float32
+ * time).  float16 keeps F16C: AVX512F's 16-wide conversions measured
+ * slower on this AMD EPYC (0.77x -> 1.05x). */
+__attribute__((target("avx512f,avx512bw"))) static void bf16_to_f32_avx512(const uint16_t *src,
+                                                                          float *dst, int64_t n)
+{
+    bf16_to_f32_block(src, dst, n);
+}
+
+__attribute__((target("avx512f,avx512bw"))) static void f32_to_bf16_avx512(const float *src,
+                                                                          uint16_t *dst,
+                                                                          int64_t n)
+{
+    f32_to_bf16_block(src, dst, n);
+}
+
 /* The CNORM_SIMD cap applies here too (CNORM_SIMD=baseline: portable loops). */
 static int avx2_usable(void)
 {
     return cnorm_simd_level() >= CNORM_SIMD_AVX2;
+}
+
+static int avx512_usable(void)
+{
+    return cnorm_simd_level() >= CNORM_SIMD_AVX512;
 }
 
 /* F16C from CPUID leaf 1 (ECX bit 29): older Clang's __builtin_cpu_supports
@@ -141,8 +164,10 @@ static int f16c_usable(void)
 }
 #define F16_TO_F32 (f16c_usable() ? f16_to_f32_f16c : f16_to_f32_block)
 #define F32_TO_F16 (f16c_usable() ? f32_to_f16_f16c : f32_to_f16_block)
-#define BF16_TO_F32 (avx2_usable() ? bf16_to_f32_avx2 : bf16_to_f32_block)
-#define F32_TO_BF16 (avx2_usable() ? f32_to_bf16_avx2 : f32_to_bf16_block)
+#define BF16_TO_F32 (avx512_usable() ? bf16_to_f32_avx512 \
+                     : avx2_usable() ? bf16_to_f32_avx2 : bf16_to_f32_block)
+#define F32_TO_BF16 (avx512_usable() ? f32_to_bf16_avx512 \
+                     : avx2_usable() ? f32_to_bf16_avx2 : f32_to_bf16_block)
 #else
 #define F16_TO_F32 f16_to_f32_block
 #define F32_TO_F16 f32_to_f16_block

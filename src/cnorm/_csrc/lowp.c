@@ -3,7 +3,8 @@
  * cache, and each chunk's output is rounded back before the next one, so
  * memory sees 2-byte loads and stores only.  A chunk is whole rows (row
  * family: a multiple of the rows that share a parameter pattern) or
- * LOWP_CHUNK values of the (N, C, S) view (whole samples when they fit);
+ * LOWP_CHUNK values of the (N, C, S) view (LOWP_PASS_CHUNK for the
+ * forward passes that store; whole samples when they fit);
  * inside a chunk the float32 kernel runs on the calling thread (its work is
  * below the parallel threshold).
  *
@@ -18,8 +19,17 @@
 #include "channel_coefs.h"
 #include "convert.h"
 
-/* float32 values per chunk: input and output in place, in L2. */
+/* float32 values per chunk of a reduction: in L2. */
 #define LOWP_CHUNK ((int64_t)1 << 14)
+/* ... and of a forward pass that stores its chunk (inference, the second
+ * pass of training, the row forwards): small enough that loads and stores
+ * to memory alternate at a fine grain, which keeps the hardware's streams
+ * going (measured, one thread, float16 (32,64,56,56) inference: 2^14
+ * values 1.39x the float32 time, 2^12 0.97x, 2^11 0.71x, 2^10 and 2^9
+ * slower again; benchmarks/RESULTS.md, "Low precision: smaller chunks for
+ * the storing passes").  The backward's dx pass, two inputs per value,
+ * measured faster with LOWP_CHUNK. */
+#define LOWP_PASS_CHUNK ((int64_t)1 << 11)
 /* Reductions: at most this many pieces, and at most LOWP_CELLS piece
  * partials (pieces x channels) of each kind. */
 #define LOWP_PIECES 64
@@ -156,7 +166,7 @@ static int row_forward_lowp(int bfloat16, const uint16_t *x, int64_t M, int64_t 
     if (M < 0 || K < 1 || G < 1 || S < 1 || K % S || !x || !y)
         return CNORM_EINVAL;
     /* whole groups of G rows: row m uses parameter row m % G */
-    const int64_t per = cnorm_cdiv64(cnorm_max64(1, LOWP_CHUNK / K), G) * G;
+    const int64_t per = cnorm_cdiv64(cnorm_max64(1, LOWP_PASS_CHUNK / K), G) * G;
     const lowp_row_job job = {K, G, S, center, activation, eps, weight, bias, mean, rstd};
     const lowp_io io = lowp_io_of(bfloat16, x, NULL, y, K, 0);
     return lowp_run(&io, M, per, INT64_MAX, row_chunk, &job);
@@ -178,8 +188,8 @@ typedef struct {
 
 /* Values [v0, v0 + n) of the chunk, in as few sub-views as the layout
  * allows: whole samples, else whole planes of one sample, else part of a
- * plane (a chunk need not start or end on a plane: it stays LOWP_CHUNK
- * long, in cache, however large a plane is).  A sub-view has at most
+ * plane (a chunk need not start or end on a plane: it keeps its length,
+ * in cache, however large a plane is).  A sub-view has at most
  * min(C, LOWP_CHUNK) channels. */
 static int chan_chunk(const void *job, const lowp_chunk *ch)
 {
@@ -206,12 +216,12 @@ static int chan_chunk(const void *job, const lowp_chunk *ch)
     return status;
 }
 
-/* Values per chunk: whole samples when they fit, so that most chunks are
- * one float32 call. */
-static int64_t chan_per(int64_t C, int64_t S)
+/* Values per chunk of at most `chunk` (LOWP_CHUNK or LOWP_PASS_CHUNK):
+ * whole samples when they fit, so that most chunks are one float32 call. */
+static int64_t chan_per(int64_t C, int64_t S, int64_t chunk)
 {
     const int64_t sample = C * S;
-    return sample <= LOWP_CHUNK ? LOWP_CHUNK / sample * sample : LOWP_CHUNK;
+    return sample <= chunk ? chunk / sample * sample : chunk;
 }
 
 /* Pieces of a reduction over C channels (their partials are [pieces][C]). */
@@ -245,10 +255,11 @@ static int64_t chan_fused_per(int64_t N, int64_t C, int64_t S)
 
 /* ---- batch-norm inference ---------------------------------------------- */
 
+/* The float32 kernel's coefficients, y = act(x * scale + shift), computed
+ * once for all chunks. */
 typedef struct {
     lowp_chan chan;
-    const float *running_mean, *running_var, *weight, *bias;
-    double eps;
+    const float *scale, *shift;
     int activation;
 } lowp_infer_job;
 
@@ -256,10 +267,8 @@ static int infer_view(const void *job, const lowp_chunk *ch, int64_t o, int64_t 
                       int64_t C, int64_t S)
 {
     const lowp_infer_job *j = job;
-    return cnorm_bn_forward_infer_f32(ch->x + o, N, C, S, j->running_mean + c,
-                                      j->running_var + c, j->weight ? j->weight + c : NULL,
-                                      j->bias ? j->bias + c : NULL, j->eps, j->activation,
-                                      ch->x + o);
+    return cnorm_channel_standardize_f32(ch->x + o, N, C, S, NULL, j->scale + c, j->shift + c,
+                                         j->activation, ch->x + o);
 }
 
 static int bn_forward_infer_lowp(int bfloat16, const uint16_t *x, int64_t N, int64_t C,
@@ -272,10 +281,22 @@ static int bn_forward_infer_lowp(int bfloat16, const uint16_t *x, int64_t N, int
         return CNORM_EINVAL;
     if (N == 0 || C == 0 || S == 0)
         return CNORM_OK;
-    const lowp_infer_job job = {{C, S, infer_view}, running_mean, running_var, weight, bias,
-                                eps, activation};
+    float *coef = malloc((size_t)(2 * C) * sizeof(float));
+    if (!coef)
+        return CNORM_ENOMEM;
+    for (int64_t c = 0; c < C; c++) {
+        double scale, shift;
+        cnorm_bn_infer_coefs(running_mean[c], running_var[c], weight ? weight[c] : 1.0,
+                             bias ? bias[c] : 0.0, eps, &scale, &shift);
+        coef[c] = (float)scale;
+        coef[C + c] = (float)shift;
+    }
+    const lowp_infer_job job = {{C, S, infer_view}, coef, coef + C, activation};
     const lowp_io io = lowp_io_of(bfloat16, x, NULL, y, 1, 0);
-    return lowp_run(&io, N * C * S, chan_per(C, S), INT64_MAX, chan_chunk, &job);
+    const int status = lowp_run(&io, N * C * S, chan_per(C, S, LOWP_PASS_CHUNK), INT64_MAX,
+                                chan_chunk, &job);
+    free(coef);
+    return status;
 }
 
 /* The shared start of training and backward: CNORM_EINVAL for negative
@@ -371,8 +392,9 @@ static int bn_forward_train_lowp(int bfloat16, const uint16_t *x, int64_t N, int
     if (status != 1)
         return status;
     const int fused = chan_fused(N, S);
+    const int64_t reduce_per = chan_per(C, S, LOWP_CHUNK);
     const int64_t P = fused ? 0 : cnorm_min64(chan_pieces(C),
-                                              cnorm_cdiv64(N * C * S, chan_per(C, S)));
+                                              cnorm_cdiv64(N * C * S, reduce_per));
     const int64_t bytes[2] = {3 * P * C * (int64_t)sizeof(double),
                               3 * C * (int64_t)sizeof(float)};
     void *parts[2], *block;
@@ -394,7 +416,7 @@ static int bn_forward_train_lowp(int bfloat16, const uint16_t *x, int64_t N, int
     }
     memset(parts[0], 0, (size_t)bytes[0]);   /* count 0: an empty partial */
     lowp_io io = lowp_io_of(bfloat16, x, NULL, NULL, 1, chan_tmp(C));
-    status = lowp_run(&io, N * C * S, chan_per(C, S), P, chan_chunk, &job);
+    status = lowp_run(&io, N * C * S, reduce_per, P, chan_chunk, &job);
     for (int64_t c = 0; c < C && status == CNORM_OK; c++) {
         double n = 0.0, m = 0.0, m2 = 0.0;
         for (int64_t p = 0; p < P; p++)   /* in piece order */
@@ -405,7 +427,8 @@ static int bn_forward_train_lowp(int bfloat16, const uint16_t *x, int64_t N, int
     if (status == CNORM_OK) {
         job.chan.view = standardize_view;
         io = lowp_io_of(bfloat16, x, NULL, y, 1, 0);
-        status = lowp_run(&io, N * C * S, chan_per(C, S), INT64_MAX, chan_chunk, &job);
+        status = lowp_run(&io, N * C * S, chan_per(C, S, LOWP_PASS_CHUNK), INT64_MAX,
+                          chan_chunk, &job);
     }
     free(block);
     return status;
@@ -476,14 +499,15 @@ static int bn_backward_lowp(int bfloat16, const uint16_t *dy, const uint16_t *x,
         const lowp_io io = lowp_channels_io(bfloat16, dy, x, dx, N, C, S);
         return lowp_run(&io, C, per, INT64_MAX, backward_channels_chunk, &job);
     }
-    const int64_t P = cnorm_min64(chan_pieces(C), cnorm_cdiv64(N * C * S, chan_per(C, S)));
+    const int64_t reduce_per = chan_per(C, S, LOWP_CHUNK);
+    const int64_t P = cnorm_min64(chan_pieces(C), cnorm_cdiv64(N * C * S, reduce_per));
     double *part = calloc((size_t)(2 * P * C), sizeof(double));
     if (!part)
         return CNORM_ENOMEM;
     job.part[0] = part;
     job.part[1] = part + P * C;
     lowp_io io = lowp_io_of(bfloat16, dy, x, NULL, 1, chan_tmp(C));
-    status = lowp_run(&io, N * C * S, chan_per(C, S), P, chan_chunk, &job);
+    status = lowp_run(&io, N * C * S, reduce_per, P, chan_chunk, &job);
     for (int64_t c = 0; c < C; c++) {
         sum_dy[c] = sum_dy_xhat[c] = 0.0;
         for (int64_t p = 0; p < P; p++) {   /* in piece order */
@@ -495,7 +519,8 @@ static int bn_backward_lowp(int bfloat16, const uint16_t *dy, const uint16_t *x,
     if (status == CNORM_OK && dx) {
         job.chan.view = dx_view;
         io = lowp_io_of(bfloat16, dy, x, dx, 1, 0);
-        status = lowp_run(&io, N * C * S, chan_per(C, S), INT64_MAX, chan_chunk, &job);
+        status = lowp_run(&io, N * C * S, chan_per(C, S, LOWP_CHUNK), INT64_MAX,
+                          chan_chunk, &job);
     }
     return status;
 }
