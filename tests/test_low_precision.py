@@ -134,6 +134,47 @@ def test_layers_keep_float32_state(dtype, make):
     assert layer.eval()(x).dtype == dtype
 
 
+LAYERS_AND_CALLS = {   # layer, its training forward and backward in the functional API
+    "BatchNorm": (lambda d: cnorm.BatchNorm(3, dtype=d),
+                  lambda x, p: cnorm.batch_norm_train(x, p.weight, p.bias),
+                  lambda dy, x, p, s: cnorm.batch_norm_backward(dy, x, *s[1:], p.weight)),
+    "LayerNorm": (lambda d: cnorm.LayerNorm(48, dtype=d),
+                  lambda x, p: cnorm.layer_norm(x, 48, p.weight, p.bias),
+                  lambda dy, x, p, s: cnorm.layer_norm_backward(dy, x, *s[1:], 48, p.weight)),
+    "GroupNorm": (lambda d: cnorm.GroupNorm(1, 3, dtype=d),
+                  lambda x, p: cnorm.group_norm(x, 1, p.weight, p.bias),
+                  lambda dy, x, p, s: cnorm.group_norm_backward(dy, x, *s[1:], 1, p.weight)),
+    "RMSNorm": (lambda d: cnorm.RMSNorm(48, dtype=d),
+                lambda x, p: cnorm.rms_norm(x, 48, p.weight),
+                lambda dy, x, p, s: cnorm.rms_norm_backward(dy, x, s[-1], 48, p.weight)),
+}
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+@pytest.mark.parametrize("name", LAYERS_AND_CALLS)
+def test_layers_run_the_two_byte_kernels(dtype, name):
+    # A float16/bfloat16 layer is its functional call on the same 2-byte x
+    # (bit for bit), keeps its own copy of x for backward, and takes x in
+    # either byte order.
+    make, forward, backward = LAYERS_AND_CALLS[name]
+    layer = make(dtype)
+    layer.weight[...] = np.linspace(0.5, 1.5, layer.weight.size).reshape(layer.weight.shape)
+    x = data((5, 3, 48), dtype, mean=3.0, seed=11)
+    dy = data(x.shape, dtype, seed=12)
+    y_ref, *stats = forward(x, layer)
+    dx_ref, *grads = backward(dy, x, layer, [None, *stats])
+    kept = x.copy()
+    y = layer(x)
+    x[...] = 0   # the caller refills its buffer before backward
+    dx = layer.backward(dy)
+    np.testing.assert_array_equal(y.view(np.uint16), y_ref.view(np.uint16))
+    np.testing.assert_array_equal(dx.view(np.uint16), dx_ref.view(np.uint16))
+    np.testing.assert_array_equal(layer.grad_weight, grads[0])
+    assert layer.grad_weight.dtype == np.float32
+    swapped = kept.astype(kept.dtype.newbyteorder(">" if kept.dtype.byteorder != ">" else "<"))
+    np.testing.assert_array_equal(layer(swapped).view(np.uint16), y_ref.view(np.uint16))
+
+
 @pytest.mark.parametrize("bad", [np.int16, np.uint16])
 def test_other_two_byte_dtypes_are_refused(bad):
     x = np.ones((4, 3, 5), bad)

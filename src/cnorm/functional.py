@@ -29,7 +29,7 @@ from cnorm._validate import (
     same_shape,
 )
 from cnorm.activation import activation_code, activation_grad
-from cnorm.lowp import downcast, is_low_precision, run_in_float32, upcast, widen_param
+from cnorm.lowp import downcast, is_low_precision, native_low, run_in_float32, upcast, widen_param
 from cnorm.statistics import Moments
 
 __all__ = [
@@ -59,8 +59,7 @@ def _data_input(x: ArrayLike) -> tuple[Array, np.dtype[Any]]:
     float32/float64 as as_float_array gives it, or a float16/bfloat16 array
     in native byte order with float32 arithmetic."""
     if is_low_precision(x):
-        x = np.asarray(x)
-        return x.astype(x.dtype.newbyteorder("="), copy=False), np.dtype(np.float32)
+        return native_low(x), np.dtype(np.float32)
     x = as_float_array(x, "x")
     return x, x.dtype
 

@@ -39,7 +39,14 @@ from cnorm._validate import (
 )
 from cnorm.activation import activation_code
 from cnorm.folding import fold_batch_norm
-from cnorm.lowp import downcast, is_low_dtype, is_low_precision, upcast
+from cnorm.lowp import (
+    arithmetic_dtype,
+    downcast,
+    is_low_dtype,
+    is_low_precision,
+    native_low,
+    upcast,
+)
 from cnorm.statistics import Moments
 
 if TYPE_CHECKING:
@@ -61,6 +68,10 @@ class _Layer:
     """Shared protocol; subclasses define _forward_train/_forward_eval/_backward."""
 
     _state_names: ClassVar[tuple[str, ...]] = ("weight", "bias")
+    # Whether float16/bfloat16 x goes to the functional API as it is (its
+    # 2-byte kernels), or is converted to float32 around the layer's own
+    # arithmetic in x's dtype (BatchRenorm, SyncBatchNorm).
+    _low_precision_kernels: ClassVar[bool] = True
 
     weight: FloatArray | None
     bias: FloatArray | None
@@ -190,7 +201,13 @@ class _Layer:
         low: np.dtype[Any] | None = None
         if type(x) is not np.ndarray or x.dtype not in FLOAT_DTYPES:   # else: as checked
             low = getattr(x, "dtype", None) if is_low_precision(x) else None
-            x = upcast(x) if low else as_float_array(x, "x")   # upcast: already a private copy
+            if low is None:
+                x = as_float_array(x, "x")
+            elif self._low_precision_kernels:
+                x = native_low(x)
+            else:
+                x = upcast(x)   # already a private copy
+        converts = low is not None and not self._low_precision_kernels
         options: dict[str, Any] = {}
         if mask is not None:
             if not self._accepts_mask:
@@ -201,14 +218,14 @@ class _Layer:
                 # backward() must see this batch even if the caller refills
                 # its buffer in between: keep a private copy (the functional
                 # API is the zero-copy path; upcast made one already).
-                if low is None:
+                if not converts:
                     x = self._private_copy(x)
                 self._saved = None   # a step that fails leaves no saved batch
                 y, saved = self._forward_train(x, **options)
                 self._saved = (saved, low)
         else:
             y = self._forward_eval(x, **options)
-        return y if low is None else downcast(y, low)
+        return downcast(y, low) if converts else y
 
     def _private_copy(self, x: Array) -> Array:
         """x copied for backward (caller holds the lock): into the previous
@@ -228,7 +245,7 @@ class _Layer:
         dtype and C order and only this layer refers to it (no backward()
         running on it, no shallow copy of the layer sharing it); else None."""
         outer = self._saved
-        if outer is None or outer[1] is not None:   # none, or low precision (upcast copies)
+        if outer is None:
             return None
         inner = outer[0]
         previous = inner[0]
@@ -292,14 +309,15 @@ class _Layer:
             saved, low = self._saved or (None, None)
         if saved is None:
             raise RuntimeError("backward() needs a training-mode forward call first")
+        converts = low is not None and not self._low_precision_kernels
         if low is not None:
             dy = np.asarray(dy)
             if dy.dtype != low:
                 raise TypeError(f"dy must have the dtype of the forward's x ({low}), "
                                 f"got {dy.dtype}")
-            dy = upcast(dy)
+            dy = upcast(dy) if converts else native_low(dy)
         dx, self.grad_weight, self.grad_bias = self._backward(dy, saved)
-        return dx if low is None else downcast(dx, low)
+        return downcast(dx, low) if converts else dx
 
     # ---- what subclasses define ------------------------------------------
 
@@ -941,7 +959,7 @@ class BatchNorm(_RunningStats, _Layer):
             else:
                 y, mean, var, count = F.masked_batch_statistics(
                     x, self.weight, self.bias, self.eps, self.axis, None, mask, act)
-            saved = F.saved_statistics(mean, var, self.eps, x.dtype)
+            saved = F.saved_statistics(mean, var, self.eps, arithmetic_dtype(x.dtype))
         if count:
             self._update_running(mean, var, self._running_var_scale(count))
         elif self.track_running_stats:   # an empty batch: counted, statistics kept (PyTorch)
@@ -1078,6 +1096,8 @@ class BatchRenorm(BatchNorm):
     >>> np.allclose(rn(x), cnorm.batch_norm_train(x)[0], atol=1e-6)
     True
     """
+
+    _low_precision_kernels = False   # its own arithmetic in x's dtype
 
     _accepts_mask = False
 

@@ -30,6 +30,19 @@ def is_low_precision(a):
     return is_low_dtype(getattr(a, "dtype", None))
 
 
+def arithmetic_dtype(dt):
+    """The dtype of arithmetic and statistics for data of dtype dt: float32
+    for float16/bfloat16, else dt."""
+    return np.dtype(np.float32) if is_low_dtype(dt) else dt
+
+
+def native_low(a):
+    """A float16/bfloat16 array-like as an array in native byte order (a
+    itself when it already is one)."""
+    arr = np.asarray(a)
+    return arr.astype(arr.dtype.newbyteorder("="), copy=False)
+
+
 def upcast(a):
     """a as a new float32 array (exact for float16 and bfloat16: the C
     conversion; anything else through NumPy)."""

@@ -168,6 +168,8 @@ class SyncBatchNorm(BatchNorm):
     (4, 3, 5)
     """
 
+    _low_precision_kernels = False   # its own arithmetic in x's dtype
+
     def __init__(self, num_features: SupportsIndex, *, comm: MPI.Comm | None = None,
                  eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
                  track_running_stats: bool = True, axis: SupportsIndex = 1,
