@@ -23,8 +23,8 @@ try:
 except ImportError:
     torch = None
 
-CASES = {   # name: (shape, channel axis; None: layer norm over the last dim; "train",
-            # "backward" (axis 1), "train-1", "backward-1" (axis -1))
+CASES = {   # name: (shape, channel axis; None: layer norm over the last dim, "ln-backward"
+            # its backward; "train", "backward" (axis 1), "train-1", "backward-1" (axis -1))
     "batch_norm_infer (32,64,56,56)": ((32, 64, 56, 56), 1),
     "batch_norm_train (32,64,56,56)": ((32, 64, 56, 56), "train"),
     "batch_norm_train (8,64,14,14)": ((8, 64, 14, 14), "train"),
@@ -35,6 +35,7 @@ CASES = {   # name: (shape, channel axis; None: layer norm over the last dim; "t
     "batch_norm_infer (4,3,512,512)": ((4, 3, 512, 512), 1),
     "batch_norm_infer (32,56,56,64) axis=-1": ((32, 56, 56, 64), -1),
     "layer_norm (32,128,768)": ((32, 128, 768), None),
+    "layer_norm_backward (32,128,768)": ((32, 128, 768), "ln-backward"),
 }
 
 
@@ -43,6 +44,9 @@ def call(x, axis):
     out = np.empty_like(x)
     if axis is None:
         return lambda: cnorm.layer_norm(x, x.shape[-1], out=out)
+    if axis == "ln-backward":
+        _, mean, rstd = cnorm.layer_norm(x, x.shape[-1])
+        return lambda: cnorm.layer_norm_backward(x, x, mean, rstd, x.shape[-1], out=out)  # dy = x
     if axis in ("train", "train-1"):
         a = -1 if axis == "train-1" else 1
         return lambda: cnorm.batch_norm_train(x, axis=a, out=out)
@@ -63,6 +67,11 @@ def torch_call(x32, dtype, axis):
     F = torch.nn.functional
     if axis is None:
         return lambda: F.layer_norm(t, (t.shape[-1],))
+    if axis == "ln-backward":
+        t = t.detach().requires_grad_()
+        y = F.layer_norm(t, (t.shape[-1],))
+        dy = t.detach().clone()
+        return lambda: torch.autograd.grad(y, t, dy, retain_graph=True)
     if axis in (-1, "train-1", "backward-1"):   # channels-last: a channels_last NCHW tensor
         t = t.permute(0, 3, 1, 2)
     C = t.shape[1]

@@ -58,7 +58,7 @@ extern "C" {
  * minor number grows when a kernel is added, the major one when an existing
  * signature or meaning changes. */
 #define CNORM_VERSION_MAJOR 0
-#define CNORM_VERSION_MINOR 3
+#define CNORM_VERSION_MINOR 4
 #define CNORM_VERSION_PATCH 0
 #define CNORM_VERSION_HEX \
     ((CNORM_VERSION_MAJOR << 16) | (CNORM_VERSION_MINOR << 8) | CNORM_VERSION_PATCH)
@@ -174,6 +174,12 @@ typedef struct cnorm_renorm {
  * moments (merged in an order that depends on the shape only: the same bits for any thread
  * count), a second normalizes them as the float32 kernel does, y rounded to nearest even.
  * mean and var (and renorm's r, d) are float64 as there.  y may equal x.  Since 0.3. */
+
+/* cnorm_row_backward_f16/_bf16: cnorm_row_backward_f32 for dy, x and dx of float16 /
+ * bfloat16 with float32 mean, rstd and weight: chunks of rows converted in cache, dx rounded to
+ * nearest even; dweight and dbias (float64, may be NULL) are summed per piece of chunks and
+ * merged in an order that depends on the shape only (the same bits for any thread count).  dx
+ * may equal dy.  Since 0.4. */
 
 /* cnorm_bn_backward_f16/_bf16: cnorm_bn_backward_f32 for dy, x and dx of float16 / bfloat16
  * with float32 mean, invstd and weight, the same way: the sums (float64) are the same bits for

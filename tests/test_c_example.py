@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import cnorm
+
 import reference as ref
 from conftest import assert_close
 
@@ -67,7 +69,7 @@ def _input(i):
 
 def test_c_example_matches_numpy(program):
     header, got = _run(program)
-    assert header.startswith("cnorm C API 0.3.0, SIMD path ")
+    assert header.startswith(f"cnorm C API {cnorm.__version__}, SIMD path ")
 
     N, C, S = 2, 3, 4
     x = _input(np.arange(N * C * S)).reshape(N, C, S)

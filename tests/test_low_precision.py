@@ -532,3 +532,81 @@ def test_batch_norm_backward_out_non_contiguous_and_into_dy(dtype):
     # statistics in x's dtype are accepted (widened), as before
     got = cnorm.batch_norm_backward(dy, x, m.astype(dtype), invstd.astype(dtype), w)
     _check_backward(got, ref.bn_backward(dy, x, m.astype(dtype), invstd.astype(dtype), w), dtype)
+
+
+# ---- row-family backward in C: chunks of rows, gradients per piece -----------
+
+ROW_BACKWARD_CASES = {   # name: (shape, the forward, the backward, the float64 reference)
+    "layer_norm": (lambda x, w, b: cnorm.layer_norm(x, x.shape[-1], w, b),
+                   lambda dy, x, s, w: cnorm.layer_norm_backward(dy, x, *s, x.shape[-1], w),
+                   lambda dy, x, w: ref.layer_norm_backward(dy, x, x.shape[-1:], w)),
+    "group_norm": (lambda x, w, b: cnorm.group_norm(x, 3, w, b),
+                   lambda dy, x, s, w: cnorm.group_norm_backward(dy, x, *s, 3, w),
+                   lambda dy, x, w: ref.group_norm_backward(dy, x, 3, w)),
+    "instance_norm": (cnorm.instance_norm,
+                      lambda dy, x, s, w: cnorm.instance_norm_backward(dy, x, *s, w),
+                      ref.instance_norm_backward),
+    "rms_norm": (lambda x, w, b: cnorm.rms_norm(x, x.shape[-1], w),
+                 lambda dy, x, s, w: cnorm.rms_norm_backward(dy, x, s[-1], x.shape[-1], w),
+                 lambda dy, x, w: ref.rms_norm_backward(dy, x, x.shape[-1:], w,   # float32's
+                                                        eps=float(np.finfo(np.float32).eps))),
+}
+# many rows per chunk, rows across chunk boundaries, rows longer than a chunk
+ROW_SHAPES = {"layer_norm": [(300, 96), (7, 5, 700), (3, 20000)],
+              "rms_norm": [(300, 96), (7, 5, 700), (3, 20000)],
+              "group_norm": [(40, 6, 33), (3, 6, 4000)],
+              "instance_norm": [(40, 6, 33), (3, 6, 4000)]}
+
+
+def _row_case(name, shape, dtype, mean=0.5, seed=21):
+    x, dy = data(shape, dtype, mean, seed=seed), data(shape, dtype, 0.0, seed=seed + 1)
+    n = shape[-1] if name in ("layer_norm", "rms_norm") else shape[1]
+    w, b = f32_params(n)
+    forward, backward, reference = ROW_BACKWARD_CASES[name]
+    stats = forward(x, w, b)[1:]
+    return x, dy, w, (lambda: backward(dy, x, stats, w)), reference
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+@pytest.mark.parametrize("name, shape", [(n, s) for n, shapes in ROW_SHAPES.items()
+                                         for s in shapes])
+@pytest.mark.parametrize("mean", [0.5, 1e3])
+def test_row_backward_in_two_byte_chunks(dtype, name, shape, mean):
+    x, dy, w, call, reference = _row_case(name, shape, dtype, mean)
+    got = call()
+    want = reference(dy, x, w)
+    within_one_ulp(got[0], want[0], dtype, slack=1e-6 * np.abs(want[0]).max())
+    assert got[0].dtype == dtype and got[1].dtype == np.float32
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-4, atol=1e-3)
+    if name != "rms_norm":
+        np.testing.assert_allclose(got[2], want[2], rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+@pytest.mark.parametrize("name", ROW_BACKWARD_CASES)
+def test_row_backward_same_bits_for_1_2_4_threads(dtype, name):
+    shape = (3000, 96) if name in ("layer_norm", "rms_norm") else (200, 6, 400)
+    _, _, _, call, _ = _row_case(name, shape, dtype, 3.0, seed=23)
+    results = _on_thread_counts(call)
+    for other in results[1:]:
+        np.testing.assert_array_equal(other[0].view(np.uint16), results[0][0].view(np.uint16))
+        for a, b in zip(other[1:], results[0][1:]):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+def test_row_backward_nan_stays_in_its_row_and_out_into_dy(dtype):
+    x, dy, w, _, _ = _row_case("layer_norm", (50, 700), dtype)
+    _, mean, rstd = cnorm.layer_norm(x, 700, w)
+    want = cnorm.layer_norm_backward(dy, x, mean, rstd, 700, w)
+    dy2 = dy.copy()
+    got = cnorm.layer_norm_backward(dy2, x, mean, rstd, 700, w, out=dy2)
+    assert got[0] is dy2
+    np.testing.assert_array_equal(got[0].view(np.uint16), want[0].view(np.uint16))
+    base = np.full((50, 1400), 9.0, dtype)
+    got = cnorm.layer_norm_backward(dy, x, mean, rstd, 700, w, out=base[:, ::2])
+    np.testing.assert_array_equal(got[0].view(np.uint16), want[0].view(np.uint16))
+    assert (base[:, 1::2] == 9.0).all()
+    dy[7, 3] = np.nan
+    dx = cnorm.layer_norm_backward(dy, x, mean, rstd, 700, w)[0].astype(np.float64)
+    assert np.isnan(dx[7]).all() and np.isfinite(np.delete(dx, 7, axis=0)).all()

@@ -6,7 +6,7 @@ float32 and float64, on C kernels that release the GIL; mergeable per-feature
 Moments and a scikit-learn-compatible StandardScaler on the same kernels
 (cnorm.dask: the same for dask arrays).
 """
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 from cnorm._config import get_include, get_num_threads, set_num_threads, show_config
 from cnorm.folding import fold_batch_norm

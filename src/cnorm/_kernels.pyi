@@ -67,6 +67,22 @@ def bn_backward_low(
     sum_dy_xhat: _F64,
     bfloat16: bool,
 ) -> None: ...
+def row_backward_low(
+    dy: NDArray[np.uint16],
+    x: NDArray[np.uint16],
+    M: int,
+    K: int,
+    G: int,
+    S: int,
+    center: bool,
+    mean: NDArray[np.float32] | None,
+    rstd: NDArray[np.float32],
+    weight: NDArray[np.float32] | None,
+    dx: NDArray[np.uint16],
+    dweight: _F64 | None,
+    dbias: _F64 | None,
+    bfloat16: bool,
+) -> None: ...
 def low_to_float32(src: NDArray[np.uint16], dst: NDArray[np.float32], bfloat16: bool) -> None: ...
 def float32_to_low(src: NDArray[np.float32], dst: NDArray[np.uint16], bfloat16: bool) -> None: ...
 def row_forward_low(

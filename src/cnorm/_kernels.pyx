@@ -207,6 +207,36 @@ def bn_backward_low(cnp.ndarray dy, cnp.ndarray x, int64_t N, int64_t C, int64_t
     _check(status)
 
 
+def row_backward_low(cnp.ndarray dy, cnp.ndarray x, int64_t M, int64_t K, int64_t G, int64_t S,
+                     bint center, mean, cnp.ndarray rstd, weight, cnp.ndarray dx, dweight,
+                     dbias, bint bfloat16):
+    """row_backward of float16/bfloat16 data (dy, x, dx as uint16 bits;
+    float32 statistics and weight; float64 gradients, each may be None)."""
+    if M < 0 or K < 1 or G < 1 or S < 1 or K % S != 0:
+        raise ValueError("row_backward_low: inconsistent sizes")
+    cdef int64_t nparam = G * (K // S)
+    _require(x, cnp.NPY_UINT16, M * K, "x")
+    _require(dy, cnp.NPY_UINT16, M * K, "dy")
+    _require(dx, cnp.NPY_UINT16, M * K, "out")
+    _require_writable(dx, "out")
+    cdef const float *mp = <const float*>_data(mean, cnp.NPY_FLOAT32, M, "mean")
+    _require(rstd, cnp.NPY_FLOAT32, M, "rstd")
+    cdef const float *w = <const float*>_data(weight, cnp.NPY_FLOAT32, nparam, "weight")
+    cdef double *dw = <double*>_data(dweight, cnp.NPY_FLOAT64, nparam, "dweight")
+    cdef double *db = <double*>_data(dbias, cnp.NPY_FLOAT64, nparam, "dbias")
+    cdef const uint16_t *dyp = <const uint16_t*>cnp.PyArray_DATA(dy)
+    cdef const uint16_t *xp = <const uint16_t*>cnp.PyArray_DATA(x)
+    cdef const float *rp = <const float*>cnp.PyArray_DATA(rstd)
+    cdef uint16_t *dxp = <uint16_t*>cnp.PyArray_DATA(dx)
+    cdef int status
+    with nogil:
+        if bfloat16:
+            status = k.row_backward_bf16(dyp, xp, M, K, G, S, center, mp, rp, w, dxp, dw, db)
+        else:
+            status = k.row_backward_f16(dyp, xp, M, K, G, S, center, mp, rp, w, dxp, dw, db)
+    _check(status)
+
+
 def low_to_float32(cnp.ndarray src, cnp.ndarray dst, bint bfloat16):
     """float16 / bfloat16 bits (uint16) to float32, exactly."""
     cdef int64_t n = cnp.PyArray_SIZE(src)

@@ -711,25 +711,32 @@ def _row_backward(dy: Array, x: Array, M: int, K: int, G: int, S: int,
                   stat_shape: tuple[int, ...], param_shape: tuple[int, ...],
                   mean: ArrayLike | None, rstd: ArrayLike, weight: FloatArray | None,
                   out: Array | None, center: bool, want_dbias: Literal[True] = True,
-                  activation: Activation = None, bias: ArrayLike | None = None
+                  activation: Activation = None, bias: ArrayLike | None = None,
+                  dtype: np.dtype[Any] | None = None
                   ) -> tuple[Array, FloatArray | None, FloatArray]: ...
 @overload
 def _row_backward(dy: Array, x: Array, M: int, K: int, G: int, S: int,
                   stat_shape: tuple[int, ...], param_shape: tuple[int, ...],
                   mean: ArrayLike | None, rstd: ArrayLike, weight: FloatArray | None,
                   out: Array | None, center: bool, want_dbias: bool = True,
-                  activation: Activation = None, bias: ArrayLike | None = None
+                  activation: Activation = None, bias: ArrayLike | None = None,
+                  dtype: np.dtype[Any] | None = None
                   ) -> tuple[Array, FloatArray | None, FloatArray | None]: ...
 def _row_backward(dy: Array, x: Array, M: int, K: int, G: int, S: int,
                   stat_shape: tuple[int, ...], param_shape: tuple[int, ...],
                   mean: ArrayLike | None, rstd: ArrayLike, weight: FloatArray | None,
                   out: Array | None, center: bool, want_dbias: bool = True,
-                  activation: Activation = None, bias: ArrayLike | None = None
+                  activation: Activation = None, bias: ArrayLike | None = None,
+                  dtype: np.dtype[Any] | None = None
                   ) -> tuple[Array, FloatArray | None, FloatArray | None]:
+    """The row kernels' backward; dtype: of the arithmetic, statistics and
+    parameters (x's, or float32 for float16/bfloat16 x and dy, which take
+    the 2-byte kernel: no activation then)."""
+    dtype = x.dtype if dtype is None else dtype
     act = activation_code(activation)
-    mean = param(mean, "mean", stat_shape, x.dtype, optional=not center)
-    rstd = param(rstd, "rstd", stat_shape, x.dtype, optional=False)
-    bias = param(bias, "bias", param_shape, x.dtype)
+    mean = _param_for(mean, "mean", stat_shape, x, dtype, optional=not center)
+    rstd = _param_for(rstd, "rstd", stat_shape, x, dtype, optional=False)
+    bias = _param_for(bias, "bias", param_shape, x, dtype)
     _check_row_sizes(M, K)
     check_out(out, x)
     xc, dyc = as_contiguous(x), as_contiguous(dy)
@@ -738,10 +745,14 @@ def _row_backward(dy: Array, x: Array, M: int, K: int, G: int, S: int,
     dx = kernel_output(out, dyc, params=(xc, mean, rstd, weight))   # dx may be dy, not x
     dweight = None if weight is None else np.zeros(param_shape, np.float64)
     dbias = np.zeros(param_shape, np.float64) if want_dbias else None
-    if M > 0:
+    if M > 0 and dtype != x.dtype:
+        _kernels.row_backward_low(dyc.view(np.uint16), xc.view(np.uint16), M, K, G, S, center,
+                                  mean, rstd, weight, dx.view(np.uint16), dweight, dbias,
+                                  x.dtype.kind != "f")
+    elif M > 0:
         _kernels.row_backward(dyc, xc, M, K, G, S, center, mean, rstd, weight, dx, dweight,
                               dbias)
-    return finish_output(dx, out), _cast(dweight, x.dtype), _cast(dbias, x.dtype)
+    return finish_output(dx, out), _cast(dweight, dtype), _cast(dbias, dtype)
 
 
 def _row_dz(dy: Array, x: Array, view: tuple[int, int, int, int], mean: FloatArray | None,
@@ -765,8 +776,17 @@ def _cast(a: NDArray[np.float64] | None, dtype: np.dtype[Any]) -> FloatArray | N
     return None if a is None else a.astype(dtype)
 
 
+def _row_backward_in_float32(x: ArrayLike, dy: ArrayLike, activation: Activation) -> bool:
+    """Whether a row backward of float16/bfloat16 data goes through
+    run_in_float32: with an activation, or dy and x of different dtypes
+    (the 2-byte kernel takes neither)."""
+    low = is_low_precision(x) or is_low_precision(dy)
+    return low and (activation is not None or np.asarray(dy).dtype != np.asarray(x).dtype)
+
+
 def _dy_like(dy: ArrayLike, x: Array) -> Array:
-    dy = as_float_array(dy, "dy")
+    """dy checked against x (for float16/bfloat16 x: of x's dtype already)."""
+    dy = native_low(dy) if is_low_precision(x) else as_float_array(dy, "dy")
     same_shape(dy, x, "dy")
     return dy
 
@@ -972,14 +992,14 @@ def layer_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, rstd: Arra
                                             out)
         if result is not None:
             return result
-    if is_low_precision(x) or is_low_precision(dy):
+    if _row_backward_in_float32(x, dy, activation):
         return run_in_float32(layer_norm_backward, locals(), ("x", "dy"))
-    x = as_float_array(x, "x")
+    x, dtype = _data_input(x)
     dy = _dy_like(dy, x)
     lead, norm = _normalized_shape(normalized_shape, x)
-    weight = param(weight, "weight", norm, x.dtype)
+    weight = _param_for(weight, "weight", norm, x, dtype)
     return _row_backward(dy, x, math.prod(lead), math.prod(norm), 1, 1, lead, norm, mean, rstd,
-                         weight, out, True, activation=activation, bias=bias)
+                         weight, out, True, activation=activation, bias=bias, dtype=dtype)
 
 
 def group_norm(x: ArrayLike, num_groups: SupportsIndex, weight: ArrayLike | None = None,
@@ -1169,14 +1189,14 @@ def group_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, rstd: Arra
     >>> dw is None, db.shape
     (True, (6,))
     """
-    if is_low_precision(x) or is_low_precision(dy):
+    if _row_backward_in_float32(x, dy, activation):
         return run_in_float32(group_norm_backward, locals(), ("x", "dy"))
-    x = as_float_array(x, "x")
+    x, dtype = _data_input(x)
     dy = _dy_like(dy, x)
     N, C, S, G = _group_view(x, num_groups)
-    weight = param(weight, "weight", (C,), x.dtype)
+    weight = _param_for(weight, "weight", (C,), x, dtype)
     return _row_backward(dy, x, N * G, C // G * S, G, S, (N, G), (C,), mean, rstd, weight, out,
-                         True, activation=activation, bias=bias)
+                         True, activation=activation, bias=bias, dtype=dtype)
 
 
 def _instance_view(x: Array) -> tuple[int, int, int]:
@@ -1363,14 +1383,14 @@ def instance_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, rstd: A
     >>> dw is None, np.allclose(db, dy.sum((0, 2)))
     (True, True)
     """
-    if is_low_precision(x) or is_low_precision(dy):
+    if _row_backward_in_float32(x, dy, activation):
         return run_in_float32(instance_norm_backward, locals(), ("x", "dy"))
-    x = as_float_array(x, "x")
+    x, dtype = _data_input(x)
     dy = _dy_like(dy, x)
     N, C, S = _instance_view(x)
-    weight = param(weight, "weight", (C,), x.dtype)
+    weight = _param_for(weight, "weight", (C,), x, dtype)
     return _row_backward(dy, x, N * C, S, max(C, 1), S, (N, C), (C,), mean, rstd, weight, out,
-                         True, activation=activation, bias=bias)
+                         True, activation=activation, bias=bias, dtype=dtype)
 
 
 def _rms_eps(eps: float | None, dtype: np.dtype[Any]) -> float:
@@ -1559,15 +1579,15 @@ def rms_norm_backward(dy: ArrayLike, x: ArrayLike, rstd: ArrayLike, normalized_s
                                             out, False)
         if result is not None:
             return result[0], result[1]
-    if is_low_precision(x) or is_low_precision(dy):
+    if _row_backward_in_float32(x, dy, activation):
         return run_in_float32(rms_norm_backward, locals(), ("x", "dy"))
-    x = as_float_array(x, "x")
+    x, dtype = _data_input(x)
     dy = _dy_like(dy, x)
     lead, norm = _normalized_shape(normalized_shape, x)
-    weight = param(weight, "weight", norm, x.dtype)
+    weight = _param_for(weight, "weight", norm, x, dtype)
     dx, dweight, _ = _row_backward(dy, x, math.prod(lead), math.prod(norm), 1, 1, lead, norm,
                                    None, rstd, weight, out, False, want_dbias=False,
-                                   activation=activation)
+                                   activation=activation, dtype=dtype)
     return dx, dweight
 
 
