@@ -231,8 +231,10 @@ static int row_backward_lowp(int bfloat16, const uint16_t *dy, const uint16_t *x
     }
     if (!dy || !x || !rstd || !dx || (center && !mean))
         return CNORM_EINVAL;
-    /* at least LOWP_ROW_BWD_ROWS rows: each chunk adds 2 * GP gradient sums */
-    const int64_t per = cnorm_cdiv64(cnorm_max64(LOWP_ROW_BWD_ROWS, LOWP_CHUNK / K), G) * G;
+    /* at least LOWP_ROW_BWD_ROWS rows (each chunk adds 2 * GP gradient sums)
+     * while that stays within 4 * LOWP_CHUNK values: long rows, one at a time */
+    const int64_t least = cnorm_min64(LOWP_ROW_BWD_ROWS, cnorm_max64(1, 4 * LOWP_CHUNK / K));
+    const int64_t per = cnorm_cdiv64(cnorm_max64(least, LOWP_CHUNK / K), G) * G;
     const int64_t P = cnorm_max64(1, cnorm_min64(cnorm_min64(LOWP_PIECES, cnorm_cdiv64(M, per)),
                                                  LOWP_ROW_BWD_CELLS / GP));
     double *part = calloc((size_t)(2 * P * GP), sizeof(double));
