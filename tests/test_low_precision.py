@@ -610,3 +610,21 @@ def test_row_backward_nan_stays_in_its_row_and_out_into_dy(dtype):
     dy[7, 3] = np.nan
     dx = cnorm.layer_norm_backward(dy, x, mean, rstd, 700, w)[0].astype(np.float64)
     assert np.isnan(dx[7]).all() and np.isfinite(np.delete(dx, 7, axis=0)).all()
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+def test_masked_batch_norm_layer_in_low_precision(dtype):
+    # A mask sends the layer through float32 (its masked statistics have no
+    # 2-byte kernel): the float32 layer's results rounded once.
+    from cnorm.lowp import downcast
+
+    x, dy = data((6, 3, 10), dtype, seed=31), data((6, 3, 10), dtype, seed=32)
+    mask = np.random.default_rng(33).random((6, 1, 10)) < 0.7
+    layer, layer32 = cnorm.BatchNorm(3, dtype=dtype), cnorm.BatchNorm(3)
+    y, y32 = layer(x, mask=mask), layer32(x.astype(np.float32), mask=mask)
+    np.testing.assert_array_equal(y.view(np.uint16), downcast(y32, dtype).view(np.uint16))
+    dx, dx32 = layer.backward(dy), layer32.backward(dy.astype(np.float32))
+    np.testing.assert_array_equal(dx.view(np.uint16), downcast(dx32, dtype).view(np.uint16))
+    np.testing.assert_array_equal(layer.grad_weight, layer32.grad_weight)
+    np.testing.assert_array_equal(layer.running_mean, layer32.running_mean)
+    assert layer.eval()(x, mask=mask).dtype == dtype

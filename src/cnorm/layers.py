@@ -70,7 +70,8 @@ class _Layer:
     _state_names: ClassVar[tuple[str, ...]] = ("weight", "bias")
     # Whether float16/bfloat16 x goes to the functional API as it is (its
     # 2-byte kernels), or is converted to float32 around the layer's own
-    # arithmetic in x's dtype (BatchRenorm, SyncBatchNorm).
+    # arithmetic in x's dtype (BatchRenorm, SyncBatchNorm; and every call
+    # with a mask).
     _low_precision_kernels: ClassVar[bool] = True
 
     weight: FloatArray | None
@@ -203,11 +204,11 @@ class _Layer:
             low = getattr(x, "dtype", None) if is_low_precision(x) else None
             if low is None:
                 x = as_float_array(x, "x")
-            elif self._low_precision_kernels:
+            elif self._low_precision_kernels and mask is None:   # masked: float32 arithmetic
                 x = native_low(x)
             else:
                 x = upcast(x)   # already a private copy
-        converts = low is not None and not self._low_precision_kernels
+        converts = low is not None and not is_low_precision(x)
         options: dict[str, Any] = {}
         if mask is not None:
             if not self._accepts_mask:
@@ -309,7 +310,7 @@ class _Layer:
             saved, low = self._saved or (None, None)
         if saved is None:
             raise RuntimeError("backward() needs a training-mode forward call first")
-        converts = low is not None and not self._low_precision_kernels
+        converts = low is not None and not is_low_precision(saved[0])   # x saved in float32
         if low is not None:
             dy = np.asarray(dy)
             if dy.dtype != low:
