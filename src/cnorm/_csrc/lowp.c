@@ -207,8 +207,8 @@ static int row_bwd_chunk(const void *job, const lowp_chunk *ch)
                                               j->rstd + m0, j->weight, ch->x, dw, db);
     double *out[2] = {dw, db};
     for (int k = 0; k < 2; k++)
-        for (int64_t p = 0; out[k] && p < j->GP; p++)
-            j->part[k][ch->piece * j->GP + p] += out[k][p];
+        if (out[k])
+            cnorm_add_parts(j->part[k] + ch->piece * j->GP, out[k], 1, 0, j->GP);
     return status;
 }
 
@@ -217,20 +217,13 @@ static int row_backward_lowp(int bfloat16, const uint16_t *dy, const uint16_t *x
                              const float *rstd, const float *weight, uint16_t *dx,
                              double *dweight, double *dbias)
 {
-    if (K < 1 || G < 1 || S < 1 || K % S || M < 0)
+    if (M == 0)   /* sums of nothing, as the float32 kernel gives them */
+        return cnorm_row_backward_f32(NULL, NULL, 0, K, G, S, center, NULL, NULL, NULL, NULL,
+                                      dweight, dbias);
+    if (M < 0 || K < 1 || G < 1 || S < 1 || K % S || !dy || !x || !rstd || !dx ||
+        (center && !mean))
         return CNORM_EINVAL;
     const int64_t GP = G * (K / S);
-    if (M == 0) {   /* sums of nothing */
-        for (int64_t p = 0; p < GP; p++) {
-            if (dweight)
-                dweight[p] = 0.0;
-            if (dbias)
-                dbias[p] = 0.0;
-        }
-        return CNORM_OK;
-    }
-    if (!dy || !x || !rstd || !dx || (center && !mean))
-        return CNORM_EINVAL;
     /* at least LOWP_ROW_BWD_ROWS rows (each chunk adds 2 * GP gradient sums)
      * while that stays within 4 * LOWP_CHUNK values: long rows, one at a time */
     const int64_t least = cnorm_min64(LOWP_ROW_BWD_ROWS, cnorm_max64(1, 4 * LOWP_CHUNK / K));
@@ -246,10 +239,9 @@ static int row_backward_lowp(int bfloat16, const uint16_t *dy, const uint16_t *x
     const int status = lowp_run(&io, M, per, P, row_bwd_chunk, &job);
     double *out[2] = {dweight, dbias};
     for (int k = 0; k < 2; k++)
-        for (int64_t p = 0; out[k] && p < GP; p++) {
-            out[k][p] = 0.0;
-            for (int64_t q = 0; q < P; q++)   /* in piece order */
-                out[k][p] += job.part[k][q * GP + p];
+        if (out[k]) {
+            memset(out[k], 0, (size_t)GP * sizeof(double));
+            cnorm_add_parts(out[k], job.part[k], P, GP, GP);   /* in piece order */
         }
     free(part);
     return status;
