@@ -177,8 +177,8 @@ static int SFX(m2_unsafe)(double m2, double nb, double s1)
  * squared deviations from the block mean rounded to T, corrected for that
  * rounding.  Blocks merge into the piece's (n, mean, m2) in double.
  * Returns n. */
-static double SFX(piece_moments)(const chan_geom *G, const T *x, int64_t g, int64_t q,
-                                 double *mean, double *m2)
+static double SFX(piece_moments_tiles)(const chan_geom *G, const T *x, int64_t g,
+                                       int64_t q, double *mean, double *m2)
 {
     T acc[CHAN_PMAX], acc2[CHAN_PMAX], ctr[CHAN_PMAX];
     double s1[CHAN_TILE_MAX], bm[CHAN_TILE_MAX], bm2[CHAN_TILE_MAX], n = 0.0;
@@ -230,6 +230,50 @@ static double SFX(piece_moments)(const chan_geom *G, const T *x, int64_t g, int6
     return n;
 }
 
+/* piece_moments of a planar channel g (one column, runs of at least CL
+ * values, so every block goes to block_sums directly): the same steps and
+ * bits with scalars, without the position arrays that interleaved tiles
+ * need (a tiny call spends most of its time on that bookkeeping). */
+static double SFX(piece_moments_planar)(const chan_geom *G, const T *x, int64_t g,
+                                        int64_t q, double *mean, double *m2)
+{
+    double n = 0.0;
+    int64_t b, b1 = cnorm_min64(G->nblk, (q + 1) * G->cblk);
+    for (b = q * G->cblk; b < b1; b++) {
+        chan_block B = chan_block_at(G, g, b);
+        const T *xb = x + B.off, c = xb[0];
+        double nb = (double)(B.runs * B.len), inb = 1.0 / nb, s1, v, bm, bm2;
+        SFX(block_sums)(xb, B.runs, B.ld, B.len, c, &s1, &v);
+        bm = c + s1 * inb;
+        bm2 = v - s1 * (s1 * inb);
+        if (!(bm2 >= v * 0.125)) {   /* rare: the exact second pass */
+            const T ct = (T)bm;
+            const double e = bm - ct;
+            bm2 = SFX(block_sqdev)(xb, B.runs, B.ld, B.len, ct) - nb * e * e;
+            if (bm2 < 0.0)
+                bm2 = 0.0;
+        }
+        if (SFX(m2_unsafe)(bm2, nb, s1)) {
+            if (!isfinite(bm))
+                bm = SFX(block_mean_wide)(x, &B, 1, 0, nb);
+            if (isfinite(bm))
+                bm2 = SFX(block_m2_wide)(x, &B, 1, 0, bm);
+        }
+        cnorm_merge_cols(n, mean, m2, nb, &bm, &bm2, 1);
+        n += nb;
+    }
+    return n;
+}
+
+/* Moments of group g over chunk q into mean and m2 (kw columns); returns
+ * the count per column. */
+static double SFX(piece_moments)(const chan_geom *G, const T *x, int64_t g, int64_t q,
+                                 double *mean, double *m2)
+{
+    return G->planar ? SFX(piece_moments_planar)(G, x, g, q, mean, m2)
+                     : SFX(piece_moments_tiles)(G, x, g, q, mean, m2);
+}
+
 /* Backward sums of column k of block B in double (sum u, sum u * (x - c)):
  * the rare path where float32 lanes overflowed, or u or x holds NaN/Inf. */
 static void SFX(block_dots_wide)(const T *u, const T *x, const chan_block *B, int64_t kw,
@@ -250,8 +294,9 @@ static void SFX(block_dots_wide)(const T *u, const T *x, const chan_block *B, in
 
 /* Backward sums of group g's columns over chunk q, block by block, both
  * in one pass: lanes in T per block, blocks added in double. */
-static void SFX(piece_dot)(const chan_geom *G, const T *dy, const T *x, const T *mean,
-                           int64_t g, int64_t q, double *sdy, double *sdx)
+static void SFX(piece_dot_tiles)(const chan_geom *G, const T *dy, const T *x,
+                                 const T *mean, int64_t g, int64_t q, double *sdy,
+                                 double *sdx)
 {
     T acc[CHAN_PMAX], acc2[CHAN_PMAX], mp[CHAN_PMAX];
     double f[CHAN_TILE_MAX], f2[CHAN_TILE_MAX];
@@ -274,3 +319,33 @@ static void SFX(piece_dot)(const chan_geom *G, const T *dy, const T *x, const T 
     }
 }
 
+/* piece_dot of a planar channel g: block_dots directly, with its centre a
+ * scalar (the same bits; see piece_moments_planar). */
+static void SFX(piece_dot_planar)(const chan_geom *G, const T *dy, const T *x, const T *mean,
+                                  int64_t g, int64_t q, double *sdy, double *sdx)
+{
+    const T c = mean ? mean[g] : (T)0;
+    int64_t b, b1 = cnorm_min64(G->nblk, (q + 1) * G->cblk);
+    double a = 0.0, w = 0.0;
+    for (b = q * G->cblk; b < b1; b++) {
+        chan_block B = chan_block_at(G, g, b);
+        double f, f2;
+        SFX(block_dots)(dy + B.off, x + B.off, B.runs, B.ld, B.len, c, &f, &f2);
+        if (sizeof(T) < sizeof(double) && !(isfinite(f) && isfinite(f2)))
+            SFX(block_dots_wide)(dy, x, &B, 1, 0, c, &f, &f2);
+        a += f;
+        w += f2;
+    }
+    *sdy = a;
+    *sdx = w;
+}
+
+/* Backward sums of group g over chunk q into sdy and sdx (kw columns). */
+static void SFX(piece_dot)(const chan_geom *G, const T *dy, const T *x, const T *mean,
+                           int64_t g, int64_t q, double *sdy, double *sdx)
+{
+    if (G->planar)
+        SFX(piece_dot_planar)(G, dy, x, mean, g, q, sdy, sdx);
+    else
+        SFX(piece_dot_tiles)(G, dy, x, mean, g, q, sdy, sdx);
+}
