@@ -1,5 +1,6 @@
-"""Audit findings in files this audit may not edit (layers.py, functional.py,
-the C kernels): each is a strict xfail that passes once the fix lands."""
+"""Audit findings in files this audit could not edit (layers.py,
+functional.py, the C kernels): each was a strict xfail until its fix
+landed, and stays as a regression test."""
 import numpy as np
 import pytest
 
@@ -49,19 +50,12 @@ def test_load_state_dict_strict_false_as_torch():
 HUGE = np.array([[[1.7e308, -1.7e308, 1.0]] * 2] * 2)   # finite float64, (2, 2, 3)
 
 
-@pytest.mark.xfail(strict=True, reason="C channel kernels: the float64 Welford update overflows "
-                   "for |x - mean| > 1.8e308, giving mean -inf / NaN and a NaN y for finite input "
-                   "(Moments.of now recomputes such features in statistics.py; the batch-norm "
-                   "and instance-norm paths do not)")
 @pytest.mark.parametrize("fn", ["batch_norm_train", "instance_norm"])
 def test_channel_kernels_huge_float64_give_finite_statistics(fn):
     y, mean, invstd = getattr(cnorm, fn)(HUGE)
     assert np.isfinite(mean).all() and np.isfinite(invstd).all() and np.isfinite(y).all()
 
 
-@pytest.mark.xfail(strict=True, reason="C row kernels: float64 rows near 1.7e308 give NaN "
-                   "statistics for finite input (the float32 path re-sums in float64; the "
-                   "float64 path has no such fallback)")
 @pytest.mark.parametrize("fn", ["layer_norm", "group_norm"])
 def test_row_kernels_huge_float64_give_finite_statistics(fn):
     arg = 3 if fn == "layer_norm" else 1
@@ -69,8 +63,6 @@ def test_row_kernels_huge_float64_give_finite_statistics(fn):
     assert np.isfinite(mean).all() and np.isfinite(rstd).all() and np.isfinite(y).all()
 
 
-@pytest.mark.xfail(strict=True, reason="layers.py: BatchNorm's running_mean becomes NaN for "
-                   "finite float64 input near 1.7e308 (kernel overflow); PyTorch keeps it finite")
 def test_batch_norm_layer_huge_float64_running_mean_finite():
     bn = cnorm.BatchNorm(2, dtype=np.float64)
     bn(HUGE)

@@ -248,17 +248,6 @@ class Moments:
         mean = np.empty(C, np.float64)
         m2 = np.empty(C, np.float64)
         _kernels.channel_moments(x, N, C, S, mean, m2)
-        # The kernel's float64 Welford updates overflow for float64 data near
-        # the top of its range (|x - mean| beyond 1.8e308: ±1.7e308 gave mean
-        # -inf and m2 NaN).  A feature whose mean is not finite or whose m2 is
-        # NaN either holds NaN/inf (the kernel's result stands) or overflowed:
-        # recompute those exactly scaled by a power of two.
-        bad = np.flatnonzero(~np.isfinite(mean) | np.isnan(m2))
-        if bad.size and x.dtype == np.float64:
-            part = np.moveaxis(np.take(x.reshape(N, C, S), bad, axis=1), 1, 0).reshape(bad.size, -1)
-            finite = np.isfinite(part).all(axis=1)
-            if finite.any():
-                mean[bad[finite]], m2[bad[finite]] = _scaled_moments(part[finite])
         return cls(np.full(C, float(N * S)), mean, m2)
 
     @classmethod
@@ -482,19 +471,6 @@ class Moments:
 
     def __repr__(self) -> str:
         return f"Moments(count={self.count!r}, mean={self.mean!r}, m2={self.m2!r})"
-
-
-def _scaled_moments(rows: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Two-pass mean and m2 of each row of finite float64 data, scaled by a
-    power of two (exact) so that no intermediate overflows: the mean is
-    finite, m2 inf only where it is beyond float64's range."""
-    exponent = np.frexp(np.abs(rows).max(axis=1, initial=0.0))[1]
-    scaled = np.ldexp(rows, -exponent[:, None])
-    mean = scaled.mean(axis=1)
-    centred = scaled - mean[:, None]
-    m2 = np.einsum("ij,ij->i", centred, centred)
-    with np.errstate(over="ignore"):
-        return np.ldexp(mean, exponent), np.ldexp(m2, 2 * exponent)
 
 
 def _as_data(x: ArrayLike) -> NDArray[np.floating[Any]]:

@@ -79,6 +79,20 @@ static void SFX(merge_tiles)(const SFX(chan_reduction) *j, int moments)
     }
 }
 
+/* Channel c's moments from its merged pieces.  float64 data near the top
+ * of its range can overflow the shifted sums and their merges (a mean that
+ * is not finite, or m2 NaN, from finite values): such a channel is
+ * recomputed scaled (cnorm_moments_scaled; float32 blocks have their double
+ * path already). */
+static void SFX(channel_result)(const chan_geom *G, const T *x, const chan_scratch *s,
+                                int64_t c, double *mean, double *m2)
+{
+    chan_channel_moments(G, c, s->a, s->b, mean, m2);
+    if (sizeof(T) == sizeof(double) && (!isfinite(*mean) || isnan(*m2)))
+        (void)cnorm_moments_scaled((const double *)(const void *)x + c * G->S, G->N, G->K,
+                                   G->S, mean, m2);
+}
+
 /* Channel c of a training forward once its pieces are reduced: merge them,
  * write mean/var (and r/d), and its centre/scale/shift into coef. */
 static void SFX(train_channel)(const SFX(chan_train_job) *j, int64_t c)
@@ -89,7 +103,7 @@ static void SFX(train_channel)(const SFX(chan_train_job) *j, int64_t c)
     T mt;
     if (j->red.G->planar)   /* interleaved groups were merged before */
         chan_merge_group(j->red.G, c, s->cnt, s->a, s->b);
-    chan_channel_moments(j->red.G, c, s->a, s->b, &m, &m2);
+    SFX(channel_result)(j->red.G, j->red.x, s, c, &m, &m2);
     mt = (T)m;
     cnorm_bn_train_coefs(c, j->count, m, m2, (double)mt,
                          j->weight ? (double)j->weight[c] : 1.0,
@@ -165,7 +179,7 @@ static int SFX(cnorm_channel_moments)(const T *x, int64_t N, int64_t C, int64_t 
     for (c = 0; c < C; c++) {
         if (G.planar)
             chan_merge_group(&G, c, j.s.cnt, j.s.a, j.s.b);
-        chan_channel_moments(&G, c, j.s.a, j.s.b, &mean[c], &m2[c]);
+        SFX(channel_result)(&G, x, &j.s, c, &mean[c], &m2[c]);
     }
     chan_scratch_free(&j.s);
     return CNORM_OK;

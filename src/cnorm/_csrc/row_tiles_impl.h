@@ -38,6 +38,9 @@ ROW_TILE void SFX(row_moments)(const T *x, int64_t n, double *mean, double *m2)
             SFX(row_block_moments_wide)(xb, nb, &bmean, &bm2);
         cnorm_merge(&count, mean, m2, (double)nb, bmean, bm2);
     }
+    /* float64 rows near the top of its range overflow the sums above */
+    if (sizeof(T) == sizeof(double) && (!isfinite(*mean) || isnan(*m2)))
+        (void)cnorm_moments_scaled((const double *)(const void *)x, 1, n, n, mean, m2);
 }
 
 /* sum(x**2) of x[0:n] (RMS norm): lanes per block, blocks added in double;

@@ -1,5 +1,7 @@
-/* The runtime's out-of-line parts (runtime.h): thread policy, scratch, and
- * the public Chan merge. */
+/* The runtime's out-of-line parts (runtime.h): thread policy, scratch, the
+ * public Chan merge and the scaled float64 moments. */
+#include <float.h>
+#include <math.h>
 #include "runtime.h"
 
 #if defined(_OPENMP) && defined(__linux__)
@@ -112,4 +114,32 @@ int cnorm_scratch_alloc(int n, const int64_t *bytes, void **parts, void **block)
         base += cnorm_cdiv64(bytes[i], CNORM_LINE) * CNORM_LINE;
     }
     return CNORM_OK;
+}
+
+int cnorm_moments_scaled(const double *x, int64_t runs, int64_t ld, int64_t len,
+                         double *mean, double *m2)
+{
+    double big = 0.0, sum = 0.0, squares = 0.0, m;
+    int64_t i, k;
+    int e;
+    for (i = 0; i < runs; i++)
+        for (k = 0; k < len; k++) {
+            const double v = fabs(x[i * ld + k]);
+            if (!(v <= DBL_MAX))   /* NaN or inf */
+                return 0;
+            big = v > big ? v : big;
+        }
+    (void)frexp(big, &e);   /* values scaled by 2^-e are below 1 */
+    for (i = 0; i < runs; i++)
+        for (k = 0; k < len; k++)
+            sum += ldexp(x[i * ld + k], -e);
+    m = sum / (double)(runs * len);
+    for (i = 0; i < runs; i++)
+        for (k = 0; k < len; k++) {
+            const double d = ldexp(x[i * ld + k], -e) - m;
+            squares += d * d;
+        }
+    *mean = ldexp(m, e);
+    *m2 = ldexp(squares, 2 * e);
+    return 1;
 }

@@ -104,6 +104,16 @@ static inline void cnorm_merge_cols(double na, double *ma, double *m2a, double n
     }
 }
 
+/* Mean and m2 of float64 values in `runs` runs of `len`, run i at x + i*ld,
+ * scaled by a power of two (exact) so that no sum overflows: the slow path
+ * for data near the top of float64's range, where the kernels' shifted sums
+ * overflow (values of +-1.7e308 give a mean of -inf and m2 NaN).  The mean
+ * comes out finite; m2 is inf only where it is beyond float64's range.
+ * Returns 0, writing nothing, when a value is NaN or infinite (whose
+ * statistics stay NaN/inf as the kernels give them). */
+int cnorm_moments_scaled(const double *x, int64_t runs, int64_t ld, int64_t len,
+                         double *mean, double *m2);
+
 /* out[0..n) += each of `parts` partial arrays, in order; partial q starts
  * at first + q * stride.  Sums over pieces in a fixed order. */
 static inline void cnorm_add_parts(double *out, const double *first, int64_t parts,
