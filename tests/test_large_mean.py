@@ -76,3 +76,21 @@ def test_per_row_means_of_both_signs(mean):
     dy = data((6, 300), 0.0, seed=2)
     close(cnorm.layer_norm_backward(dy, x, m, r, 300)[0],
           ref.layer_norm_backward(dy, x, 300)[0], "dx")
+
+
+@pytest.mark.parametrize("mean", [0.0, 1e4])
+@pytest.mark.parametrize("lead", [2.5, 6.0, 1e3])
+@pytest.mark.parametrize("length", [300, 5000])   # one block; several blocks
+def test_rows_whose_first_values_are_far_from_the_mean(lead, mean, length):
+    """The row statistics shift by the first values of each block: leading
+    values at `lead` std from the row mean (a ramp, outliers) must not cost
+    the variance its precision."""
+    x = data((64, length), 0.0)
+    x[:, :40] = lead
+    x[32:, :40] = np.linspace(-lead, lead, 40, dtype=np.float32)
+    x = (x + np.float32(mean)).astype(np.float32)
+    y, m, r = cnorm.layer_norm(x, length)
+    xd = x.astype(np.float64)
+    want_r = 1 / np.sqrt(xd.var(axis=1) + 1e-5)
+    assert np.abs(r / want_r - 1).max() < 4e-7
+    close(y, ref.layer_norm(x, length)[0], "y")

@@ -17,23 +17,33 @@ static void SFX(row_block_moments_wide)(const T *x, int64_t n, double *mean, dou
     *m2 = q;
 }
 
-/* Mean and m2 = sum((x - mean)**2) of x[0:n].  Per L1 block, two passes:
- * the sum of x - x[0] (the shift keeps float32 sums small) gives the block
- * mean; the sum of (x - c)**2 around c, that mean rounded to T, less
- * nb * (mean - c)**2 gives m2.  Blocks merge in double (Chan). */
+/* Mean and m2 = sum((x - mean)**2) of x[0:n].  Per L1 block, one pass:
+ * sums of d = x - c and d**2 around c, the mean of the block's first 32
+ * values rounded to T (a shift that keeps float32 sums small), and
+ * m2 = sum d**2 - (sum d)**2 / nb, which loses at most 1 bit where
+ * sum d**2 <= 2 m2 (c within 1 std of the block mean: random data almost
+ * always; a ramp or outliers at the head not).  Where it is not (or values
+ * are not finite), an exact second pass while the block is in L1: around
+ * the block mean rounded to T, less nb * (mean - c)**2.  Blocks merge in
+ * double (Chan). */
 ROW_TILE void SFX(row_moments)(const T *x, int64_t n, double *mean, double *m2)
 {
     double count = 0.0;
     *mean = *m2 = 0.0;
     for (int64_t i0 = 0; i0 < n; i0 += ROW_BLOCK) {
-        const T *xb = x + i0, x0 = xb[0];
-        const int64_t nb = cnorm_min64(ROW_BLOCK, n - i0);
-        double shifted, squares, bmean, bm2;
-        CNORM_LANE_SUM(shifted, nb, k, xb[k] - x0);
+        const T *xb = x + i0;
+        const int64_t nb = cnorm_min64(ROW_BLOCK, n - i0), nh = cnorm_min64(nb, CNORM_LANES);
+        double head, shifted, squares, bmean, bm2;
+        CNORM_LANE_SUM(head, nh, k, xb[k]);
+        const T x0 = isfinite(head) ? (T)(head / (double)nh) : xb[0];   /* Inf stays Inf */
+        CNORM_LANE_SUM2(shifted, squares, nb, k, xb[k] - x0, (xb[k] - x0) * (xb[k] - x0));
         bmean = x0 + shifted / (double)nb;
-        const T c = (T)bmean;
-        CNORM_LANE_SUM(squares, nb, k, (xb[k] - c) * (xb[k] - c));
-        bm2 = squares - (double)nb * (bmean - c) * (bmean - c);
+        bm2 = squares - shifted * (shifted / (double)nb);
+        if (!(bm2 >= squares * 0.5)) {   /* rare: the exact second pass */
+            const T c = (T)bmean;
+            CNORM_LANE_SUM(squares, nb, k, (xb[k] - c) * (xb[k] - c));
+            bm2 = squares - (double)nb * (bmean - c) * (bmean - c);
+        }
         if (sizeof(T) < sizeof(double) && !isfinite(squares))
             SFX(row_block_moments_wide)(xb, nb, &bmean, &bm2);
         cnorm_merge(&count, mean, m2, (double)nb, bmean, bm2);
