@@ -131,3 +131,13 @@ def test_batch_norm_layer():
     np.testing.assert_allclose(bn.running_mean, 0.1 * scaled_mean(values), rtol=0,
                                atol=4 * 160 * EPS * 1.5e308)
     assert np.isposinf(bn.running_var).all()
+
+
+def test_moments_merge_of_parts_near_the_top_of_the_range():
+    """Parts whose means are of opposite sign near 1e308 (delta overflows)
+    merge to the weighted mean, as the whole gives."""
+    x, values = channels((3000, 4), 1)
+    low, high = np.split(np.sort(x, axis=0), 2)   # means of opposite sign
+    parts = cnorm.Moments.of(low) + cnorm.Moments.of(high)
+    check_mean(parts.mean, values)
+    assert np.isposinf(parts.m2).all()
