@@ -141,3 +141,24 @@ def test_moments_merge_of_parts_near_the_top_of_the_range():
     parts = cnorm.Moments.of(low) + cnorm.Moments.of(high)
     check_mean(parts.mean, values)
     assert np.isposinf(parts.m2).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rows_with_infinities_have_the_mean_of_their_sum(dtype):
+    """An Inf anywhere in a row, the first position included, gives the
+    row the mean a float64 sum gives: +-inf for infinities of one sign, NaN
+    with a NaN or both signs."""
+    x = np.array([[np.inf, 1, 2, 3], [1, -np.inf, 2, 3], [np.inf, -np.inf, 1, 2],
+                  [np.nan, np.inf, 1, 1], [1, 2, 3, 4]], dtype)
+    _, mean, _ = cnorm.layer_norm(x, 4)
+    np.testing.assert_array_equal(mean, x.astype(np.float64).mean(axis=1).astype(dtype))
+
+
+def test_float64_channels_with_infinities_have_the_mean_of_their_sum():
+    for shape in [(4, 3, 40), (4, 3, 2)]:   # planar, interleaved
+        x = np.ones(shape)
+        x[0, 0, 0] = np.inf
+        x[1, 1, 1] = -np.inf
+        x[0, 2, 0], x[1, 2, 0] = np.inf, -np.inf
+        _, mean, _ = cnorm.batch_norm_train(x)
+        np.testing.assert_array_equal(mean, x.mean(axis=(0, 2)))

@@ -9,9 +9,9 @@
 static void SFX(row_block_moments_wide)(const T *x, int64_t n, double *mean, double *m2)
 {
     double s = 0.0, q = 0.0;
-    for (int64_t k = 0; k < n; k++)
-        s += (double)x[k] - (double)x[0];
-    *mean = x[0] + s / (double)n;
+    for (int64_t k = 0; k < n; k++)   /* no shift: an Inf at x[0] stays Inf */
+        s += (double)x[k];
+    *mean = s / (double)n;
     for (int64_t k = 0; k < n; k++)
         q += ((double)x[k] - *mean) * ((double)x[k] - *mean);
     *m2 = q;

@@ -121,14 +121,22 @@ int cnorm_moments_scaled(const double *x, int64_t runs, int64_t ld, int64_t len,
 {
     double big = 0.0, sum = 0.0, squares = 0.0, m;
     int64_t i, k;
-    int e;
+    int e, finite = 1;
     for (i = 0; i < runs; i++)
         for (k = 0; k < len; k++) {
             const double v = fabs(x[i * ld + k]);
-            if (!(v <= DBL_MAX))   /* NaN or inf */
-                return 0;
             big = v > big ? v : big;
+            finite &= v <= DBL_MAX;   /* 0 for NaN and inf */
         }
+    if (!finite) {   /* the sum of the non-finite values alone: +-inf, or NaN */
+        for (i = 0; i < runs; i++)
+            for (k = 0; k < len; k++)
+                if (!(fabs(x[i * ld + k]) <= DBL_MAX))
+                    sum += x[i * ld + k];
+        *mean = sum;
+        *m2 = NAN;
+        return 0;
+    }
     (void)frexp(big, &e);   /* values scaled by 2^-e are below 1 */
     for (i = 0; i < runs; i++)
         for (k = 0; k < len; k++)

@@ -109,8 +109,9 @@ static inline void cnorm_merge_cols(double na, double *ma, double *m2a, double n
  * for data near the top of float64's range, where the kernels' shifted sums
  * overflow (values of +-1.7e308 give a mean of -inf and m2 NaN).  The mean
  * comes out finite; m2 is inf only where it is beyond float64's range.
- * Returns 0, writing nothing, when a value is NaN or infinite (whose
- * statistics stay NaN/inf as the kernels give them). */
+ * Where a value is NaN or infinite, the mean is +-inf where the infinities
+ * have one sign and there is no NaN, else NaN (what the exact sum gives)
+ * and m2 NaN, and it returns 0; else 1. */
 int cnorm_moments_scaled(const double *x, int64_t runs, int64_t ld, int64_t len,
                          double *mean, double *m2);
 
