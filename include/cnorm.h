@@ -90,7 +90,9 @@ extern "C" {
  * rounded to nearest even (overflow to Inf, NaN stays NaN).  Since 0.2. */
 
 /* cnorm_moments_merge: Chan et al.'s pairwise update: merge (nb, mean_b, m2_b) into (na, mean_a,
- * m2_a).  The same formula merges blocks, threads, processes and machines. */
+ * m2_a).  The same formula merges blocks, threads, processes and machines.  Where
+ * mean_b - mean_a is not finite the mean is the weighted sum of the two (an inf mean stays
+ * inf, infs of both signs give NaN, finite means of opposite sign near 1e308 stay finite). */
 
 /* ---- channel family: (N, C, S) ---------------------------------------- */
 

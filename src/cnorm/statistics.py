@@ -377,11 +377,11 @@ class Moments:
             M_2 = M_{2,a} + M_{2,b} + \delta^2 \frac{n_a n_b}{n}.
 
         Where one part has count 0 the other part's mean and m2 are taken as
-        they are; where :math:`\delta` overflows (finite means of opposite
-        sign near 1e308) the mean is the weighted sum of the two.  The result
-        equals the moments of the concatenated data up to floating-point
-        rounding, whatever the partition; merging parts in a fixed order
-        gives the same bits every time.
+        they are; where :math:`\delta` is not finite (an infinite mean, or
+        means of opposite sign near 1e308) the mean is the weighted sum of
+        the two.  The result equals the moments of the concatenated data up
+        to floating-point rounding, whatever the partition; merging parts in
+        a fixed order gives the same bits every time.
 
         Examples
         --------
@@ -404,10 +404,10 @@ class Moments:
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             fb = np.where(n > 0, nb / n, 0.0)
             delta = other.mean - self.mean
-            # means of opposite sign near 1e308 overflow delta: weigh them instead
-            overflow = ~np.isfinite(delta) & np.isfinite(self.mean) & np.isfinite(other.mean)
-            step = np.where(~overflow,
-                            self.mean + delta * fb, self.mean * (1 - fb) + other.mean * fb)
+            # delta not finite (an inf mean, or means of opposite sign near
+            # 1e308): the weighted sum, as the C merge (cnorm_moments_merge)
+            step = np.where(np.isfinite(delta), self.mean + delta * fb,
+                            self.mean * (1 - fb) + other.mean * fb)
             mean = np.where(nb == 0, self.mean, np.where(na == 0, other.mean, step))
             m2 = np.where(nb == 0, self.m2, np.where(na == 0, other.m2,
                                                      self.m2 + other.m2 + delta * delta * na * fb))

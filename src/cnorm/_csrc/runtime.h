@@ -5,6 +5,7 @@
 #ifndef CNORM_RUNTIME_H
 #define CNORM_RUNTIME_H
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include "cnorm.h"
@@ -77,7 +78,10 @@ static inline void cnorm_merge(double *na, double *ma, double *m2a,
     }
     double n = *na + nb;
     double delta = mb - *ma;
-    *ma += delta * (nb / n);
+    /* delta not finite (an inf mean, or means of opposite sign near 1e308):
+     * the weighted sum, whose IEEE result is then the mean's (inf + finite
+     * is inf, -inf + inf NaN; finite means stay finite) */
+    *ma = isfinite(delta) ? *ma + delta * (nb / n) : *ma * (*na / n) + mb * (nb / n);
     *m2a += m2b + delta * delta * (*na * nb / n);
     *na = n;
 }
@@ -97,9 +101,9 @@ static inline void cnorm_merge_cols(double na, double *ma, double *m2a, double n
         return;
     }
     const double n = na + nb, w = nb / n, f = na * nb / n;
-    for (int64_t k = 0; k < kw; k++) {
+    for (int64_t k = 0; k < kw; k++) {   /* as cnorm_merge */
         const double d = mb[k] - ma[k];
-        ma[k] += d * w;
+        ma[k] = isfinite(d) ? ma[k] + d * w : ma[k] * (na / n) + mb[k] * w;
         m2a[k] += m2b[k] + d * d * f;
     }
 }
