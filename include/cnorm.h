@@ -168,8 +168,9 @@ typedef struct cnorm_renorm {
 
 /* cnorm_row_forward_f16/_bf16, cnorm_bn_forward_infer_f16/_bf16: cnorm_row_forward_f32 and
  * cnorm_bn_forward_infer_f32 for x and y of float16 / bfloat16 (their uint16_t bits) with float32
- * parameters and statistics: computed in float32 on chunks converted in cache, y rounded to
- * nearest even.  y may equal x.  Since 0.2. */
+ * parameters and statistics: computed in float32 on values converted in registers or in
+ * cache-sized blocks, y rounded to nearest even (the float32 kernel's result rounded once).
+ * y may equal x.  Since 0.2. */
 
 /* cnorm_bn_forward_train_f16/_bf16: cnorm_bn_forward_train_f32 for x and y of float16 /
  * bfloat16 with float32 weight and bias: one pass of chunks converted in cache reduces the

@@ -283,10 +283,74 @@ def test_bfloat16_conversions_equal_ml_dtypes():
     assert (np.signbit(got) == np.signbit(expected))[~np.isnan(got)].all()
 
 
+def test_bfloat16_store_of_subnormal_runs_equals_ml_dtypes():
+    # Runs of float32 subnormals beside normal values, in and across the
+    # 32-value vectors of the AVX512_BF16 store (which flushes subnormals,
+    # so a vector holding one takes the portable rounding).
+    ml = pytest.importorskip("ml_dtypes")
+    from cnorm.lowp import downcast
+
+    bf = np.dtype(ml.bfloat16)
+    tiny = np.float32(2.0**-126) * np.linspace(-2, 2, 1001, dtype=np.float32)
+    f = np.concatenate([tiny, np.repeat(tiny[::7], 3), np.ones(45, np.float32)])
+    for start in (0, 5, 31):
+        got = downcast(f[start:], bf).view(np.uint16)
+        np.testing.assert_array_equal(got, f[start:].astype(bf).view(np.uint16))
+
+
+ROW_FORWARDS = {
+    "layer_norm": lambda x, w, b, **kw: cnorm.layer_norm(x, x.shape[-1], w, b, **kw),
+    "rms_norm": lambda x, w, b, **kw: cnorm.rms_norm(x, x.shape[-1], w, **kw),
+    "group_norm": lambda x, w, b, **kw: cnorm.group_norm(x, 2, w, b, **kw),
+    "instance_norm": cnorm.instance_norm,
+}
+
+
+def _rounded_like(y32, dtype):
+    """y32 rounded to dtype by NumPy / ml_dtypes (round to nearest even)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return y32.astype(dtype)
+
+
+def _same_values(a, b):
+    bits_equal = a.view(np.uint16) == b.view(np.uint16)
+    return bits_equal | (np.isnan(a.astype(np.float32)) & np.isnan(b.astype(np.float32)))
+
+
+# The row forwards read and write the 2-byte values in their own loops,
+# converting blocks of 2048 in L1: rows shorter and longer than a block,
+# runs of S values (group, instance norm), every activation, parameters
+# that make outputs subnormal, non-finite values and in-place calls.
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+@pytest.mark.parametrize("name", list(ROW_FORWARDS))
+@pytest.mark.parametrize("shape", [(3, 4, 5, 7), (2, 4, 37, 61), (5, 2, 3, 700)])
+@pytest.mark.parametrize("activation", [None, "relu", "silu"])
+def test_row_forwards_equal_float32_rounded_once(dtype, name, shape, activation):
+    fn = ROW_FORWARDS[name]
+    x = data(shape, dtype, mean=3.0, seed=11)
+    x.reshape(-1)[[7, 300]] = [np.inf, np.nan]
+    n = shape[-1] if name in ("layer_norm", "rms_norm") else shape[1]
+    rng = np.random.default_rng(12)
+    w = rng.uniform(0.5, 2, n).astype(np.float32)
+    w[1] = 1e-39   # float32-subnormal outputs
+    b = (rng.normal(size=n) * 1e-39).astype(np.float32)
+    for params in ((None, None), (w, b)):
+        got = fn(x, *params, activation=activation)
+        want = fn(x.astype(np.float32), *params, activation=activation)
+        got_y = got[0] if isinstance(got, tuple) else got
+        want_y = want[0] if isinstance(want, tuple) else want
+        assert _same_values(got_y, _rounded_like(want_y, dtype)).all()
+        for g, e in zip(got[1:], want[1:]) if isinstance(got, tuple) else ():
+            np.testing.assert_array_equal(g, e)
+        inplace = x.copy()
+        fn(inplace, *params, activation=activation, out=inplace)
+        assert _same_values(inplace, got_y).all()
+
+
 @pytest.mark.parametrize("dtype", LOW, ids=IDS)
 def test_chunked_kernels_equal_float32_rounded_once(dtype):
-    # Many chunks and both threads: the 2-byte kernels run the float32 ones
-    # on converted chunks, so they give the float32 result rounded once.
+    # Many rows and chunks, both threads: the 2-byte kernels give the
+    # float32 result rounded once.
     from cnorm.lowp import downcast
 
     x = data((300, 1000), dtype, seed=4)

@@ -10,6 +10,13 @@
  * no -march flag is needed at build time. */
 #include "simd.h"
 
+/* A family instantiated for other element types names the file that
+ * instantiates them and their list (row.c: the 2-byte forward). */
+#ifndef CNORM_FAMILY_TYPES
+#define CNORM_FAMILY_TYPES "instantiate_types.h"
+#define CNORM_FAMILY_ELEMENT_TYPES CNORM_ELEMENT_TYPES
+#endif
+
 #define CNORM_PASTE3_(a, b, c) a##b##c
 #define CNORM_PASTE3(a, b, c) CNORM_PASTE3_(a, b, c)
 
@@ -17,7 +24,7 @@
  * is SSE2's on x86-64 and unused elsewhere). */
 #define CNORM_PATH base
 #define CNORM_PATH_VEC_BYTES 16
-#include "instantiate_types.h"
+#include CNORM_FAMILY_TYPES
 #undef CNORM_PATH
 #undef CNORM_PATH_VEC_BYTES
 
@@ -25,7 +32,7 @@
 CNORM_TARGET_AVX2_BEGIN
 #define CNORM_PATH avx2
 #define CNORM_PATH_VEC_BYTES 32
-#include "instantiate_types.h"
+#include CNORM_FAMILY_TYPES
 #undef CNORM_PATH
 #undef CNORM_PATH_VEC_BYTES
 CNORM_TARGET_END
@@ -33,7 +40,7 @@ CNORM_TARGET_END
 CNORM_TARGET_AVX512_BEGIN
 #define CNORM_PATH avx512
 #define CNORM_PATH_VEC_BYTES 64
-#include "instantiate_types.h"
+#include CNORM_FAMILY_TYPES
 #undef CNORM_PATH
 #undef CNORM_PATH_VEC_BYTES
 CNORM_TARGET_END
@@ -58,4 +65,4 @@ CNORM_TARGET_END
     CNORM_DISPATCH(cnorm_##name##_##SFX, params, args)
 #define CNORM_DISPATCH_ELEMENT_TYPE(T, SFX) \
     CNORM_FAMILY_KERNELS(CNORM_DISPATCH_KERNEL, T, SFX)
-CNORM_ELEMENT_TYPES(CNORM_DISPATCH_ELEMENT_TYPE)
+CNORM_FAMILY_ELEMENT_TYPES(CNORM_DISPATCH_ELEMENT_TYPE)

@@ -1,12 +1,13 @@
-/* float16 / bfloat16 entry points: the float32 kernels run on chunks of the
- * input converted to float32 in a per-thread scratch buffer that stays in
- * cache, and each chunk's output is rounded back before the next one, so
- * memory sees 2-byte loads and stores only.  A chunk is whole rows (row
- * family: a multiple of the rows that share a parameter pattern) or
- * LOWP_CHUNK values of the (N, C, S) view (LOWP_PASS_CHUNK for the
- * forward passes that store; whole samples when they fit);
- * inside a chunk the float32 kernel runs on the calling thread (its work is
- * below the parallel threshold).
+/* float16 / bfloat16 entry points of batch norm and the row-family
+ * backward (the row forward converts inside its own loops: row.c): the
+ * float32 kernels run on chunks of the input converted to float32 in a
+ * per-thread scratch buffer that stays in cache, and each chunk's output is
+ * rounded back before the next one, so memory sees 2-byte loads and stores
+ * only.  A chunk is whole rows (row backward: a multiple of the rows that
+ * share a parameter pattern) or LOWP_CHUNK values of the (N, C, S) view
+ * (LOWP_PASS_CHUNK for the forward passes that store; whole samples when
+ * they fit); inside a chunk the float32 kernel runs on the calling thread
+ * (its work is below the parallel threshold).
  *
  * Batch-norm training and backward take two such passes: the first reduces
  * each chunk with the float32 kernel (moments, or the backward's sums) and
@@ -24,12 +25,12 @@
 /* float32 values per chunk of a reduction: in L2. */
 #define LOWP_CHUNK ((int64_t)1 << 14)
 /* ... and of a forward pass that stores its chunk (inference, the second
- * pass of training, the row forwards): small enough that loads and stores
- * to memory alternate at a fine grain, which keeps the hardware's streams
- * going (measured, one thread, float16 (32,64,56,56) inference: 2^14
- * values 1.39x the float32 time, 2^12 0.97x, 2^11 0.71x, 2^10 and 2^9
- * slower again; benchmarks/RESULTS.md, "Low precision: smaller chunks for
- * the storing passes").  The backward's dx pass, two inputs per value,
+ * pass of training): small enough that loads and stores to memory
+ * alternate at a fine grain, which keeps the hardware's streams going
+ * (measured, one thread, float16 (32,64,56,56) inference: 2^14 values
+ * 1.39x the float32 time, 2^12 0.97x, 2^11 0.71x, 2^10 and 2^9 slower
+ * again; benchmarks/RESULTS.md, "Low precision: smaller chunks for the
+ * storing passes").  The backward's dx pass, two inputs per value,
  * measured faster with LOWP_CHUNK. */
 #define LOWP_PASS_CHUNK ((int64_t)1 << 11)
 /* Row backward: rows per chunk at least (measured, layer_norm_backward
@@ -145,43 +146,6 @@ static lowp_io lowp_channels_io(int bfloat16, const uint16_t *x, const uint16_t 
     io.runs = N;
     io.stride = C * S;
     return io;
-}
-
-/* ---- row family forward ---------------------------------------------- */
-
-typedef struct {
-    int64_t K, G, S;
-    int center, activation;
-    double eps;
-    const float *weight, *bias;
-    float *mean, *rstd;
-} lowp_row_job;
-
-static int row_chunk(const void *job, const lowp_chunk *ch)
-{
-    const lowp_row_job *j = job;
-    const int64_t m0 = ch->u0;
-    return cnorm_row_forward_f32(ch->x, ch->units, j->K, j->G, j->S, j->center, j->eps,
-                                 j->activation, j->weight, j->bias, ch->x,
-                                 j->mean ? j->mean + m0 : NULL, j->rstd ? j->rstd + m0 : NULL);
-}
-
-static int row_forward_lowp(int bfloat16, const uint16_t *x, int64_t M, int64_t K, int64_t G,
-                           int64_t S, int center, double eps, int activation,
-                           const float *weight, const float *bias, uint16_t *y, float *mean,
-                           float *rstd)
-{
-    if (!cnorm_activation_valid(activation))
-        return CNORM_EINVAL;
-    if (M == 0)
-        return CNORM_OK;
-    if (M < 0 || K < 1 || G < 1 || S < 1 || K % S || !x || !y)
-        return CNORM_EINVAL;
-    /* whole groups of G rows: row m uses parameter row m % G */
-    const int64_t per = cnorm_cdiv64(cnorm_max64(1, LOWP_PASS_CHUNK / K), G) * G;
-    const lowp_row_job job = {K, G, S, center, activation, eps, weight, bias, mean, rstd};
-    const lowp_io io = lowp_io_of(bfloat16, x, NULL, y, K, 0);
-    return lowp_run(&io, M, per, INT64_MAX, row_chunk, &job);
 }
 
 /* ---- row family backward ------------------------------------------------ */
@@ -602,14 +566,6 @@ static int bn_backward_lowp(int bfloat16, const uint16_t *dy, const uint16_t *x,
 
 /* ---- the exported names ------------------------------------------------- */
 
-#define LOWP_ROW(name, bf)                                                                  \
-    int name(const uint16_t *x, int64_t M, int64_t K, int64_t G, int64_t S, int center,      \
-             double eps, int activation, const float *weight, const float *bias, uint16_t *y, \
-             float *mean, float *rstd)                                                      \
-    {                                                                                       \
-        return row_forward_lowp(bf, x, M, K, G, S, center, eps, activation, weight, bias, y, \
-                                mean, rstd);                                                \
-    }
 #define LOWP_ROW_BACKWARD(name, bf)                                                         \
     int name(const uint16_t *dy, const uint16_t *x, int64_t M, int64_t K, int64_t G,         \
              int64_t S, int center, const float *mean, const float *rstd,                   \
@@ -644,8 +600,6 @@ static int bn_backward_lowp(int bfloat16, const uint16_t *dy, const uint16_t *x,
                                 sum_dy_xhat);                                               \
     }
 
-LOWP_ROW(cnorm_row_forward_f16, 0)
-LOWP_ROW(cnorm_row_forward_bf16, 1)
 LOWP_ROW_BACKWARD(cnorm_row_backward_f16, 0)
 LOWP_ROW_BACKWARD(cnorm_row_backward_bf16, 1)
 LOWP_INFER(cnorm_bn_forward_infer_f16, 0)

@@ -2,15 +2,18 @@
  * the (M, K) view (layer, group, instance and RMS norm; docs/design.md,
  * "Kernel families").  Its parts, one job each:
  *
- *   row.c (this file)   dtype-free policy: block and chunk sizes, the
- *                       backward's per-chunk partial sums and their merge
- *   row_tiles_impl.h    a block's statistics and the backward's sums
- *   row_one_impl.h      one row's forward and backward
- *   row_drivers_impl.h  the public kernels: rows, chunks or segments in
- *                       parallel
+ *   row.c (this file)     dtype-free policy: block and chunk sizes, the
+ *                         backward's per-chunk partial sums and their merge
+ *   row_stats_impl.h      a block's statistics and the normalizing pass
+ *   row_forward_impl.h    one row's forward and the forward kernel
+ *   row_tiles_impl.h      the backward's sums and dx passes
+ *   row_one_impl.h        one row's backward
+ *   row_drivers_impl.h    residual add + norm and the backward kernels:
+ *                         chunks of rows or segments in parallel
  *
  * The *_impl.h parts are compiled once per dtype and SIMD path
- * (row_impl.h, instantiate.h). */
+ * (row_impl.h, instantiate.h); the forward's two also for 2-byte storage
+ * (row_narrow_impl.h, instantiate_narrow.h). */
 #include <string.h>
 #include "common.h"
 
@@ -29,6 +32,9 @@
 /* Values per statistics block: small enough that the block's second pass
  * (squared deviations) hits L1, large enough to amortize the Chan merge. */
 #define ROW_BLOCK 2048
+/* T values of a tile's conversion buffer (common.h): a block for 2-byte
+ * storage, none needed otherwise. */
+#define ROW_BUF (CNORM_NARROW_STORAGE ? ROW_BLOCK : 1)
 
 /* Residual add + norm: a task adds up to about this many bytes of each
  * array in one loop, then normalizes the block's rows from L2 (measured,
@@ -155,4 +161,25 @@ static void row_chunks_merge(row_chunks *ch, int64_t GP, double *dweight, double
 
 #define CNORM_FAMILY_IMPL "row_impl.h"
 #define CNORM_FAMILY_KERNELS CNORM_ROW_KERNELS
+#include "instantiate.h"
+#undef CNORM_FAMILY_IMPL
+#undef CNORM_FAMILY_KERNELS
+#undef CNORM_FAMILY_TYPES
+#undef CNORM_FAMILY_ELEMENT_TYPES
+
+/* The forward again on 2-byte storage (cnorm_row_forward_bf16 and _f16):
+ * the float32 loops on values converted in registers or in L1 blocks, so
+ * memory sees each 2-byte value loaded once by the statistics and stored
+ * once by the normalizing pass. */
+#define CNORM_ROW_NARROW_KERNELS(X, ST, SFX)                                            \
+    X(SFX, row_forward,                                                                \
+      (const ST *x, int64_t M, int64_t K, int64_t G, int64_t S, int center, double eps, \
+       int activation, const float *weight, const float *bias, ST *y, float *mean,     \
+       float *rstd),                                                                   \
+      (x, M, K, G, S, center, eps, activation, weight, bias, y, mean, rstd))
+#define CNORM_ROW_NARROW_TYPES(X) X(uint16_t, bf16) X(uint16_t, f16)
+#define CNORM_FAMILY_IMPL "row_narrow_impl.h"
+#define CNORM_FAMILY_KERNELS CNORM_ROW_NARROW_KERNELS
+#define CNORM_FAMILY_TYPES "instantiate_narrow.h"
+#define CNORM_FAMILY_ELEMENT_TYPES CNORM_ROW_NARROW_TYPES
 #include "instantiate.h"

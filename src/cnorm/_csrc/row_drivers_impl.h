@@ -3,41 +3,6 @@
  * (runtime.h).  Part of row_impl.h. */
 
 typedef struct {
-    const T *x, *weight, *bias;
-    T *y, *mean, *rstd;
-    int64_t M, K, G, S;
-    int center, act;
-    double eps;
-} SFX(row_fwd_job);
-
-/* Forward task m: row m (rows are independent: any split, same bits). */
-static void SFX(row_forward_task)(const void *job, int64_t m)
-{
-    const SFX(row_fwd_job) *j = job;
-    const int64_t K = j->K, off = (m % j->G) * (K / j->S);
-    SFX(row_forward_one)(j->x + m * K, K, j->S, j->center, j->eps, j->act,
-                         j->weight ? j->weight + off : NULL, j->bias ? j->bias + off : NULL,
-                         j->y + m * K, j->mean ? j->mean + m : NULL,
-                         j->rstd ? j->rstd + m : NULL);
-}
-
-static int SFX(cnorm_row_forward)(const T *x, int64_t M, int64_t K, int64_t G, int64_t S,
-                           int center, double eps, int activation, const T *weight,
-                           const T *bias, T *y, T *mean, T *rstd)
-{
-    if (!cnorm_activation_valid(activation))
-        return CNORM_EINVAL;
-    if (M == 0)
-        return CNORM_OK;
-    if (!row_valid(M, K, G, S) || !x || !y)
-        return CNORM_EINVAL;
-    const SFX(row_fwd_job) job = {x, weight, bias, y, mean, rstd, M, K, G, S, center,
-                                  activation, eps};
-    cnorm_parallel(cnorm_threads_for(M * K, M), M, SFX(row_forward_task), &job);
-    return CNORM_OK;
-}
-
-typedef struct {
     const T *x, *residual, *weight, *bias;
     T *y, *sum, *mean, *rstd;
     int64_t M, K, rows;   /* rows: per task */

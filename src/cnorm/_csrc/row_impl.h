@@ -5,6 +5,8 @@
 
 #include "activation_impl.h"
 
+#include "row_stats_impl.h"
+#include "row_forward_impl.h"
 #include "row_tiles_impl.h"
 #include "row_one_impl.h"
 #include "row_drivers_impl.h"

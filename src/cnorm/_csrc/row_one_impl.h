@@ -1,50 +1,5 @@
-/* Row family, one row (see row.c for the parts): a row's forward and
- * backward from the tiles.  Part of row_impl.h. */
-
-/* A row of K values: y = (x - mu) * rstd * w + b with mu = mean + delta
- * (row_normalize), w and b (or NULL) per column for S == 1, else per run of
- * S values; at least `lower` (act_lower). */
-static void SFX(row_normalize_runs)(const T *x, int64_t K, int64_t S, T mean, T delta,
-                                    T rstd, const T *w, const T *b, T lower, T *y)
-{
-    if (S == 1) {
-        SFX(row_normalize)(x, K, mean, delta, rstd, w, b, 0, lower, y);
-        return;
-    }
-    for (int64_t p = 0; p < K / S; p++) {
-        const T a = w ? rstd * w[p] : rstd;   /* one scale per run: delta goes into c */
-        SFX(row_normalize)(x + p * S, S, mean, 0, a, NULL, NULL,
-                           (T)((b ? (double)b[p] : 0.0) - (double)delta * (double)a), lower,
-                           y + p * S);
-    }
-}
-
-/* Forward of one row of K values: statistics, then normalize while the row
- * is still in cache.  w, b: this row's P = K / S parameters, or NULL. */
-static void SFX(row_forward_one)(const T *x, int64_t K, int64_t S, int center,
-                                 double eps, int act, const T *w, const T *b, T *y,
-                                 T *mean_out, T *rstd_out)
-{
-    double mu = 0.0, var;
-    if (center) {
-        double m2;
-        SFX(row_moments)(x, K, &mu, &m2);
-        var = m2 / (double)K;
-    } else {
-        var = SFX(row_sum_squares)(x, K) / (double)K;
-    }
-    if (var < 0.0)   /* rounding only; NaN stays NaN */
-        var = 0.0;
-    /* The saved mean is rounded to T; delta keeps the rest for normalizing. */
-    const T mean = (T)mu, delta = (T)(mu - (double)mean), rstd = (T)(1.0 / sqrt(var + eps));
-    if (mean_out)
-        *mean_out = mean;
-    if (rstd_out)
-        *rstd_out = rstd;
-    SFX(row_normalize_runs)(x, K, S, mean, delta, rstd, w, b, SFX(act_lower)(act), y);
-    if (act == CNORM_ACT_SILU)   /* the row is in cache */
-        SFX(silu)(y, K);
-}
+/* Row family, one row's backward (see row.c for the parts), from the
+ * tiles.  Part of row_impl.h. */
 
 /* q and c of dx = g * rstd + x_hat * q + c from a row's sum(g) and
  * sum(g * x_hat) (see row_grad_coefs). */
