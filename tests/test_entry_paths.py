@@ -148,3 +148,66 @@ def test_batch_norm_train_parameters_of_another_dtype(rng):
     w64, b64 = w.astype(np.float64), b.astype(np.float64)
     for a, g in zip(cnorm.batch_norm_train(x, w, b), cnorm.batch_norm_train(x, w64, b64)):
         _same(a, g)
+
+
+def _two_byte_dtypes():
+    dtypes = [np.dtype(np.float16)]
+    try:
+        import ml_dtypes
+        dtypes.append(np.dtype(ml_dtypes.bfloat16))
+    except ImportError:
+        pass
+    return dtypes
+
+
+@pytest.mark.parametrize("dtype", _two_byte_dtypes(), ids=lambda d: d.name)
+@pytest.mark.parametrize("activation", [None, "relu", "silu"])
+def test_two_byte_row_forwards_lean_equal_general(rng, dtype, activation):
+    """float16/bfloat16 x with float32 parameters takes the lean path of
+    layer_norm and rms_norm; float64 eps (or a parameter of x's dtype) the
+    general one: the same bits, statistics float32, every out."""
+    x = (rng.standard_normal((3, 5, 40)) * 3 + 1).astype(dtype)
+    K = x.shape[-1]
+    w = np.linspace(0.5, 1.5, K).astype(np.float32)
+    b = np.linspace(-1, 1, K).astype(np.float32)
+    lean = cnorm.layer_norm(x, K, w, b, eps=EPS, activation=activation)
+    for a, g in zip(lean, cnorm.layer_norm(x, K, w, b, eps=GENERAL_EPS,
+                                           activation=activation)):
+        _same(a, g)
+    assert lean[1].dtype == lean[2].dtype == np.float32 and lean[0].dtype == dtype
+    for eps in (None, EPS):
+        y, rstd = cnorm.rms_norm(x, K, w, eps=eps, activation=activation)
+        y_g, rstd_g = cnorm.rms_norm(x, (K,), w.astype(dtype).astype(np.float64),
+                                        eps=None if eps is None else GENERAL_EPS,
+                                        activation=activation)
+        if np.array_equal(w.astype(dtype).astype(np.float32), w):   # exact in x's dtype
+            _same(y, y_g)
+            _same(rstd, rstd_g)
+        assert rstd.dtype == np.float32
+    inplace = x.copy()
+    out = cnorm.layer_norm(inplace, K, w, b, eps=EPS, out=inplace, activation=activation)[0]
+    assert out is inplace
+    _same(inplace, lean[0])
+    separate = np.empty_like(x)
+    assert cnorm.layer_norm(x, K, w, b, eps=EPS, out=separate,
+                            activation=activation)[0] is separate
+    _same(separate, lean[0])
+    with pytest.raises(ValueError, match="out must have shape"):
+        cnorm.layer_norm(x, K, w, b, out=np.empty(x.shape, np.float32))
+
+
+@pytest.mark.parametrize("dtype", _two_byte_dtypes(), ids=lambda d: d.name)
+@pytest.mark.parametrize("axis", [1, -1])
+def test_two_byte_batch_norm_infer_lean_equals_general(rng, dtype, axis):
+    x, _, w, b = _inputs(rng, np.float32, axis=axis)
+    x = x.astype(dtype)
+    C = x.shape[axis]
+    rm, rv = np.linspace(-1, 1, C).astype(np.float32), np.linspace(0.5, 2, C).astype(np.float32)
+    lean = cnorm.batch_norm_infer(x, rm, rv, w, b, eps=EPS, axis=axis)
+    _same(lean, cnorm.batch_norm_infer(x, rm, rv, w, b, eps=GENERAL_EPS, axis=axis))
+    _same(cnorm.batch_norm_infer(x, rm, rv, eps=EPS, axis=axis),
+          cnorm.batch_norm_infer(x, rm, rv, eps=GENERAL_EPS, axis=axis))
+    inplace = x.copy()
+    assert cnorm.batch_norm_infer(inplace, rm, rv, w, b, eps=EPS, axis=axis,
+                                  out=inplace) is inplace
+    _same(inplace, lean)

@@ -39,6 +39,11 @@ cdef inline void* _data(object a, int typenum, int64_t size, str name) except? N
     return cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
+cdef inline void* _data_or_null(object a):
+    """Data pointer of an optional array already checked (None -> NULL)."""
+    return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
 cdef inline int _dtype_num(cnp.ndarray x) except -1:
     cdef int t = cnp.PyArray_TYPE(x)
     if t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64:
@@ -278,12 +283,24 @@ def row_forward_low(cnp.ndarray x, int64_t M, int64_t K, int64_t G, int64_t S, b
     _require(x, cnp.NPY_UINT16, M * K, "x")
     _require(y, cnp.NPY_UINT16, M * K, "out")
     _require_writable(y, "out")
-    cdef const float *w = <const float*>_data(weight, cnp.NPY_FLOAT32, nparam, "weight")
-    cdef const float *b = <const float*>_data(bias, cnp.NPY_FLOAT32, nparam, "bias")
-    cdef float *mp = <float*>_data(mean, cnp.NPY_FLOAT32, M, "mean")
-    cdef float *rp = <float*>_data(rstd, cnp.NPY_FLOAT32, M, "rstd")
-    cdef const uint16_t *xp = <const uint16_t*>cnp.PyArray_DATA(x)
-    cdef uint16_t *yp = <uint16_t*>cnp.PyArray_DATA(y)
+    _row_forward_2byte(cnp.PyArray_DATA(x), M, K, G, S, center, eps,
+                       _data(weight, cnp.NPY_FLOAT32, nparam, "weight"),
+                       _data(bias, cnp.NPY_FLOAT32, nparam, "bias"), cnp.PyArray_DATA(y),
+                       _data(mean, cnp.NPY_FLOAT32, M, "mean"),
+                       _data(rstd, cnp.NPY_FLOAT32, M, "rstd"), bfloat16, activation)
+
+
+cdef int _row_forward_2byte(void *x, int64_t M, int64_t K, int64_t G, int64_t S, bint center,
+                            double eps, void *weight, void *bias, void *y, void *mean,
+                            void *rstd, bint bfloat16, int activation) except -1:
+    """The kernel call of row_forward_low, arguments already checked: x and
+    y 2-byte data, the rest float32 (or NULL)."""
+    cdef const uint16_t *xp = <const uint16_t*>x
+    cdef uint16_t *yp = <uint16_t*>y
+    cdef const float *w = <const float*>weight
+    cdef const float *b = <const float*>bias
+    cdef float *mp = <float*>mean
+    cdef float *rp = <float*>rstd
     cdef int status
     with nogil:
         if bfloat16:
@@ -291,6 +308,7 @@ def row_forward_low(cnp.ndarray x, int64_t M, int64_t K, int64_t G, int64_t S, b
         else:
             status = k.row_forward_f16(xp, M, K, G, S, center, eps, activation, w, b, yp, mp, rp)
     _check(status)
+    return 0
 
 
 def bn_forward_infer_low(cnp.ndarray x, int64_t N, int64_t C, int64_t S, running_mean,
@@ -300,14 +318,27 @@ def bn_forward_infer_low(cnp.ndarray x, int64_t N, int64_t C, int64_t S, running
     _require(x, cnp.NPY_UINT16, N * C * S, "x")
     _require(y, cnp.NPY_UINT16, N * C * S, "out")
     _require_writable(y, "out")
-    cdef const float *rm = <const float*>_data(running_mean, cnp.NPY_FLOAT32, C, "running_mean")
-    cdef const float *rv = <const float*>_data(running_var, cnp.NPY_FLOAT32, C, "running_var")
-    cdef const float *w = <const float*>_data(weight, cnp.NPY_FLOAT32, C, "weight")
-    cdef const float *b = <const float*>_data(bias, cnp.NPY_FLOAT32, C, "bias")
+    cdef void *rm = _data(running_mean, cnp.NPY_FLOAT32, C, "running_mean")
+    cdef void *rv = _data(running_var, cnp.NPY_FLOAT32, C, "running_var")
     if rm == NULL or rv == NULL:
         raise ValueError("bn_forward_infer_low: running statistics are required")
-    cdef const uint16_t *xp = <const uint16_t*>cnp.PyArray_DATA(x)
-    cdef uint16_t *yp = <uint16_t*>cnp.PyArray_DATA(y)
+    _bn_infer_2byte(cnp.PyArray_DATA(x), N, C, S, rm, rv,
+                    _data(weight, cnp.NPY_FLOAT32, C, "weight"),
+                    _data(bias, cnp.NPY_FLOAT32, C, "bias"), eps, cnp.PyArray_DATA(y), bfloat16,
+                    activation)
+
+
+cdef int _bn_infer_2byte(void *x, int64_t N, int64_t C, int64_t S, void *running_mean,
+                         void *running_var, void *weight, void *bias, double eps, void *y,
+                         bint bfloat16, int activation) except -1:
+    """The kernel call of bn_forward_infer_low, arguments already checked: x
+    and y 2-byte data, the rest float32 (weight, bias or NULL)."""
+    cdef const uint16_t *xp = <const uint16_t*>x
+    cdef uint16_t *yp = <uint16_t*>y
+    cdef const float *rm = <const float*>running_mean
+    cdef const float *rv = <const float*>running_var
+    cdef const float *w = <const float*>weight
+    cdef const float *b = <const float*>bias
     cdef int status
     with nogil:
         if bfloat16:
@@ -315,6 +346,7 @@ def bn_forward_infer_low(cnp.ndarray x, int64_t N, int64_t C, int64_t S, running
         else:
             status = k.bn_forward_infer_f16(xp, N, C, S, rm, rv, w, b, eps, activation, yp)
     _check(status)
+    return 0
 
 
 def channel_moments(cnp.ndarray x, int64_t N, int64_t C, int64_t S, cnp.ndarray mean,
@@ -628,17 +660,19 @@ cdef bint _clear(object y, object out, tuple params):
     return True
 
 
-cdef int _plain_channel_view(object x, object axis, int64_t *ncs) except -1:
-    """The dtype number of x when x is a plain float32/float64 array of at
-    least 2 dims and axis an int in range, with its channel view (N, C, S)
-    in ncs; 0 otherwise."""
+cdef int _plain_channel_view(object x, object axis, int64_t *ncs,
+                             bint two_byte_too=False) except -1:
+    """The dtype number of x when x is a plain float32/float64 array (or,
+    with two_byte_too, float16/bfloat16) of at least 2 dims and axis an int
+    in range, with its channel view (N, C, S) in ncs; 0 otherwise."""
     if type(x) is not cnp.ndarray or type(axis) is not int or not -64 <= axis <= 64:
         return 0  # (an axis beyond any ndim goes to functional.py's message)
     cdef cnp.ndarray xa = <cnp.ndarray>x
     cdef int t = cnp.PyArray_TYPE(xa)
     cdef int nd = cnp.PyArray_NDIM(xa)
     cdef long a = axis
-    if (t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64) or not _plain(x, t) or nd < 2:
+    if ((t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64 and not (two_byte_too and _two_byte(xa, t)))
+            or not _plain(x, t) or nd < 2):
         return 0
     if a < 0:
         a += nd
@@ -656,19 +690,28 @@ cdef int _plain_channel_view(object x, object axis, int64_t *ncs) except -1:
 
 
 def bn_infer_fast(x, running_mean, running_var, weight, bias, eps, axis, out):
-    """batch_norm_infer for the common case, or None (see above)."""
+    """batch_norm_infer for the common case, or None (see above); for
+    float16/bfloat16 x the parameters and statistics are float32."""
     cdef int64_t ncs[3]
-    cdef int t = _plain_channel_view(x, axis, ncs)
+    cdef int t = _plain_channel_view(x, axis, ncs, True)
     if t == 0 or not _good_eps(eps):
         return None
+    cdef bint two_byte = t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64
+    cdef int pt = cnp.NPY_FLOAT32 if two_byte else t
     cdef int64_t C = ncs[1]
-    if not (_vector(running_mean, t, C, False) and _vector(running_var, t, C, False)
-            and _vector(weight, t, C, True) and _vector(bias, t, C, True)):
+    if not (_vector(running_mean, pt, C, False) and _vector(running_var, pt, C, False)
+            and _vector(weight, pt, C, True) and _vector(bias, pt, C, True)):
         return None
     y = _output(out, <cnp.ndarray>x, t, None)
     if y is None or not _clear(y, out, (running_mean, running_var, weight, bias)):
         return None
-    _bn_infer(x, ncs[0], C, ncs[2], running_mean, running_var, weight, bias, eps, y, t, 0)
+    if two_byte:
+        _bn_infer_2byte(cnp.PyArray_DATA(<cnp.ndarray>x), ncs[0], C, ncs[2],
+                        _data_or_null(running_mean), _data_or_null(running_var),
+                        _data_or_null(weight), _data_or_null(bias), eps,
+                        cnp.PyArray_DATA(<cnp.ndarray>y), t != cnp.NPY_FLOAT16, 0)
+    else:
+        _bn_infer(x, ncs[0], C, ncs[2], running_mean, running_var, weight, bias, eps, y, t, 0)
     return y
 
 
@@ -748,10 +791,28 @@ def bn_backward_fast(dy, x, mean, invstd, weight, bias, axis, out):
     return dx, dweight, _vector_of(sum_dy, t)
 
 
+cdef int _bfloat16_type = -1   # ml_dtypes' bfloat16, once an array of it was seen
+
+
+cdef bint _two_byte(cnp.ndarray x, int t):
+    """x's dtype (number t) is float16 or bfloat16 (by name, as
+    lowp.is_low_dtype: ml_dtypes is not imported)."""
+    global _bfloat16_type
+    if t == cnp.NPY_FLOAT16 or t == _bfloat16_type:
+        return True
+    if not cnp.PyTypeNum_ISUSERDEF(t) or _bfloat16_type >= 0:
+        return False
+    dt = x.dtype
+    if dt.itemsize == 2 and dt.name == "bfloat16":
+        _bfloat16_type = t
+        return True
+    return False
+
+
 cdef int _plain_row_view(object x, object normalized_shape, int64_t *mk) except -1:
-    """The dtype number of x when x is a plain float32/float64 array whose
-    last dim is normalized_shape (an int, or a tuple of one int), with its
-    row view (M, K) in mk; 0 otherwise."""
+    """The dtype number of x when x is a plain float32/float64/float16/
+    bfloat16 array whose last dim is normalized_shape (an int, or a tuple of
+    one int), with its row view (M, K) in mk; 0 otherwise."""
     if type(normalized_shape) is tuple and len(normalized_shape) == 1:
         normalized_shape = normalized_shape[0]
     if type(x) is not cnp.ndarray or type(normalized_shape) is not int:
@@ -761,7 +822,8 @@ cdef int _plain_row_view(object x, object normalized_shape, int64_t *mk) except 
     cdef cnp.ndarray xa = <cnp.ndarray>x
     cdef int t = cnp.PyArray_TYPE(xa)
     cdef int nd = cnp.PyArray_NDIM(xa)
-    if (t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64) or not _plain(x, t) or nd < 1:
+    if ((t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64 and not _two_byte(xa, t))
+            or not _plain(x, t) or nd < 1):
         return 0
     mk[1] = cnp.PyArray_DIM(xa, nd - 1)
     if mk[1] != <int64_t>normalized_shape:
@@ -783,26 +845,35 @@ cdef inline bint _row_stat(object a, int t, cnp.ndarray x):
 def row_norm_fast(x, normalized_shape, weight, bias, eps, out, bint center=True,
                   int activation=0):
     """layer_norm (center) or rms_norm (not center: mean None, bias None) over
-    the last dim for the common case: (y, mean, rstd), or None.  rms_norm's
-    eps None is the machine epsilon of x's dtype, as functional._rms_eps."""
+    the last dim for the common case: (y, mean, rstd), or None.  Parameters
+    and statistics are of x's dtype, float32 for float16/bfloat16 x.
+    rms_norm's eps None is the machine epsilon of that dtype, as
+    functional._rms_eps."""
     cdef int64_t mk[2]
     cdef int t = _plain_row_view(x, normalized_shape, mk)
     if t == 0:
         return None
+    cdef bint two_byte = t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64
+    cdef int st = cnp.NPY_FLOAT32 if two_byte else t
     if eps is None and not center:
-        eps = FLT_EPSILON if t == cnp.NPY_FLOAT32 else DBL_EPSILON
+        eps = FLT_EPSILON if st == cnp.NPY_FLOAT32 else DBL_EPSILON
     cdef int64_t M = mk[0], K = mk[1]
-    if not (_good_eps(eps) and _vector(weight, t, K, True)
-            and (_vector(bias, t, K, True) if center else bias is None)):
+    if not (_good_eps(eps) and _vector(weight, st, K, True)
+            and (_vector(bias, st, K, True) if center else bias is None)):
         return None
     cdef cnp.ndarray xa = <cnp.ndarray>x
     y = _output(out, xa, t, None)
     if y is None or not _clear(y, out, (weight, bias)):
         return None
     cdef int nd = cnp.PyArray_NDIM(xa)
-    mean = cnp.PyArray_EMPTY(nd - 1, cnp.PyArray_DIMS(xa), t, 0) if center else None
-    rstd = cnp.PyArray_EMPTY(nd - 1, cnp.PyArray_DIMS(xa), t, 0)
-    if M > 0:
+    mean = cnp.PyArray_EMPTY(nd - 1, cnp.PyArray_DIMS(xa), st, 0) if center else None
+    rstd = cnp.PyArray_EMPTY(nd - 1, cnp.PyArray_DIMS(xa), st, 0)
+    if M > 0 and two_byte:
+        _row_forward_2byte(cnp.PyArray_DATA(xa), M, K, 1, 1, center, eps, _data_or_null(weight),
+                           _data_or_null(bias), cnp.PyArray_DATA(<cnp.ndarray>y),
+                           _data_or_null(mean), cnp.PyArray_DATA(<cnp.ndarray>rstd),
+                           t != cnp.NPY_FLOAT16, activation)
+    elif M > 0:
         _row_forward(xa, M, K, 1, 1, center, eps, weight, bias, y, mean, rstd, t, activation)
     return y, mean, rstd
 
