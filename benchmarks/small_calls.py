@@ -1,5 +1,6 @@
-"""Per-call time of small training and backward calls (the lean paths), one
-thread, beside np.copyto of the same bytes: medians of 7 rounds of 2000
+"""Per-call time of small training and backward calls (the lean paths), and
+of small float16/bfloat16 inference calls beside float32's, one thread,
+beside np.copyto of the same bytes: medians of 7 rounds of 2000
 calls, in microseconds.  Which cnorm is measured is whatever the import
 finds, so two builds compare by running this once per build with
 PYTHONPATH pointing at each (interleave the runs: this machine is noisy).
@@ -66,10 +67,36 @@ def row_cases(rng, rows):
     return cases
 
 
+def two_byte_cases(rng):
+    """Inference-sized calls on float32, float16 and bfloat16 (when ml_dtypes
+    is installed) data, float32 parameters."""
+    dtypes = [np.float32, np.float16]
+    try:
+        import ml_dtypes
+        dtypes.append(ml_dtypes.bfloat16)
+    except ImportError:
+        pass
+    c, w = np.linspace(0.5, 1.5, 64, dtype=np.float32), np.linspace(0.5, 1.5, 768, dtype=np.float32)
+    cases = {}
+    for dtype in dtypes:
+        name = np.dtype(dtype).name
+        x = rng.standard_normal((1, 64, 7, 7), dtype=np.float32).astype(dtype)
+        r = rng.standard_normal((1, 768), dtype=np.float32).astype(dtype)
+        y, s = np.empty_like(x), np.empty_like(r)
+        cases[f"copyto (1,64,7,7) {name}"] = lambda x=x, y=y: np.copyto(y, x)
+        cases[f"batch_norm_infer (1,64,7,7) {name}"] = (
+            lambda x=x, y=y: cnorm.batch_norm_infer(x, c, c, c, c, out=y))
+        cases[f"layer_norm (1,768) {name}"] = lambda r=r, s=s: cnorm.layer_norm(r, 768, w, w,
+                                                                                 out=s)
+        cases[f"rms_norm (1,768) {name}"] = lambda r=r, s=s: cnorm.rms_norm(r, 768, w, out=s)
+    return cases
+
+
 def main():
     cnorm.set_num_threads(1)
     rng = np.random.default_rng(0)
-    cases = {**channel_cases(rng), **row_cases(rng, 1), **row_cases(rng, 8)}
+    cases = {**channel_cases(rng), **row_cases(rng, 1), **row_cases(rng, 8),
+             **two_byte_cases(rng)}
     only = sys.argv[1:]
     for name, fn in cases.items():
         if not only or any(o in name for o in only):
