@@ -370,13 +370,18 @@ def test_chunked_kernels_equal_float32_rounded_once(dtype):
         downcast(cnorm.batch_norm_infer(g.astype(np.float32), rm, rv), dtype).view(np.uint16))
 
 
-# Chunks of 2**14 values: planes larger than a chunk (split mid-plane),
-# samples larger than a chunk (whole planes of one sample), many small
-# samples per chunk, and channels-last rows.
+# Inference runs on the row family's 2-byte tiles, rows of planes or of
+# samples: planes longer than a tile block, samples of one or several
+# rows with a partial last row, long samples of small planes, a sample of
+# over 2**20 values in planes of 32, and channels-last rows; every
+# activation, and in place.
 @pytest.mark.parametrize("dtype", LOW, ids=IDS)
 @pytest.mark.parametrize("shape, axis", [((2, 3, 150, 150), 1), ((3, 5, 7000), 1),
-                                         ((50, 7, 11), 1), ((40, 9, 9, 37), -1)])
-def test_batch_norm_infer_chunks_any_layout(dtype, shape, axis):
+                                         ((50, 7, 11), 1), ((40, 9, 9, 37), -1),
+                                         ((3, 700, 20), 1), ((1, 2**15 + 3, 32), 1),
+                                         ((7, 2, 30), 2)])
+@pytest.mark.parametrize("activation", [None, "relu", "silu"])
+def test_batch_norm_infer_any_layout(dtype, shape, axis, activation):
     from cnorm.lowp import downcast
 
     x = data(shape, dtype, seed=6)
@@ -385,10 +390,23 @@ def test_batch_norm_infer_chunks_any_layout(dtype, shape, axis):
     rm = rng.normal(size=C).astype(np.float32)
     rv = rng.uniform(0.5, 3.0, C).astype(np.float32)
     w, b = f32_params(C)
-    y = cnorm.batch_norm_infer(x, rm, rv, w, b, axis=axis)
-    within_one_ulp(y, ref.bn_infer(x, rm, rv, w, b, axis=axis), dtype)
-    y32 = cnorm.batch_norm_infer(x.astype(np.float32), rm, rv, w, b, axis=axis)
+    y = cnorm.batch_norm_infer(x, rm, rv, w, b, axis=axis, activation=activation)
+    if activation is None:
+        # plus float32's rounding of x * scale + shift, which cancels where
+        # y is near 0 (about 1 in 10**5 values beyond 1 ulp of y's dtype)
+        view = [1] * x.ndim
+        view[axis] = C
+        scale = (w / np.sqrt(rv.astype(np.float64) + 1e-5)).reshape(view)
+        shift = b.reshape(view) - rm.reshape(view) * scale
+        slack = 4 * 2.0**-24 * (np.abs(x.astype(np.float64) * scale) + np.abs(shift))
+        within_one_ulp(y, ref.bn_infer(x, rm, rv, w, b, axis=axis), dtype, slack)
+    y32 = cnorm.batch_norm_infer(x.astype(np.float32), rm, rv, w, b, axis=axis,
+                                 activation=activation)
+    assert _same_values(y, _rounded_like(y32, dtype)).all()
     np.testing.assert_array_equal(y.view(np.uint16), downcast(y32, dtype).view(np.uint16))
+    inplace = x.copy()
+    cnorm.batch_norm_infer(inplace, rm, rv, w, b, axis=axis, activation=activation, out=inplace)
+    np.testing.assert_array_equal(inplace.view(np.uint16), y.view(np.uint16))
 
 
 # Batch-norm training runs in C on chunks: moments of converted chunks

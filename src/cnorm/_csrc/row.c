@@ -10,12 +10,14 @@
  *   row_one_impl.h        one row's backward
  *   row_drivers_impl.h    residual add + norm and the backward kernels:
  *                         chunks of rows or segments in parallel
+ *   row_affine_impl.h     2-byte batch-norm inference on rows (2-byte only)
  *
  * The *_impl.h parts are compiled once per dtype and SIMD path
  * (row_impl.h, instantiate.h); the forward's two also for 2-byte storage
  * (row_narrow_impl.h, instantiate_narrow.h). */
 #include <string.h>
 #include "common.h"
+#include "row_narrow.h"
 
 /* Most chunks a backward call splits its rows into: enough for load balance,
  * few enough that the partial gradient sums stay small to merge. */
@@ -32,6 +34,11 @@
 /* Values per statistics block: small enough that the block's second pass
  * (squared deviations) hits L1, large enough to amortize the Chan merge. */
 #define ROW_BLOCK 2048
+/* Values per block of the normalizing pass: for 2-byte storage, few
+ * enough that its loads and its converted stores to memory alternate at a
+ * fine grain (measured, ROW_STORE_BLOCK_NARROW below). */
+#define ROW_STORE_BLOCK (CNORM_NARROW_STORAGE ? ROW_STORE_BLOCK_NARROW : ROW_BLOCK)
+#define ROW_STORE_BLOCK_NARROW 1024
 /* T values of a tile's conversion buffer (common.h): a block for 2-byte
  * storage, none needed otherwise. */
 #define ROW_BUF (CNORM_NARROW_STORAGE ? ROW_BLOCK : 1)
@@ -167,17 +174,11 @@ static void row_chunks_merge(row_chunks *ch, int64_t GP, double *dweight, double
 #undef CNORM_FAMILY_TYPES
 #undef CNORM_FAMILY_ELEMENT_TYPES
 
-/* The forward again on 2-byte storage (cnorm_row_forward_bf16 and _f16):
+/* The forward again on 2-byte storage (cnorm_row_forward_bf16 and _f16,
+ * and cnorm_row_affine_bf16 and _f16 for lowp.c's batch-norm inference):
  * the float32 loops on values converted in registers or in L1 blocks, so
  * memory sees each 2-byte value loaded once by the statistics and stored
  * once by the normalizing pass. */
-#define CNORM_ROW_NARROW_KERNELS(X, ST, SFX)                                            \
-    X(SFX, row_forward,                                                                \
-      (const ST *x, int64_t M, int64_t K, int64_t G, int64_t S, int center, double eps, \
-       int activation, const float *weight, const float *bias, ST *y, float *mean,     \
-       float *rstd),                                                                   \
-      (x, M, K, G, S, center, eps, activation, weight, bias, y, mean, rstd))
-#define CNORM_ROW_NARROW_TYPES(X) X(uint16_t, bf16) X(uint16_t, f16)
 #define CNORM_FAMILY_IMPL "row_narrow_impl.h"
 #define CNORM_FAMILY_KERNELS CNORM_ROW_NARROW_KERNELS
 #define CNORM_FAMILY_TYPES "instantiate_narrow.h"

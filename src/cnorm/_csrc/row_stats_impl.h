@@ -97,8 +97,8 @@ ROW_TILE void SFX(row_normalize)(const ST *x, int64_t n, T mean, T delta, T a,
                                  const T *w, const T *b, T c, T lower, int silu, ST *y)
 {
     T buf[ROW_BUF];
-    for (int64_t k0 = 0; k0 < n; k0 += ROW_BLOCK) {
-        const int64_t nb = cnorm_min64(ROW_BLOCK, n - k0);
+    for (int64_t k0 = 0; k0 < n; k0 += ROW_STORE_BLOCK) {
+        const int64_t nb = cnorm_min64(ROW_STORE_BLOCK, n - k0);
         const LT *xb = LOAD_BLOCK(x + k0, buf, nb);
         const T *wb = w ? w + k0 : NULL, *bb = b ? b + k0 : NULL;
         T *yb = OUT_BLOCK(y + k0, buf);

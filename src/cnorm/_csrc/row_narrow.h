@@ -1,0 +1,29 @@
+/* The row family's 2-byte kernels (row.c, instantiate_narrow.h): float16
+ * / bfloat16 x and y as their uint16_t bits, float32 parameters and
+ * statistics.  row_forward is cnorm.h's cnorm_row_forward_f16/_bf16;
+ * row_affine (row_affine_impl.h) is lowp.c's batch-norm inference. */
+#ifndef CNORM_ROW_NARROW_H
+#define CNORM_ROW_NARROW_H
+
+#include "common.h"
+
+#define CNORM_ROW_NARROW_KERNELS(X, ST, SFX)                                            \
+    X(SFX, row_forward,                                                                \
+      (const ST *x, int64_t M, int64_t K, int64_t G, int64_t S, int center, double eps, \
+       int activation, const float *weight, const float *bias, ST *y, float *mean,     \
+       float *rstd),                                                                   \
+      (x, M, K, G, S, center, eps, activation, weight, bias, y, mean, rstd))           \
+    X(SFX, row_affine,                                                                 \
+      (const ST *x, int64_t M, int64_t K, int64_t cycle, const float *scale,            \
+       const float *shift, int activation, ST *y),                                     \
+      (x, M, K, cycle, scale, shift, activation, y))
+#define CNORM_ROW_NARROW_TYPES(X) X(uint16_t, bf16) X(uint16_t, f16)
+
+#define CNORM_ROW_NARROW_DECLARE(SFX, name, params, args) int cnorm_##name##_##SFX params;
+#define CNORM_ROW_NARROW_DECLARE_TYPE(ST, SFX) \
+    CNORM_ROW_NARROW_KERNELS(CNORM_ROW_NARROW_DECLARE, ST, SFX)
+CNORM_ROW_NARROW_TYPES(CNORM_ROW_NARROW_DECLARE_TYPE)
+#undef CNORM_ROW_NARROW_DECLARE
+#undef CNORM_ROW_NARROW_DECLARE_TYPE
+
+#endif /* CNORM_ROW_NARROW_H */
