@@ -373,13 +373,13 @@ def test_chunked_kernels_equal_float32_rounded_once(dtype):
 # Inference runs on the row family's 2-byte tiles, rows of planes or of
 # samples: planes longer than a tile block, samples of one or several
 # rows with a partial last row, long samples of small planes, a sample of
-# over 2**20 values in planes of 32, and channels-last rows; every
-# activation, and in place.
+# over 2**20 values in planes of 32, channels-last rows (of over 2**20
+# channels too); every activation, and in place.
 @pytest.mark.parametrize("dtype", LOW, ids=IDS)
 @pytest.mark.parametrize("shape, axis", [((2, 3, 150, 150), 1), ((3, 5, 7000), 1),
                                          ((50, 7, 11), 1), ((40, 9, 9, 37), -1),
                                          ((3, 700, 20), 1), ((1, 2**15 + 3, 32), 1),
-                                         ((7, 2, 30), 2)])
+                                         ((7, 2, 30), 2), ((2, 2**20 + 5), 1)])
 @pytest.mark.parametrize("activation", [None, "relu", "silu"])
 def test_batch_norm_infer_any_layout(dtype, shape, axis, activation):
     from cnorm.lowp import downcast

@@ -4,8 +4,9 @@
  * (common.h).  Loads are exact and stores round to nearest even:
  * bfloat16 loads in registers (a shift: the loops read the 2-byte values,
  * LT = uint16_t), float16 loads and both stores a block at a time in L1
- * through convert.c's serial converters (F16C, AVX512_BF16: an instruction
- * per vector, where inline the portable conversions cost several). */
+ * through convert.c's serial converters (the F16C, AVX-512 and AVX512_BF16
+ * instructions where the CPU has them: one per vector, where inline the
+ * portable conversions cost several). */
 #include "convert.h"
 
 #define T float

@@ -300,8 +300,10 @@ static int64_t chan_fused_per(int64_t N, int64_t C, int64_t S)
  * (one coefficient pair per row), or samples with the coefficients expanded
  * to one pair per value (several short samples to a row of about
  * LOWP_ROW_VALUES: each row is a call of the tile).  Samples are rows when
- * their table is small (at most LOWP_EXPAND values) or their planes are
- * (under LOWP_PLANE_ROW values, up to LOWP_EXPAND_MAX values a sample).
+ * their planes are single values (channels-last: the table is per
+ * channel), their table is small (at most LOWP_EXPAND values) or their
+ * planes are (under LOWP_PLANE_ROW values, up to LOWP_EXPAND_MAX values a
+ * sample).
  * Measured, one thread, bfloat16 against float32: (32,64,8,8) planes 1.76x,
  * samples 1.02x; (8,256,14,14) planes 1.1x, samples (a 400 KiB table)
  * 1.43x; (32,56,56,64) channels-last, samples of 64 values, 0.54-0.58x. */
@@ -324,7 +326,9 @@ static int bn_forward_infer_lowp(int bfloat16, const uint16_t *x, int64_t N, int
     if (N == 0 || C == 0 || S == 0)
         return CNORM_OK;
     const int64_t sample = C * S;
-    const int planes = sample > LOWP_EXPAND && (S >= LOWP_PLANE_ROW || sample > LOWP_EXPAND_MAX);
+    /* (S == 1: the table is the per-channel one, whatever C) */
+    const int planes = S > 1 && sample > LOWP_EXPAND &&
+                       (S >= LOWP_PLANE_ROW || sample > LOWP_EXPAND_MAX);
     const int64_t per = planes ? 1 : S;                       /* pairs per channel ... */
     const int64_t reps = planes ? 1 : cnorm_max64(1, LOWP_ROW_VALUES / sample);  /* ... sample */
     const int64_t width = reps * C * per;                     /* pairs, and a row's values */
