@@ -211,3 +211,20 @@ def test_two_byte_batch_norm_infer_lean_equals_general(rng, dtype, axis):
     assert cnorm.batch_norm_infer(inplace, rm, rv, w, b, eps=EPS, axis=axis,
                                   out=inplace) is inplace
     _same(inplace, lean)
+
+
+@pytest.mark.parametrize("dtype", _two_byte_dtypes(), ids=lambda d: d.name)
+def test_two_byte_statistics_of_x_dtype_take_the_general_path(rng, dtype):
+    """The lean backwards are float32/float64 only: 2-byte x, dy and saved
+    statistics in x's dtype (which the general path widens) give the result
+    of float32 statistics of the same values."""
+    x = rng.standard_normal((4, 64)).astype(dtype)
+    dy = rng.standard_normal((4, 64)).astype(dtype)
+    _, mean, rstd = cnorm.layer_norm(x, 64)
+    m2, r2 = mean.astype(dtype), rstd.astype(dtype)
+    for a, g in zip(cnorm.layer_norm_backward(dy, x, m2, r2, 64),
+                    cnorm.layer_norm_backward(dy, x, m2.astype(np.float32),
+                                              r2.astype(np.float32), 64)):
+        _same(a, g)
+    _same(cnorm.rms_norm_backward(dy, x, r2, 64)[0],
+          cnorm.rms_norm_backward(dy, x, r2.astype(np.float32), 64)[0])

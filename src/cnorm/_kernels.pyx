@@ -809,10 +809,12 @@ cdef bint _two_byte(cnp.ndarray x, int t):
     return False
 
 
-cdef int _plain_row_view(object x, object normalized_shape, int64_t *mk) except -1:
-    """The dtype number of x when x is a plain float32/float64/float16/
-    bfloat16 array whose last dim is normalized_shape (an int, or a tuple of
-    one int), with its row view (M, K) in mk; 0 otherwise."""
+cdef int _plain_row_view(object x, object normalized_shape, int64_t *mk,
+                         bint two_byte_too=False) except -1:
+    """The dtype number of x when x is a plain float32/float64 array (or,
+    with two_byte_too, float16/bfloat16) whose last dim is normalized_shape
+    (an int, or a tuple of one int), with its row view (M, K) in mk; 0
+    otherwise."""
     if type(normalized_shape) is tuple and len(normalized_shape) == 1:
         normalized_shape = normalized_shape[0]
     if type(x) is not cnp.ndarray or type(normalized_shape) is not int:
@@ -822,7 +824,7 @@ cdef int _plain_row_view(object x, object normalized_shape, int64_t *mk) except 
     cdef cnp.ndarray xa = <cnp.ndarray>x
     cdef int t = cnp.PyArray_TYPE(xa)
     cdef int nd = cnp.PyArray_NDIM(xa)
-    if ((t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64 and not _two_byte(xa, t))
+    if ((t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64 and not (two_byte_too and _two_byte(xa, t)))
             or not _plain(x, t) or nd < 1):
         return 0
     mk[1] = cnp.PyArray_DIM(xa, nd - 1)
@@ -850,7 +852,7 @@ def row_norm_fast(x, normalized_shape, weight, bias, eps, out, bint center=True,
     rms_norm's eps None is the machine epsilon of that dtype, as
     functional._rms_eps."""
     cdef int64_t mk[2]
-    cdef int t = _plain_row_view(x, normalized_shape, mk)
+    cdef int t = _plain_row_view(x, normalized_shape, mk, True)
     if t == 0:
         return None
     cdef bint two_byte = t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64
