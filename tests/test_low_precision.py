@@ -710,3 +710,20 @@ def test_masked_batch_norm_layer_in_low_precision(dtype):
     np.testing.assert_array_equal(layer.grad_weight, layer32.grad_weight)
     np.testing.assert_array_equal(layer.running_mean, layer32.running_mean)
     assert layer.eval()(x, mask=mask).dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+def test_row_forwards_and_inference_same_bits_for_1_2_4_threads(dtype):
+    # rows and planes go to threads whole: any split gives the same bits
+    x = data((6, 8, 40, 40), dtype, 2.0, seed=13)
+    w, b = f32_params(8)
+    rm, rv = np.zeros(8, np.float32), np.full(8, 2.0, np.float32)
+    calls = [lambda: cnorm.layer_norm(x, 40, *f32_params(40), activation="silu")[0],
+             lambda: cnorm.group_norm(x, 4, w, b)[0],
+             lambda: cnorm.batch_norm_infer(x, rm, rv, w, b, activation="relu"),
+             lambda: cnorm.batch_norm_infer(x, np.zeros(40, np.float32), np.ones(40, np.float32),
+                                            axis=-1)]
+    for call in calls:
+        results = _on_thread_counts(call)
+        for y in results[1:]:
+            np.testing.assert_array_equal(y.view(np.uint16), results[0].view(np.uint16))
