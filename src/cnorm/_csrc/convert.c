@@ -137,17 +137,17 @@ __attribute__((target("avx512f,avx512bw"))) static void f32_to_bf16_avx512(const
  * holding one take the portable loop (measured, one thread, the layer-norm
  * forward's store: 0.083 -> 0.028 ns per value). */
 /* 32 values of src, rounded; mlo and mhi mask the loads of a last, partial
- * pair of vectors (and the store, masked where `partial`). */
+ * pair of vectors and their store (n values; masked stores are slow on AMD,
+ * so full vectors store unmasked). */
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512bf16"))) static inline void
-bf16_round32(const float *src, uint16_t *dst, __mmask16 mlo, __mmask16 mhi, int partial,
-             int64_t n)
+bf16_round32(const float *src, uint16_t *dst, __mmask16 mlo, __mmask16 mhi, int64_t n)
 {
+    const __mmask32 m = ((__mmask32)mhi << 16) | mlo;
     const __m512 lo = _mm512_maskz_loadu_ps(mlo, src), hi = _mm512_maskz_loadu_ps(mhi, src + 16);
     if (_mm512_fpclass_ps_mask(lo, 0x20) | _mm512_fpclass_ps_mask(hi, 0x20))   /* 0x20: subnormal */
         f32_to_bf16_block(src, dst, n);
-    else if (partial)
-        _mm512_mask_storeu_epi16((void *)dst, ((__mmask32)mhi << 16) | mlo,
-                                 (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    else if (m != 0xffffffffu)
+        _mm512_mask_storeu_epi16((void *)dst, m, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
     else
         _mm512_storeu_si512((void *)dst, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
 }
@@ -157,9 +157,9 @@ f32_to_bf16_avx512bf16(const float *src, uint16_t *dst, int64_t n)
 {
     int64_t i = 0;
     for (; i + 32 <= n; i += 32)
-        bf16_round32(src + i, dst + i, 0xffff, 0xffff, 0, 32);
+        bf16_round32(src + i, dst + i, 0xffff, 0xffff, 32);
     if (i < n)
-        bf16_round32(src + i, dst + i, lanes16(n - i), lanes16(n - i - 16), 1, n - i);
+        bf16_round32(src + i, dst + i, lanes16(n - i), lanes16(n - i - 16), n - i);
 }
 
 /* The CNORM_SIMD cap applies here too (CNORM_SIMD=baseline: portable loops). */

@@ -1,10 +1,9 @@
 /* float16 / bfloat16 entry points of batch norm and the row-family
  * backward (the row forward and batch-norm inference convert inside the
- * row family's loops: row.c): the
- * float32 kernels run on chunks of the input converted to float32 in a
- * per-thread scratch buffer that stays in cache, and each chunk's output is
- * rounded back before the next one, so memory sees 2-byte loads and stores
- * only.  A chunk is whole rows (row backward: a multiple of the rows that
+ * row family's loops: row.c): the float32 kernels run on chunks of the
+ * input converted to float32 in a per-thread scratch buffer that stays in
+ * cache, and each chunk's output is rounded back before the next one, so
+ * memory sees 2-byte loads and stores only.  A chunk is whole rows (row backward: a multiple of the rows that
  * share a parameter pattern) or LOWP_CHUNK values of the (N, C, S) view
  * (LOWP_PASS_CHUNK for the forward passes that store; whole samples when
  * they fit); inside a chunk the float32 kernel runs on the calling thread
@@ -332,9 +331,10 @@ static int bn_forward_infer_lowp(int bfloat16, const uint16_t *x, int64_t N, int
     const int64_t per = planes ? 1 : S;                       /* pairs per channel ... */
     const int64_t reps = planes ? 1 : cnorm_max64(1, LOWP_ROW_VALUES / sample);  /* ... sample */
     const int64_t width = reps * C * per;                     /* pairs, and a row's values */
-    float *scale = malloc((size_t)(2 * width) * sizeof(float)), *shift = scale + width;
+    float *scale = malloc((size_t)(2 * width) * sizeof(float));
     if (!scale)
         return CNORM_ENOMEM;
+    float *shift = scale + width;
     for (int64_t c = 0; c < C; c++) {
         double a, b;
         cnorm_bn_infer_coefs(running_mean[c], running_var[c], weight ? weight[c] : 1.0,
