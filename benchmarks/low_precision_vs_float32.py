@@ -3,20 +3,22 @@ copy of the low-precision bytes and, when installed, PyTorch's CPU kernel on
 the same low-precision tensor, interleaved (cnorm.bench.engine.measure);
 ratios to the float32 call of the same round, and torch's time over cnorm's.
 
-    python benchmarks/low_precision_vs_float32.py [SRC]
+    python benchmarks/low_precision_vs_float32.py [SRC] [THREADS] [MATCH]
 
 SRC: a checkout's src/ to import cnorm from (an older commit built in place
-with `python setup.py build_ext --inplace`), for before/after runs.
+with `python setup.py build_ext --inplace`), for before/after runs ("" for
+the installed cnorm).  THREADS: one thread count (default 1, then 2).
+MATCH: only the cases whose name contains it.
 """
 import sys
 
 import ml_dtypes
 import numpy as np
 
-if len(sys.argv) > 1:
+if len(sys.argv) > 1 and sys.argv[1]:
     sys.path.insert(0, sys.argv[1])
 import cnorm
-from cnorm.bench.engine import measure
+from cnorm.bench.engine import measure, median_ratio
 
 try:
     import torch
@@ -27,6 +29,9 @@ CASES = {   # name: (shape, channel axis; None: layer norm over the last dim, "l
             # its backward; "train", "backward" (axis 1), "train-1", "backward-1" (axis -1))
     "batch_norm_infer (32,64,56,56)": ((32, 64, 56, 56), 1),
     "batch_norm_train (32,64,56,56)": ((32, 64, 56, 56), "train"),
+    "batch_norm_train (4,3,512,512)": ((4, 3, 512, 512), "train"),
+    "batch_norm_train (32,256,14,14)": ((32, 256, 14, 14), "train"),
+    "batch_norm_train (16,64,24,24)": ((16, 64, 24, 24), "train"),
     "batch_norm_train (8,64,14,14)": ((8, 64, 14, 14), "train"),
     "batch_norm_train (32,56,56,64) axis=-1": ((32, 56, 56, 64), "train-1"),
     "batch_norm_backward (32,64,56,56)": ((32, 64, 56, 56), "backward"),
@@ -84,14 +89,16 @@ def torch_call(x32, dtype, axis):
     return lambda: F.batch_norm(t, rm, rv, training=axis in ("train", "train-1"))
 
 
-def main():
+def main(thread_counts, match):
     rng = np.random.default_rng(0)
-    for threads in (1, 2):
+    for threads in thread_counts:
         cnorm.set_num_threads(threads)
         if torch is not None:
             torch.set_num_threads(threads)
         for dtype in (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16)):
             for name, (shape, axis) in CASES.items():
+                if match not in name:
+                    continue
                 x32 = rng.standard_normal(shape, dtype=np.float32)
                 low = x32.astype(dtype)
                 copy = np.empty_like(low)
@@ -101,12 +108,14 @@ def main():
                 if peer is not None:
                     fns["torch"] = peer
                 t, _ = measure(fns, 1.5)
-                m = {k: np.median(v) for k, v in t.items()}
-                versus = f"  torch/cnorm {m['torch'] / m['low']:.2f}" if "torch" in m else ""
+                versus = (f"  torch/cnorm {median_ratio(t['torch'], t['low']):.2f}"
+                          if "torch" in t else "")
                 print(f"{threads} thr {dtype.name:9s} {name:40s} "
-                      f"low/float32 {m['low'] / m['f32']:.2f}  "
-                      f"copy-low/float32 {m['copy'] / m['f32']:.2f}{versus}", flush=True)
+                      f"low/float32 {median_ratio(t['low'], t['f32']):.2f}  "
+                      f"copy-low/float32 {median_ratio(t['copy'], t['f32']):.2f}{versus}",
+                      flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    main([int(sys.argv[2])] if len(sys.argv) > 2 else [1, 2],
+         sys.argv[3] if len(sys.argv) > 3 else "")

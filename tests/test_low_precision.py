@@ -409,10 +409,12 @@ def test_batch_norm_infer_any_layout(dtype, shape, axis, activation):
     np.testing.assert_array_equal(inplace.view(np.uint16), y.view(np.uint16))
 
 
-# Batch-norm training runs in C on chunks: moments of converted chunks
-# merged per channel in piece order, then the normalizing pass.  Planes
-# larger than a chunk, chunk boundaries inside planes, whole samples per
-# chunk, channels-last rows, a middle axis, more channels than a chunk.
+# Batch-norm training runs in C: on planes of 512 values and more, each
+# plane's moments on the row tiles, merged per channel in plane order, then
+# the affine pass; otherwise on chunks, moments of converted chunks merged
+# per channel in piece order, then the normalizing pass.  Planes larger
+# than a chunk, chunk boundaries inside planes, whole samples per chunk,
+# channels-last rows, a middle axis, more channels than a chunk.
 def f32_slack(want, bias=None, axis=1):
     """Absolute allowance for float32 arithmetic before the final rounding:
     a few float32 ulps of the terms of y = (x - m) * scale + bias, and a
@@ -514,6 +516,35 @@ def test_batch_norm_train_empty_and_degenerate_as_float32(dtype):
     w, b = f32_params(3)
     y = cnorm.batch_norm_train(const, w, b)[0]
     np.testing.assert_array_equal(y, np.broadcast_to(b.astype(dtype)[:, None], y.shape))
+
+
+# Both sides of each bound of the planes: 512 values, and 64 in inputs of
+# 2**21 values or more (each side checked to take the path it should: a
+# constant channel, renorm and the saved statistics included).
+PLANE_BOUNDS = [(3, 4, 512), (3, 4, 511), (129, 64, 256), (127, 64, 256), (2, 3, 64, 65)]
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+@pytest.mark.parametrize("shape", PLANE_BOUNDS)
+def test_batch_norm_train_at_the_bounds_of_planes(dtype, shape):
+    C = shape[1]
+    x = data(shape, dtype, 1e3, seed=13)
+    x[:, 1] = 5.0                            # a constant channel gives exactly its bias
+    w, b = f32_params(C)
+    y, m, invstd = cnorm.batch_norm_train(x, w, b, activation="relu")
+    ry, rm, rinv = ref.bn_train(x, w, b)
+    want = ref.activation(ry, "relu")
+    within_one_ulp(y, want, dtype, f32_slack(want, b))
+    assert (y[:, 1] == b.astype(dtype)[1].clip(0)).all()
+    np.testing.assert_allclose(m, rm, rtol=1e-7)
+    np.testing.assert_allclose(invstd[invstd < 1e3], rinv[invstd < 1e3], rtol=1e-5)
+    running_mean = np.linspace(999, 1001, C)
+    running_var = np.linspace(0.5, 2, C)
+    got = cnorm.functional.batch_renorm_statistics(x, w, b, 1e-5, 1, None, running_mean,
+                                                   running_var, 2.0, 0.5)
+    want = ref.renorm_forward(x, running_mean, running_var, w, b, rmax=2.0, dmax=0.5)
+    within_one_ulp(got[0], want[0], dtype, f32_slack(want[0], b))
+    np.testing.assert_allclose(got[3], want[3], rtol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", LOW, ids=IDS)

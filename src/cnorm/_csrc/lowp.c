@@ -1,23 +1,25 @@
 /* float16 / bfloat16 entry points of batch norm and the row-family
- * backward (the row forward and batch-norm inference convert inside the
- * row family's loops: row.c): the float32 kernels run on chunks of the
- * input converted to float32 in a per-thread scratch buffer that stays in
- * cache, and each chunk's output is rounded back before the next one, so
- * memory sees 2-byte loads and stores only.  A chunk is whole rows (row backward: a multiple of the rows that
- * share a parameter pattern) or LOWP_CHUNK values of the (N, C, S) view
+ * backward.  The row forward, batch-norm inference and training on planes
+ * convert inside the row family's loops (row.c).  Otherwise the float32
+ * kernels run on chunks of the input converted to float32 in a per-thread
+ * scratch buffer that stays in cache, and each chunk's output is rounded
+ * back before the next one, so memory sees 2-byte loads and stores only.
+ * A chunk is whole rows (row backward: a multiple of the rows that share a
+ * parameter pattern) or LOWP_CHUNK values of the (N, C, S) view
  * (LOWP_PASS_CHUNK for the forward passes that store; whole samples when
  * they fit); inside a chunk the float32 kernel runs on the calling thread
  * (its work is below the parallel threshold).
  *
- * Batch-norm training and backward take two such passes: the first reduces
- * each chunk with the float32 kernel (moments, or the backward's sums) and
- * merges the chunk's per-channel results into its piece's; pieces (runs of
- * consecutive chunks, one thread each) have bounds that depend on the shape
- * only and merge in piece order, so the statistics are the same bits for
- * any thread count (docs/design.md, "Threads and determinism").  The second
- * pass is elementwise, as inference.  The row-family backward is one pass:
- * each chunk of rows gives its dx and its parameter gradients, which merge
- * per piece the same way. */
+ * Batch-norm training on chunks (small planes, channels-last) and the
+ * backward take two such passes: the first reduces each chunk with the
+ * float32 kernel (moments, or the backward's sums) and merges the chunk's
+ * per-channel results into its piece's; pieces (runs of consecutive
+ * chunks, one thread each) have bounds that depend on the shape only and
+ * merge in piece order, so the statistics are the same bits for any thread
+ * count (docs/design.md, "Threads and determinism").  The second pass is
+ * elementwise, as inference.  The row-family backward is one pass: each
+ * chunk of rows gives its dx and its parameter gradients, which merge per
+ * piece the same way. */
 #include <string.h>
 #include "channel_coefs.h"
 #include "convert.h"
@@ -311,6 +313,9 @@ static int64_t chan_fused_per(int64_t N, int64_t C, int64_t S)
 #define LOWP_EXPAND_MAX ((int64_t)1 << 20)
 #define LOWP_ROW_VALUES 2048
 
+typedef int (*row_affine_fn)(const uint16_t *, int64_t, int64_t, int64_t, const float *,
+                             const float *, const float *, int, uint16_t *);
+
 /* y = act(x * scale + shift) per channel, the float32 kernel's coefficients
  * computed once per call, on the row family's 2-byte tiles (row_narrow.h):
  * the values are converted in registers or L1 blocks, not in chunks. */
@@ -345,18 +350,16 @@ static int bn_forward_infer_lowp(int bfloat16, const uint16_t *x, int64_t N, int
                 shift[(r * C + c) * per + s] = (float)b;
             }
     }
-    int (*const affine)(const uint16_t *, int64_t, int64_t, int64_t, const float *,
-                        const float *, int, uint16_t *) =
-        bfloat16 ? cnorm_row_affine_bf16 : cnorm_row_affine_f16;
+    const row_affine_fn affine = bfloat16 ? cnorm_row_affine_bf16 : cnorm_row_affine_f16;
     int status;
     if (planes) {
-        status = affine(x, N * C, S, C, scale, shift, activation, y);
+        status = affine(x, N * C, S, C, NULL, scale, shift, activation, y);
     } else {   /* N / reps rows of width values, then the rest of the samples */
         const int64_t rows = N / reps, done = rows * width;
-        status = affine(x, rows, width, 0, scale, shift, activation, y);
+        status = affine(x, rows, width, 0, NULL, scale, shift, activation, y);
         if (status == CNORM_OK && N % reps)
-            status = affine(x + done, 1, (N % reps) * sample, 0, scale, shift, activation,
-                            y + done);
+            status = affine(x + done, 1, (N % reps) * sample, 0, NULL, scale, shift,
+                            activation, y + done);
     }
     free(scale);
     return status;
@@ -442,6 +445,44 @@ static int train_channels_chunk(const void *job, const lowp_chunk *ch)
                               : status;
 }
 
+/* Training on planes runs on the row family's 2-byte tiles: each plane's
+ * moments (planes are rows), merged per channel in plane order (the same
+ * bits for any thread count), then the affine pass over the planes,
+ * y = act((x - mean) * scale + shift), in memory order; memory sees two
+ * 2-byte loads and a store per value and nothing in float32.  It takes
+ * planes of at least LOWP_TRAIN_PLANE values, or of LOWP_PLANE_ROW in
+ * inputs of LOWP_TRAIN_LARGE values or more; the per-plane work of smaller
+ * planes costs more than the chunks' conversions while x is in cache.
+ * Measured, one thread, time over float32's, float16 and bfloat16, planes
+ * against chunks (benchmarks/RESULTS.md, stop 30): (32,64,56,56) 0.48-0.54
+ * against 1.01-1.03; (4,3,512,512) 0.64-0.73 against 1.2; (128,256,14,14)
+ * 0.80-0.92 against 1.2-1.3; (16,64,24,24) 0.8-1.4 against 1.1-1.3;
+ * (8,64,20,20) 1.8-2.0 against 1.5-1.6. */
+#define LOWP_TRAIN_PLANE 512
+#define LOWP_TRAIN_LARGE ((int64_t)1 << 21)
+
+static int train_planes_lowp(int bfloat16, lowp_train_job *job, const uint16_t *x, int64_t N,
+                             int64_t C, int64_t S, uint16_t *y)
+{
+    double *pmean = malloc((size_t)(2 * N * C) * sizeof(double));
+    if (!pmean)
+        return CNORM_ENOMEM;
+    double *pm2 = pmean + N * C;
+    int status = (bfloat16 ? cnorm_row_moments_bf16 : cnorm_row_moments_f16)(x, N * C, S,
+                                                                             pmean, pm2);
+    for (int64_t c = 0; c < C && status == CNORM_OK; c++) {
+        double n = 0.0, m = 0.0, m2 = 0.0;
+        for (int64_t i = 0; i < N; i++)   /* in plane order */
+            cnorm_merge(&n, &m, &m2, (double)S, pmean[i * C + c], pm2[i * C + c]);
+        train_coefs(job, c, m, m2);
+    }
+    free(pmean);
+    if (status == CNORM_OK)
+        status = (bfloat16 ? cnorm_row_affine_bf16 : cnorm_row_affine_f16)(
+            x, N * C, S, C, job->coef[0], job->coef[1], job->coef[2], job->activation, y);
+    return status;
+}
+
 static int bn_forward_train_lowp(int bfloat16, const uint16_t *x, int64_t N, int64_t C,
                                 int64_t S, const float *weight, const float *bias, double eps,
                                 int activation, const cnorm_renorm *renorm, uint16_t *y,
@@ -454,10 +495,12 @@ static int bn_forward_train_lowp(int bfloat16, const uint16_t *x, int64_t N, int
                      : CNORM_EINVAL;
     if (status != 1)
         return status;
-    const int fused = chan_fused(N, S);
+    const int planes = S >= LOWP_TRAIN_PLANE ||
+                       (S >= LOWP_PLANE_ROW && N * C * S >= LOWP_TRAIN_LARGE);
+    const int fused = !planes && chan_fused(N, S);
     const int64_t reduce_per = chan_per(C, S, LOWP_CHUNK);
-    const int64_t P = fused ? 0 : cnorm_min64(chan_pieces(C),
-                                              cnorm_cdiv64(N * C * S, reduce_per));
+    const int64_t P = planes || fused ? 0 : cnorm_min64(chan_pieces(C),
+                                                        cnorm_cdiv64(N * C * S, reduce_per));
     const int64_t bytes[2] = {3 * P * C * (int64_t)sizeof(double),
                               3 * C * (int64_t)sizeof(float)};
     void *parts[2], *block;
@@ -468,6 +511,11 @@ static int bn_forward_train_lowp(int bfloat16, const uint16_t *x, int64_t N, int
     for (int i = 0; i < 3; i++) {
         job.part[i] = P ? (double *)parts[0] + i * P * C : NULL;
         job.coef[i] = (float *)parts[1] + i * C;
+    }
+    if (planes) {
+        status = train_planes_lowp(bfloat16, &job, x, N, C, S, y);
+        free(block);
+        return status;
     }
     if (fused) {
         const int64_t per = chan_fused_per(N, C, S);

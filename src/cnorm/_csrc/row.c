@@ -10,7 +10,8 @@
  *   row_one_impl.h        one row's backward
  *   row_drivers_impl.h    residual add + norm and the backward kernels:
  *                         chunks of rows or segments in parallel
- *   row_affine_impl.h     2-byte batch-norm inference on rows (2-byte only)
+ *   row_batch_impl.h      2-byte batch norm on rows: planes' moments and
+ *                         the affine pass (2-byte only)
  *
  * The *_impl.h parts are compiled once per dtype and SIMD path
  * (row_impl.h, instantiate.h); the forward's two also for 2-byte storage
@@ -175,7 +176,7 @@ static void row_chunks_merge(row_chunks *ch, int64_t GP, double *dweight, double
 #undef CNORM_FAMILY_ELEMENT_TYPES
 
 /* The forward again on 2-byte storage (cnorm_row_forward_bf16 and _f16,
- * and cnorm_row_affine_bf16 and _f16 for lowp.c's batch-norm inference):
+ * and cnorm_row_moments_* and cnorm_row_affine_* for lowp.c's batch norm):
  * the float32 loops on values converted in registers or in L1 blocks, so
  * memory sees each 2-byte value loaded once by the statistics and stored
  * once by the normalizing pass. */

@@ -1,7 +1,7 @@
 /* The row family's 2-byte kernels (row.c, instantiate_narrow.h): float16
  * / bfloat16 x and y as their uint16_t bits, float32 parameters and
  * statistics.  row_forward is cnorm.h's cnorm_row_forward_f16/_bf16;
- * row_affine (row_affine_impl.h) is lowp.c's batch-norm inference. */
+ * row_moments and row_affine (row_batch_impl.h) are lowp.c's batch norm. */
 #ifndef CNORM_ROW_NARROW_H
 #define CNORM_ROW_NARROW_H
 
@@ -13,10 +13,12 @@
        int activation, const float *weight, const float *bias, ST *y, float *mean,     \
        float *rstd),                                                                   \
       (x, M, K, G, S, center, eps, activation, weight, bias, y, mean, rstd))           \
+    X(SFX, row_moments, (const ST *x, int64_t M, int64_t K, double *mean, double *m2), \
+      (x, M, K, mean, m2))                                                             \
     X(SFX, row_affine,                                                                 \
-      (const ST *x, int64_t M, int64_t K, int64_t cycle, const float *scale,            \
-       const float *shift, int activation, ST *y),                                     \
-      (x, M, K, cycle, scale, shift, activation, y))
+      (const ST *x, int64_t M, int64_t K, int64_t cycle, const float *center,           \
+       const float *scale, const float *shift, int activation, ST *y),                 \
+      (x, M, K, cycle, center, scale, shift, activation, y))
 #define CNORM_ROW_NARROW_TYPES(X) X(uint16_t, bf16) X(uint16_t, f16)
 
 #define CNORM_ROW_NARROW_DECLARE(SFX, name, params, args) int cnorm_##name##_##SFX params;
