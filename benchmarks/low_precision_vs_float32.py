@@ -35,6 +35,8 @@ CASES = {   # name: (shape, channel axis; None: layer norm over the last dim, "l
     "batch_norm_train (8,64,14,14)": ((8, 64, 14, 14), "train"),
     "batch_norm_train (32,56,56,64) axis=-1": ((32, 56, 56, 64), "train-1"),
     "batch_norm_backward (32,64,56,56)": ((32, 64, 56, 56), "backward"),
+    "batch_norm_backward (4,3,512,512)": ((4, 3, 512, 512), "backward"),
+    "batch_norm_backward (16,64,24,24)": ((16, 64, 24, 24), "backward"),
     "batch_norm_backward (8,64,14,14)": ((8, 64, 14, 14), "backward"),
     "batch_norm_backward (32,56,56,64) axis=-1": ((32, 56, 56, 64), "backward-1"),
     "batch_norm_infer (4,3,512,512)": ((4, 3, 512, 512), 1),

@@ -520,7 +520,8 @@ def test_batch_norm_train_empty_and_degenerate_as_float32(dtype):
 
 # Both sides of each bound of the planes: 512 values, and 64 in inputs of
 # 2**21 values or more (each side checked to take the path it should: a
-# constant channel, renorm and the saved statistics included).
+# constant channel, renorm, the saved statistics and the backward
+# included).
 PLANE_BOUNDS = [(3, 4, 512), (3, 4, 511), (129, 64, 256), (127, 64, 256), (2, 3, 64, 65)]
 
 
@@ -545,6 +546,21 @@ def test_batch_norm_train_at_the_bounds_of_planes(dtype, shape):
     want = ref.renorm_forward(x, running_mean, running_var, w, b, rmax=2.0, dmax=0.5)
     within_one_ulp(got[0], want[0], dtype, f32_slack(want[0], b))
     np.testing.assert_allclose(got[3], want[3], rtol=1e-6)
+    # the backward on the same side of the bounds; bfloat16 dy near 1e37 in
+    # one channel overflows float32 sums, which are redone in double
+    dy = data(shape, dtype, 0.0, seed=14)
+    if dtype != np.float16:
+        dy[:, 2] = (data(dy[:, 2].shape, np.float32, 10.0, seed=16) * 1e36).astype(dtype)
+    x[:, 1] = data((shape[0],) + shape[2:], dtype, 1e3, seed=15)   # no constant channel
+    _, m, invstd = cnorm.batch_norm_train(x)
+    rdx, rdw, rdb = ref.bn_backward(dy, x, m, invstd, w)
+    with np.errstate(over="ignore"):   # channel 2's float32 dweight, dbias
+        dx, dw, db = cnorm.batch_norm_backward(dy, x, m, invstd, w)
+    per_channel = tuple(i for i in range(x.ndim) if i != 1)
+    within_one_ulp(dx, rdx, dtype, slack=1e-6 * np.abs(rdx).max(axis=per_channel, keepdims=True))
+    finite = [c for c in range(C) if c != 2]   # float32 dweight, dbias: inf where they overflow
+    np.testing.assert_allclose(db[finite], rdb[finite], rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(dw[finite], rdw[finite], rtol=1e-4, atol=1e-3)
 
 
 @pytest.mark.parametrize("dtype", LOW, ids=IDS)

@@ -1,6 +1,7 @@
 /* float16 / bfloat16 entry points of batch norm and the row-family
- * backward.  The row forward, batch-norm inference and training on planes
- * convert inside the row family's loops (row.c).  Otherwise the float32
+ * backward.  The row forward, batch-norm inference, and batch-norm
+ * training and backward on planes convert inside the row family's loops
+ * (row.c).  Otherwise the float32
  * kernels run on chunks of the input converted to float32 in a per-thread
  * scratch buffer that stays in cache, and each chunk's output is rounded
  * back before the next one, so memory sees 2-byte loads and stores only.
@@ -10,8 +11,8 @@
  * they fit); inside a chunk the float32 kernel runs on the calling thread
  * (its work is below the parallel threshold).
  *
- * Batch-norm training on chunks (small planes, channels-last) and the
- * backward take two such passes: the first reduces each chunk with the
+ * Batch-norm training and backward on chunks (small planes,
+ * channels-last) take two such passes: the first reduces each chunk with the
  * float32 kernel (moments, or the backward's sums) and merges the chunk's
  * per-channel results into its piece's; pieces (runs of consecutive
  * chunks, one thread each) have bounds that depend on the shape only and
@@ -461,6 +462,12 @@ static int train_channels_chunk(const void *job, const lowp_chunk *ch)
 #define LOWP_TRAIN_PLANE 512
 #define LOWP_TRAIN_LARGE ((int64_t)1 << 21)
 
+/* Whether training and backward of this planar view run on planes. */
+static int chan_planes(int64_t N, int64_t C, int64_t S)
+{
+    return S >= LOWP_TRAIN_PLANE || (S >= LOWP_PLANE_ROW && N * C * S >= LOWP_TRAIN_LARGE);
+}
+
 static int train_planes_lowp(int bfloat16, lowp_train_job *job, const uint16_t *x, int64_t N,
                              int64_t C, int64_t S, uint16_t *y)
 {
@@ -495,8 +502,7 @@ static int bn_forward_train_lowp(int bfloat16, const uint16_t *x, int64_t N, int
                      : CNORM_EINVAL;
     if (status != 1)
         return status;
-    const int planes = S >= LOWP_TRAIN_PLANE ||
-                       (S >= LOWP_PLANE_ROW && N * C * S >= LOWP_TRAIN_LARGE);
+    const int planes = chan_planes(N, C, S);
     const int fused = !planes && chan_fused(N, S);
     const int64_t reduce_per = chan_per(C, S, LOWP_CHUNK);
     const int64_t P = planes || fused ? 0 : cnorm_min64(chan_pieces(C),
@@ -595,6 +601,45 @@ static int backward_channels_chunk(const void *job, const lowp_chunk *ch)
                                  j->sum_dy + c, j->sum_dy_xhat + c);
 }
 
+/* The backward on planes (chan_planes), as training: each plane's sums of
+ * dy and dy * (x - mean) on the row tiles, added per channel in plane
+ * order, then dx over the planes with the float32 kernel's constants
+ * (cnorm_bn_backward_dx_f32's). */
+static int backward_planes_lowp(int bfloat16, const lowp_backward_job *j, const uint16_t *dy,
+                                const uint16_t *x, int64_t N, int64_t C, int64_t S,
+                                uint16_t *dx)
+{
+    const int64_t bytes[2] = {2 * N * C * (int64_t)sizeof(double),
+                              j->dx ? 3 * C * (int64_t)sizeof(float) : 0};
+    void *parts[2], *block;
+    if (cnorm_scratch_alloc(2, bytes, parts, &block) != CNORM_OK)
+        return CNORM_ENOMEM;
+    double *psdy = parts[0], *psdx = psdy + N * C;
+    float *a = parts[1], *k1 = a ? a + C : NULL, *k3 = a ? a + 2 * C : NULL;
+    int status = (bfloat16 ? cnorm_row_dots_bf16 : cnorm_row_dots_f16)(dy, x, N * C, S, C,
+                                                                       j->mean, psdy, psdx);
+    for (int64_t c = 0; c < C && status == CNORM_OK; c++) {
+        double sdy = 0.0, sdx = 0.0;
+        for (int64_t i = 0; i < N; i++) {   /* in plane order */
+            sdy += psdy[i * C + c];
+            sdx += psdx[i * C + c];
+        }
+        const double is = j->invstd[c], w = (j->weight ? (double)j->weight[c] : 1.0) * is;
+        j->sum_dy[c] = sdy;
+        j->sum_dy_xhat[c] = is * sdx;
+        if (a) {
+            a[c] = (float)(-is * is * sdx / j->count);
+            k1[c] = (float)w;
+            k3[c] = (float)(-w * sdy / j->count);
+        }
+    }
+    if (status == CNORM_OK && a)
+        status = (bfloat16 ? cnorm_row_bn_dx_bf16 : cnorm_row_bn_dx_f16)(
+            dy, x, N * C, S, C, j->mean, a, k1, k3, dx);
+    free(block);
+    return status;
+}
+
 static int bn_backward_lowp(int bfloat16, const uint16_t *dy, const uint16_t *x, int64_t N,
                             int64_t C, int64_t S, const float *mean, const float *invstd,
                             const float *weight, uint16_t *dx, double *sum_dy,
@@ -605,6 +650,8 @@ static int bn_backward_lowp(int bfloat16, const uint16_t *dy, const uint16_t *x,
         return status;
     lowp_backward_job job = {{C, S, dots_view}, {NULL}, (double)(N * S), mean, invstd, weight,
                              dx != NULL, sum_dy, sum_dy_xhat};
+    if (chan_planes(N, C, S))
+        return backward_planes_lowp(bfloat16, &job, dy, x, N, C, S, dx);
     if (chan_fused(N, S)) {
         const int64_t per = chan_fused_per(N, C, S);
         const lowp_io io = lowp_channels_io(bfloat16, dy, x, dx, N, C, S);

@@ -1,7 +1,8 @@
 /* The row family's 2-byte kernels (row.c, instantiate_narrow.h): float16
  * / bfloat16 x and y as their uint16_t bits, float32 parameters and
  * statistics.  row_forward is cnorm.h's cnorm_row_forward_f16/_bf16;
- * row_moments and row_affine (row_batch_impl.h) are lowp.c's batch norm. */
+ * row_moments, row_dots, row_bn_dx and row_affine (row_batch_impl.h) are
+ * lowp.c's batch norm. */
 #ifndef CNORM_ROW_NARROW_H
 #define CNORM_ROW_NARROW_H
 
@@ -15,6 +16,14 @@
       (x, M, K, G, S, center, eps, activation, weight, bias, y, mean, rstd))           \
     X(SFX, row_moments, (const ST *x, int64_t M, int64_t K, double *mean, double *m2), \
       (x, M, K, mean, m2))                                                             \
+    X(SFX, row_dots,                                                                   \
+      (const ST *dy, const ST *x, int64_t M, int64_t K, int64_t cycle,                 \
+       const float *center, double *sdy, double *sdx),                                 \
+      (dy, x, M, K, cycle, center, sdy, sdx))                                          \
+    X(SFX, row_bn_dx,                                                                  \
+      (const ST *dy, const ST *x, int64_t M, int64_t K, int64_t cycle,                 \
+       const float *center, const float *a, const float *k1, const float *k3, ST *dx), \
+      (dy, x, M, K, cycle, center, a, k1, k3, dx))                                     \
     X(SFX, row_affine,                                                                 \
       (const ST *x, int64_t M, int64_t K, int64_t cycle, const float *center,           \
        const float *scale, const float *shift, int activation, ST *y),                 \
