@@ -68,8 +68,9 @@ def row_cases(rng, rows):
 
 
 def two_byte_cases(rng):
-    """Inference-sized calls on float32, float16 and bfloat16 (when ml_dtypes
-    is installed) data, float32 parameters."""
+    """Inference-sized calls, and small batch-norm training and backward, on
+    float32, float16 and bfloat16 (when ml_dtypes is installed) data,
+    float32 parameters."""
     dtypes = [np.float32, np.float16]
     try:
         import ml_dtypes
@@ -89,6 +90,11 @@ def two_byte_cases(rng):
         cases[f"layer_norm (1,768) {name}"] = lambda r=r, s=s: cnorm.layer_norm(r, 768, w, w,
                                                                                  out=s)
         cases[f"rms_norm (1,768) {name}"] = lambda r=r, s=s: cnorm.rms_norm(r, 768, w, out=s)
+        _, mean, invstd = cnorm.batch_norm_train(x, c, c)
+        cases[f"batch_norm_train (1,64,7,7) {name}"] = (
+            lambda x=x, y=y: cnorm.batch_norm_train(x, c, c, out=y))
+        cases[f"batch_norm_backward (1,64,7,7) {name}"] = (
+            lambda x=x, y=y, m=mean, i=invstd: cnorm.batch_norm_backward(x, x, m, i, c, out=y))
     return cases
 
 

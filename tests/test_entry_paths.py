@@ -214,8 +214,49 @@ def test_two_byte_batch_norm_infer_lean_equals_general(rng, dtype, axis):
 
 
 @pytest.mark.parametrize("dtype", _two_byte_dtypes(), ids=lambda d: d.name)
+@pytest.mark.parametrize("axis", [1, -1])
+@pytest.mark.parametrize("shape", [(4, 6, 5, 3), (3, 4, 600)])   # chunks, planes
+def test_two_byte_batch_norm_train_and_backward_lean_equal_general(rng, dtype, axis, shape):
+    """float16/bfloat16 x (and dy) with float32 parameters and statistics
+    take the lean paths of batch_norm_train and batch_norm_backward; float64
+    eps, or statistics as a list, the general ones: the same bits, float32
+    statistics and gradients, every out; the layer's step too."""
+    x, dy, w, b = _inputs(rng, np.float32, shape, axis)
+    x, dy = x.astype(dtype), dy.astype(dtype)
+    assert _kernels.bn_train_fast(x, w, b, EPS, axis, None) is not None
+    lean = cnorm.batch_norm_train(x, w, b, eps=EPS, axis=axis, activation="relu")
+    for a, g in zip(lean, cnorm.batch_norm_train(x, w, b, eps=GENERAL_EPS, axis=axis,
+                                                 activation="relu")):
+        _same(a, g)
+    y, mean, invstd = lean
+    assert y.dtype == dtype and mean.dtype == invstd.dtype == np.float32
+    inplace = x.copy()
+    assert cnorm.batch_norm_train(inplace, w, b, eps=EPS, axis=axis, activation="relu",
+                                  out=inplace)[0] is inplace
+    _same(inplace, y)
+    for weight in (w, None):
+        assert _kernels.bn_backward_fast(dy, x, mean, invstd, weight, None, axis,
+                                         None) is not None
+        back = cnorm.batch_norm_backward(dy, x, mean, invstd, weight, axis=axis)
+        for a, g in zip(back, cnorm.batch_norm_backward(dy, x, list(mean), invstd, weight,
+                                                        axis=axis)):
+            _same(a, g)
+        assert back[0].dtype == dtype and back[2].dtype == np.float32
+        into_dy = dy.copy()
+        assert cnorm.batch_norm_backward(into_dy, x, mean, invstd, weight, axis=axis,
+                                         out=into_dy)[0] is into_dy
+        _same(into_dy, back[0])
+    layer = cnorm.BatchNorm(shape[axis], axis=axis, dtype=dtype)
+    layer.weight[:], layer.bias[:] = w, b
+    y, mean, invstd = cnorm.batch_norm_train(x, w, b, eps=GENERAL_EPS, axis=axis)
+    _same(layer(x), y)
+    _same(layer.backward(dy),
+          cnorm.batch_norm_backward(dy, x, list(mean), invstd, w, axis=axis)[0])
+
+
+@pytest.mark.parametrize("dtype", _two_byte_dtypes(), ids=lambda d: d.name)
 def test_two_byte_statistics_of_x_dtype_take_the_general_path(rng, dtype):
-    """The lean backwards are float32/float64 only: 2-byte x, dy and saved
+    """The lean row backwards are float32/float64 only: 2-byte x, dy and saved
     statistics in x's dtype (which the general path widens) give the result
     of float32 statistics of the same values."""
     x = rng.standard_normal((4, 64)).astype(dtype)

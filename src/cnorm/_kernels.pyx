@@ -169,17 +169,30 @@ def bn_forward_train_low(cnp.ndarray x, int64_t N, int64_t C, int64_t S, weight,
     cdef const float *b = <const float*>_data(bias, cnp.NPY_FLOAT32, C, "bias")
     cdef cnorm_renorm rn
     cdef cnorm_renorm *rp = _renorm_of(renorm, C, &rn)
-    cdef const uint16_t *xp = <const uint16_t*>cnp.PyArray_DATA(x)
-    cdef uint16_t *yp = <uint16_t*>cnp.PyArray_DATA(y)
-    cdef double *mp = <double*>cnp.PyArray_DATA(mean)
-    cdef double *vp = <double*>cnp.PyArray_DATA(var)
+    _bn_train_2byte(cnp.PyArray_DATA(x), N, C, S, w, b, eps, cnp.PyArray_DATA(y),
+                    <double*>cnp.PyArray_DATA(mean), <double*>cnp.PyArray_DATA(var), rp,
+                    bfloat16, activation)
+
+
+cdef int _bn_train_2byte(void *x, int64_t N, int64_t C, int64_t S, const void *weight,
+                         const void *bias, double eps, void *y, double *mean, double *var,
+                         cnorm_renorm *rp, bint bfloat16, int activation) except -1:
+    """The kernel call of bn_forward_train_low, arguments already checked: x
+    and y 2-byte data, weight and bias float32 (or NULL)."""
+    cdef const uint16_t *xp = <const uint16_t*>x
+    cdef uint16_t *yp = <uint16_t*>y
+    cdef const float *w = <const float*>weight
+    cdef const float *b = <const float*>bias
     cdef int status
     with nogil:
         if bfloat16:
-            status = k.bn_forward_train_bf16(xp, N, C, S, w, b, eps, activation, rp, yp, mp, vp)
+            status = k.bn_forward_train_bf16(xp, N, C, S, w, b, eps, activation, rp, yp, mean,
+                                             var)
         else:
-            status = k.bn_forward_train_f16(xp, N, C, S, w, b, eps, activation, rp, yp, mp, vp)
+            status = k.bn_forward_train_f16(xp, N, C, S, w, b, eps, activation, rp, yp, mean,
+                                            var)
     _check(status)
+    return 0
 
 
 def bn_backward_low(cnp.ndarray dy, cnp.ndarray x, int64_t N, int64_t C, int64_t S,
@@ -201,15 +214,29 @@ def bn_backward_low(cnp.ndarray dy, cnp.ndarray x, int64_t N, int64_t C, int64_t
     cdef double *s2 = <double*>_data(sum_dy_xhat, cnp.NPY_FLOAT64, C, "sum_dy_xhat")
     _require_writable(sum_dy, "sum_dy")
     _require_writable(sum_dy_xhat, "sum_dy_xhat")
-    cdef const uint16_t *dyp = <const uint16_t*>cnp.PyArray_DATA(dy)
-    cdef const uint16_t *xp = <const uint16_t*>cnp.PyArray_DATA(x)
+    _bn_backward_2byte(cnp.PyArray_DATA(dy), cnp.PyArray_DATA(x), N, C, S, mp, ip, w, dxp, s1,
+                       s2, bfloat16)
+
+
+cdef int _bn_backward_2byte(const void *dy, const void *x, int64_t N, int64_t C, int64_t S,
+                            const void *mean, const void *invstd, const void *weight, void *dx,
+                            double *sum_dy, double *sum_dy_xhat, bint bfloat16) except -1:
+    """The kernel call of bn_backward_low, arguments already checked: dy, x
+    and dx (or NULL) 2-byte data, mean, invstd and weight (or NULL) float32."""
+    cdef const uint16_t *dyp = <const uint16_t*>dy
+    cdef const uint16_t *xp = <const uint16_t*>x
+    cdef uint16_t *dxp = <uint16_t*>dx
+    cdef const float *mp = <const float*>mean
+    cdef const float *ip = <const float*>invstd
+    cdef const float *w = <const float*>weight
     cdef int status
     with nogil:
         if bfloat16:
-            status = k.bn_backward_bf16(dyp, xp, N, C, S, mp, ip, w, dxp, s1, s2)
+            status = k.bn_backward_bf16(dyp, xp, N, C, S, mp, ip, w, dxp, sum_dy, sum_dy_xhat)
         else:
-            status = k.bn_backward_f16(dyp, xp, N, C, S, mp, ip, w, dxp, s1, s2)
+            status = k.bn_backward_f16(dyp, xp, N, C, S, mp, ip, w, dxp, sum_dy, sum_dy_xhat)
     _check(status)
+    return 0
 
 
 def row_backward_low(cnp.ndarray dy, cnp.ndarray x, int64_t M, int64_t K, int64_t G, int64_t S,
@@ -742,17 +769,20 @@ cdef cnp.ndarray _invstd(cnp.ndarray var, double eps):
 
 
 def bn_train_fast(x, weight, bias, eps, axis, out, int activation=0, bint moments=False):
-    """batch_norm_train for the common case: (y, mean, invstd) in x's dtype,
-    with moments followed by the float64 mean and biased var they were
-    rounded from (BatchNorm's running update); or None (see above; also for
-    eps == 0 and fewer than 2 values per channel, which functional.py
-    rejects with their messages).  activation: a CNORM_ACT_* code."""
+    """batch_norm_train for the common case: (y, mean, invstd) in x's dtype
+    (float32 statistics and parameters for float16/bfloat16 x), with
+    moments followed by the float64 mean and biased var they were rounded
+    from (BatchNorm's running update); or None (see above; also for eps == 0
+    and fewer than 2 values per channel, which functional.py rejects with
+    their messages).  activation: a CNORM_ACT_* code."""
     cdef int64_t ncs[3]
-    cdef int t = _plain_channel_view(x, axis, ncs)
+    cdef int t = _plain_channel_view(x, axis, ncs, True)
     if t == 0 or not _good_eps(eps) or <double>eps == 0.0 or ncs[0] * ncs[2] < 2:
         return None
+    cdef bint two_byte = t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64
+    cdef int pt = cnp.NPY_FLOAT32 if two_byte else t
     cdef int64_t C = ncs[1]
-    if not (_vector(weight, t, C, True) and _vector(bias, t, C, True)):
+    if not (_vector(weight, pt, C, True) and _vector(bias, pt, C, True)):
         return None
     y = _output(out, <cnp.ndarray>x, t, None)
     if y is None or not _clear(y, out, (weight, bias)):
@@ -760,25 +790,35 @@ def bn_train_fast(x, weight, bias, eps, axis, out, int activation=0, bint moment
     cdef cnp.npy_intp c = C
     cdef cnp.ndarray mean = cnp.PyArray_EMPTY(1, &c, cnp.NPY_FLOAT64, 0)
     cdef cnp.ndarray var = cnp.PyArray_EMPTY(1, &c, cnp.NPY_FLOAT64, 0)
-    _bn_train(x, ncs[0], C, ncs[2], weight, bias, eps, y, mean, var, NULL, t, activation)
-    saved = (y, _vector_of(mean, t), _vector_of(_invstd(var, eps), t))
+    if two_byte:
+        _bn_train_2byte(cnp.PyArray_DATA(<cnp.ndarray>x), ncs[0], C, ncs[2],
+                        _data_or_null(weight), _data_or_null(bias), eps,
+                        cnp.PyArray_DATA(<cnp.ndarray>y), <double*>cnp.PyArray_DATA(mean),
+                        <double*>cnp.PyArray_DATA(var), NULL, t != cnp.NPY_FLOAT16, activation)
+    else:
+        _bn_train(x, ncs[0], C, ncs[2], weight, bias, eps, y, mean, var, NULL, t, activation)
+    saved = (y, _vector_of(mean, pt), _vector_of(_invstd(var, eps), pt))
     return saved + (mean, var) if moments else saved
 
 
 def bn_backward_fast(dy, x, mean, invstd, weight, bias, axis, out):
     """batch_norm_backward for the common case: (dx, dweight or None, dbias)
-    in x's dtype, or None (see above; out may also be dy).  bias is unused
-    without an activation but checked, as the general path checks it."""
+    in x's dtype (dweight, dbias, statistics and parameters float32 for
+    float16/bfloat16 x and dy), or None (see above; out may also be dy).
+    bias is unused without an activation but checked, as the general path
+    checks it."""
     cdef int64_t ncs[3]
-    cdef int t = _plain_channel_view(x, axis, ncs)
+    cdef int t = _plain_channel_view(x, axis, ncs, True)
     if t == 0 or not _plain(dy, t):
         return None
     cdef cnp.ndarray xa = <cnp.ndarray>x, da = <cnp.ndarray>dy
     if not _same_dims(da, xa):
         return None
+    cdef bint two_byte = t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64
+    cdef int pt = cnp.NPY_FLOAT32 if two_byte else t
     cdef int64_t C = ncs[1]
-    if not (_vector(mean, t, C, False) and _vector(invstd, t, C, False)
-            and _vector(weight, t, C, True) and _vector(bias, t, C, True)):
+    if not (_vector(mean, pt, C, False) and _vector(invstd, pt, C, False)
+            and _vector(weight, pt, C, True) and _vector(bias, pt, C, True)):
         return None
     dx = _output(out, da, t, None)   # dx may be dy, never x (restrict in the kernels)
     if dx is None or not _clear(dx, out, (xa, mean, invstd, weight)):
@@ -786,9 +826,16 @@ def bn_backward_fast(dy, x, mean, invstd, weight, bias, axis, out):
     cdef cnp.npy_intp c = C
     cdef cnp.ndarray sum_dy = cnp.PyArray_EMPTY(1, &c, cnp.NPY_FLOAT64, 0)
     cdef cnp.ndarray sum_dy_xhat = cnp.PyArray_EMPTY(1, &c, cnp.NPY_FLOAT64, 0)
-    _bn_backward(da, xa, ncs[0], C, ncs[2], mean, invstd, weight, dx, sum_dy, sum_dy_xhat, t)
-    dweight = None if weight is None else _vector_of(sum_dy_xhat, t)
-    return dx, dweight, _vector_of(sum_dy, t)
+    if two_byte:
+        _bn_backward_2byte(cnp.PyArray_DATA(da), cnp.PyArray_DATA(xa), ncs[0], C, ncs[2],
+                           _data_or_null(mean), _data_or_null(invstd), _data_or_null(weight),
+                           cnp.PyArray_DATA(<cnp.ndarray>dx), <double*>cnp.PyArray_DATA(sum_dy),
+                           <double*>cnp.PyArray_DATA(sum_dy_xhat), t != cnp.NPY_FLOAT16)
+    else:
+        _bn_backward(da, xa, ncs[0], C, ncs[2], mean, invstd, weight, dx, sum_dy, sum_dy_xhat,
+                     t)
+    dweight = None if weight is None else _vector_of(sum_dy_xhat, pt)
+    return dx, dweight, _vector_of(sum_dy, pt)
 
 
 cdef int _bfloat16_type = -1   # ml_dtypes' bfloat16, once an array of it was seen
