@@ -711,6 +711,29 @@ def test_row_backward_in_two_byte_chunks(dtype, name, shape, mean):
         np.testing.assert_allclose(got[2], want[2], rtol=1e-4, atol=1e-3)
 
 
+# Rows of up to 2**14 values run on the row tiles, each row of dy and x
+# converted once: dx is the float32 backward's, rounded once, and the
+# parameter gradients its too (the same chunks of rows).  Longer rows go to
+# lowp.c's chunks (test_row_backward_in_two_byte_chunks).
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+@pytest.mark.parametrize("name, shape", [("layer_norm", (40, 2**14)), ("layer_norm", (300, 96)),
+                                         ("rms_norm", (5, 7, 768)), ("group_norm", (40, 6, 33)),
+                                         ("instance_norm", (3, 6, 4000))])
+def test_row_backward_equals_float32_rounded_once(dtype, name, shape):
+    from cnorm.lowp import downcast
+
+    x, dy = data(shape, dtype, 3.0, seed=24), data(shape, dtype, 0.0, seed=25)
+    n = shape[-1] if name in ("layer_norm", "rms_norm") else shape[1]
+    w, b = f32_params(n)
+    forward, backward, _ = ROW_BACKWARD_CASES[name]
+    stats = forward(x, w, b)[1:]
+    got = backward(dy, x, stats, w)
+    want = backward(dy.astype(np.float32), x.astype(np.float32), stats, w)
+    np.testing.assert_array_equal(got[0].view(np.uint16), downcast(want[0], dtype).view(np.uint16))
+    for g, f in zip(got[1:], want[1:]):
+        np.testing.assert_array_equal(g, f)
+
+
 @pytest.mark.parametrize("dtype", LOW, ids=IDS)
 @pytest.mark.parametrize("name", ROW_BACKWARD_CASES)
 def test_row_backward_same_bits_for_1_2_4_threads(dtype, name):

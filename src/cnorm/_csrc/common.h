@@ -13,7 +13,9 @@
  * each value of it as T; OUT_BLOCK(dst, buf) says where to write the
  * block's T results (dst, or buf) and STORE_BLOCK(src, dst, n) stores
  * them (nothing, or converts buf into dst).  buf holds ROW_BUF values (1
- * where ST is T). */
+ * where ST is T).  The row backward reads whole rows as T through
+ * LOAD_ROW(src, buf, n) (src itself, or converted into buf: its chunks
+ * hold ROW_ROW_BUFS row buffers, 0 where ST is T). */
 #ifndef CNORM_COMMON_H
 #define CNORM_COMMON_H
 

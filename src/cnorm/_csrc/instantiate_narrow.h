@@ -13,32 +13,38 @@
 #define ST uint16_t
 #define CNORM_NARROW_STORAGE 1
 #define OUT_BLOCK(dst, buf) (buf)
+#define ROW_ROW_BUFS 2
 
 #define LT uint16_t
 #define LOAD(v) cnorm_bf16_to_float(v)
 #define LOAD_BLOCK(src, buf, n) ((void)(buf), (src))
 #define STORE_BLOCK(src, dst, n) cnorm_from_f32_serial(1)((src), (dst), (n))
+#define LOAD_ROW(src, buf, n) (cnorm_to_f32_serial(1)((src), (buf), (n)), (const T *)(buf))
 #define SFX(name) CNORM_PASTE3(name, _bf16_, CNORM_PATH)
 #include CNORM_FAMILY_IMPL
 #undef LT
 #undef LOAD
 #undef LOAD_BLOCK
 #undef STORE_BLOCK
+#undef LOAD_ROW
 #undef SFX
 
 #define LT float
 #define LOAD(v) (v)
 #define LOAD_BLOCK(src, buf, n) (cnorm_to_f32_serial(0)((src), (buf), (n)), (const T *)(buf))
 #define STORE_BLOCK(src, dst, n) cnorm_from_f32_serial(0)((src), (dst), (n))
+#define LOAD_ROW(src, buf, n) LOAD_BLOCK(src, buf, n)
 #define SFX(name) CNORM_PASTE3(name, _f16_, CNORM_PATH)
 #include CNORM_FAMILY_IMPL
 #undef LT
 #undef LOAD
 #undef LOAD_BLOCK
 #undef STORE_BLOCK
+#undef LOAD_ROW
 #undef SFX
 
 #undef T
 #undef ST
 #undef CNORM_NARROW_STORAGE
 #undef OUT_BLOCK
+#undef ROW_ROW_BUFS

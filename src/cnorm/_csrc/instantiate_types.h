@@ -10,6 +10,8 @@
 #define LOAD_BLOCK(src, buf, n) ((void)(buf), (src))
 #define OUT_BLOCK(dst, buf) ((void)(buf), (dst))
 #define STORE_BLOCK(src, dst, n) ((void)0)
+#define LOAD_ROW(src, buf, n) ((void)(buf), (src))
+#define ROW_ROW_BUFS 0
 
 #define T float
 #define SFX(name) CNORM_PASTE3(name, _f32_, CNORM_PATH)
@@ -30,3 +32,5 @@
 #undef LOAD_BLOCK
 #undef OUT_BLOCK
 #undef STORE_BLOCK
+#undef LOAD_ROW
+#undef ROW_ROW_BUFS

@@ -191,6 +191,9 @@ static int row_backward_lowp(int bfloat16, const uint16_t *dy, const uint16_t *x
     if (M < 0 || K < 1 || G < 1 || S < 1 || K % S || !dy || !x || !rstd || !dx ||
         (center && !mean))
         return CNORM_EINVAL;
+    if (cnorm_row_backward_rows_fit(K))   /* each row converted once, on the row tiles */
+        return (bfloat16 ? cnorm_row_backward_rows_bf16 : cnorm_row_backward_rows_f16)(
+            dy, x, M, K, G, S, center, mean, rstd, weight, dx, dweight, dbias);
     const int64_t GP = G * (K / S);
     /* at least LOWP_ROW_BWD_ROWS rows (each chunk adds 2 * GP gradient sums)
      * while that stays within 4 * LOWP_CHUNK values: long rows, one at a time */

@@ -8,8 +8,9 @@
  *   row_forward_impl.h    one row's forward and the forward kernel
  *   row_tiles_impl.h      the backward's sums and dx passes
  *   row_one_impl.h        one row's backward
- *   row_drivers_impl.h    residual add + norm and the backward kernels:
- *                         chunks of rows or segments in parallel
+ *   row_drivers_impl.h    residual add + norm, and the backward of few
+ *                         long rows split by columns
+ *   row_backward_impl.h   the backward kernel: chunks of rows in parallel
  *   row_batch_impl.h      2-byte batch norm on rows: planes' moments and
  *                         the affine pass (2-byte only)
  *
@@ -63,6 +64,19 @@
 #else
 #define ROW_TILE static
 #endif
+
+/* Whether the backward splits few long rows by columns (S == 1, rows
+ * longer than ROW_SPLIT_BYTES, too few for two chunks of ROW_FLUSH_ROWS
+ * rows). */
+static int row_splits(int64_t M, int64_t K, int64_t S, int64_t elsize)
+{
+    return S == 1 && K * elsize > ROW_SPLIT_BYTES && M < 2 * ROW_FLUSH_ROWS;
+}
+
+int cnorm_row_backward_rows_fit(int64_t K)
+{
+    return K * (int64_t)sizeof(float) <= ROW_SPLIT_BYTES;
+}
 
 /* 1 for a valid row view with M >= 1 rows. */
 static int row_valid(int64_t M, int64_t K, int64_t G, int64_t S)

@@ -1,6 +1,6 @@
-/* Row family, drivers (see row.c for the parts): the public kernels and
- * their jobs; rows, chunks of rows or column segments run in parallel
- * (runtime.h).  Part of row_impl.h. */
+/* Row family, drivers (see row.c for the parts): residual add + norm, and
+ * the backward of few long rows split by columns; rows or column segments
+ * run in parallel (runtime.h).  Part of row_impl.h. */
 
 typedef struct {
     const T *x, *residual, *weight, *bias;
@@ -44,53 +44,6 @@ static int SFX(cnorm_row_add_forward)(const T *x, const T *residual, int64_t M, 
                                   center, eps};
     cnorm_parallel(nt, cnorm_cdiv64(M, rows), SFX(row_add_task), &job);
     return CNORM_OK;
-}
-
-typedef struct {
-    const T *dy, *x, *mean, *rstd, *weight;
-    T *dx;
-    double *dweight, *dbias;
-    const row_chunks *ch;
-    int64_t M, K, G, S;
-    int center;
-} SFX(row_bwd_job);
-
-/* Backward task c: the rows of chunk c, parameter gradients into its own
- * partial arrays.  Each row's sums stream its dy and x from memory; its dx
- * pass then reads them from cache.  With S == 1
- * that pass also sums the column gradients in T, in the chunk's column
- * scratch, which goes to the partials every ROW_FLUSH_ROWS rows (every row
- * when G > 1: then consecutive rows have different parameters).  With
- * G == 1 the first flush assigns the partials, so they need no zeroing. */
-static void SFX(row_backward_task)(const void *job, int64_t c)
-{
-    const SFX(row_bwd_job) *j = job;
-    const int64_t K = j->K, P = K / j->S;
-    double *dw = row_chunk_part(j->ch, j->dweight, 0, c);
-    double *db = row_chunk_part(j->ch, j->dbias, 1, c);
-    T *sw = j->ch->cols ? (T *)(j->ch->cols + c * j->ch->col_bytes) : NULL;
-    T *sb = sw ? sw + K : NULL;
-    const int64_t flush_rows = j->G == 1 ? ROW_FLUSH_ROWS : 1;
-    if (dw && !(sw && j->G == 1))
-        memset(dw, 0, (size_t)(j->G * P) * sizeof(double));
-    if (db && !(sw && j->G == 1))
-        memset(db, 0, (size_t)(j->G * P) * sizeof(double));
-    const int64_t start = c * j->ch->rows, end = cnorm_min64(j->M, start + j->ch->rows);
-    for (int64_t m = start; m < end; m++) {
-        const int64_t off = (m % j->G) * P;
-        const T mean = j->center ? j->mean[m] : (T)0, rstd = j->rstd[m];
-        const T delta = SFX(row_mean_residual)(j->x + m * K, K, mean, rstd);
-        const T *w = j->weight ? j->weight + off : NULL;
-        T q, cc;
-        SFX(row_grad_coefs)(j->dy + m * K, j->x + m * K, K, j->S, j->center, mean, delta,
-                            rstd, w, dw && !sw ? dw + off : NULL, db && !sw ? db + off : NULL,
-                            &q, &cc);
-        SFX(row_apply_dx)(j->dy + m * K, j->x + m * K, K, j->S, mean, delta, rstd, w, q, cc,
-                          j->dx + m * K, sw, sb, (m - start) % flush_rows == 0);
-        if (sw && ((m - start + 1) % flush_rows == 0 || m + 1 == end))
-            SFX(row_flush_cols)(sw, sb, K, dw ? dw + off : NULL, db ? db + off : NULL,
-                                j->G == 1 && m - start < flush_rows);
-    }
 }
 
 /* ---- few long rows: backward split by columns --------------------------- */
@@ -188,31 +141,5 @@ static int SFX(row_backward_split)(const T *dy, const T *x, int64_t M, int64_t K
     }
     cnorm_parallel(nt, segs, SFX(row_split_dx_task), &job);
     free(scratch);
-    return CNORM_OK;
-}
-
-static int SFX(cnorm_row_backward)(const T *dy, const T *x, int64_t M, int64_t K, int64_t G,
-                            int64_t S, int center, const T *mean, const T *rstd,
-                            const T *weight, T *dx, double *dweight, double *dbias)
-{
-    if (M == 0) {
-        row_zero_grads(K, G, S, dweight, dbias);
-        return CNORM_OK;
-    }
-    if (!row_valid(M, K, G, S) || !dy || !x || !rstd || !dx || (center && !mean))
-        return CNORM_EINVAL;
-    /* Long rows, too few for two chunks of ROW_FLUSH_ROWS rows: by columns. */
-    if (S == 1 && K * (int64_t)sizeof(T) > ROW_SPLIT_BYTES && M < 2 * ROW_FLUSH_ROWS)
-        return SFX(row_backward_split)(dy, x, M, K, G, center, mean, rstd, weight, dx, dweight,
-                                       dbias);
-    row_chunks ch;
-    const int col_grads = S == 1 && (dweight || dbias);
-    if (row_chunks_init(&ch, M, K, G * (K / S), dweight != NULL, dbias != NULL,
-                        col_grads ? 2 * K * (int64_t)sizeof(T) : 0))
-        return CNORM_ENOMEM;
-    const SFX(row_bwd_job) job = {dy, x, mean, rstd, weight, dx, dweight, dbias, &ch,
-                                  M, K, G, S, center};
-    cnorm_parallel(cnorm_threads_for(M * K, ch.count), ch.count, SFX(row_backward_task), &job);
-    row_chunks_merge(&ch, G * (K / S), dweight, dbias);   /* frees the scratch */
     return CNORM_OK;
 }

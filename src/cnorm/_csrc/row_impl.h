@@ -10,3 +10,4 @@
 #include "row_tiles_impl.h"
 #include "row_one_impl.h"
 #include "row_drivers_impl.h"
+#include "row_backward_impl.h"
