@@ -1,26 +1,26 @@
 /* float16 / bfloat16 entry points of batch norm and the row-family
- * backward.  The row forward, batch-norm inference, and batch-norm
- * training and backward on planes convert inside the row family's loops
- * (row.c).  Otherwise the float32
- * kernels run on chunks of the input converted to float32 in a per-thread
- * scratch buffer that stays in cache, and each chunk's output is rounded
- * back before the next one, so memory sees 2-byte loads and stores only.
- * A chunk is whole rows (row backward: a multiple of the rows that share a
- * parameter pattern) or LOWP_CHUNK values of the (N, C, S) view
- * (LOWP_PASS_CHUNK for the forward passes that store; whole samples when
- * they fit); inside a chunk the float32 kernel runs on the calling thread
- * (its work is below the parallel threshold).
+ * backward.  The row forward, batch-norm inference, batch-norm training
+ * and backward on planes, and the row backward of rows that fit its
+ * buffers convert inside the row family's loops (row.c).  Otherwise the
+ * float32 kernels run on chunks of the input converted to float32 in a
+ * per-thread scratch buffer that stays in cache, and each chunk's output
+ * is rounded back before the next one, so memory sees 2-byte loads and
+ * stores only.  A chunk is whole rows (row backward: a multiple of the
+ * rows that share a parameter pattern) or LOWP_CHUNK values of the
+ * (N, C, S) view (LOWP_PASS_CHUNK for the forward passes that store; whole
+ * samples when they fit); inside a chunk the float32 kernel runs on the
+ * calling thread (its work is below the parallel threshold).
  *
- * Batch-norm training and backward on chunks (small planes,
- * channels-last) take two such passes: the first reduces each chunk with the
- * float32 kernel (moments, or the backward's sums) and merges the chunk's
+ * Batch-norm training and backward on chunks (small planes, channels-last)
+ * take two such passes: the first reduces each chunk with the float32
+ * kernel (moments, or the backward's sums) and merges the chunk's
  * per-channel results into its piece's; pieces (runs of consecutive
  * chunks, one thread each) have bounds that depend on the shape only and
  * merge in piece order, so the statistics are the same bits for any thread
  * count (docs/design.md, "Threads and determinism").  The second pass is
- * elementwise, as inference.  The row-family backward is one pass: each
- * chunk of rows gives its dx and its parameter gradients, which merge per
- * piece the same way. */
+ * elementwise, as inference.  The row-family backward of long rows is one
+ * pass: each chunk of rows gives its dx and its parameter gradients, which
+ * merge per piece the same way. */
 #include <string.h>
 #include "channel_coefs.h"
 #include "convert.h"
