@@ -3,8 +3,9 @@
  * statistics tile (planes are rows), the backward each plane's sums of dy
  * and dy * (x - mean), which lowp.c merges per channel in plane order;
  * inference and training then run y = act((x - m) * scale + shift) with
- * the normalizing tile, the backward its dx pass.  Part of row_narrow_impl.h only:
- * float32 and float64 batch norm are the channel family's. */
+ * the normalizing tile, the backward its dx pass.  Part of
+ * row_narrow_impl.h only: float32 and float64 batch norm are the channel
+ * family's. */
 
 typedef struct {
     const ST *x;
