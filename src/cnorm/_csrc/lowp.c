@@ -37,10 +37,12 @@
  * storing passes").  The backward's dx pass, two inputs per value,
  * measured faster with LOWP_CHUNK. */
 #define LOWP_PASS_CHUNK ((int64_t)1 << 11)
-/* Row backward: rows per chunk at least (measured, layer_norm_backward
- * (8,64,4096) float16, one thread: 1 row minimum 2.15x the float32 time,
- * 8 rows 1.92x, 16 rows 1.85x, with (32,128,768) unchanged at 1.9x; the
- * float32 buffers of 16 rows of 4096 fill a 512 KiB L2). */
+/* Row backward on chunks (rows too long for the row tiles' buffers,
+ * cnorm_row_backward_rows_fit): rows per chunk at least (measured when all
+ * rows took chunks, layer_norm_backward (8,64,4096) float16, one thread:
+ * 1 row minimum 2.15x the float32 time, 8 rows 1.92x, 16 rows 1.85x, with
+ * (32,128,768) unchanged at 1.9x; the float32 buffers of 16 rows of 4096
+ * fill a 512 KiB L2). */
 #define LOWP_ROW_BWD_ROWS 8
 /* ... and at most this many piece partials (pieces x parameters) of each
  * gradient: allocated, zeroed and merged per call, serially (measured,
