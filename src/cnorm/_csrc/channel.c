@@ -17,19 +17,7 @@
 #include <string.h>
 #include "channel_geom.h"
 #include "simd.h"
-/* Non-temporal stores need GCC/Clang vector types (and x86 intrinsics for
- * the stores themselves; elsewhere they are plain). */
-#if defined(__GNUC__) || defined(__clang__)
-#define CHAN_CAN_STREAM 1
-#else
-#define CHAN_CAN_STREAM 0
-#endif
-#if CNORM_HAVE_X86_PATHS
-#include <immintrin.h>
-#define chan_sfence() _mm_sfence()
-#else
-#define chan_sfence() ((void)0)
-#endif
+#include "stream.h"
 
 /* A planar channel whose data (x, or dy and x) is at most this size is
  * still in L2, or in L3, when its elementwise pass follows its reduction,
@@ -162,7 +150,7 @@ static int chan_fuse(const chan_geom *G, size_t elsize, int64_t arrays)
  * (y is a separate output far larger than the caches). */
 static int chan_stream(const chan_geom *G, size_t elsize, const void *x, const void *y)
 {
-    return CHAN_CAN_STREAM && G->planar && x != y
+    return CNORM_CAN_STREAM && G->planar && x != y
            && G->total * (int64_t)elsize >= CHAN_STREAM_BYTES;
 }
 

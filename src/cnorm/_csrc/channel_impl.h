@@ -4,6 +4,7 @@
  * purpose. */
 
 #include "activation_impl.h"
+#include "stream_impl.h"
 
 /* Lanes (positions) of a strip. */
 #define CL ((int)CHAN_LANES(sizeof(T)))

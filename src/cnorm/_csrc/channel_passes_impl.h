@@ -47,64 +47,17 @@ static void SFX(run_bwd_ip)(T *d, const T *restrict x, int64_t len, T m, T a, T 
 }
 
 /* Streaming variants of the two planar out-of-place loops, for outputs far
- * larger than the caches (see CHAN_STREAM_BYTES): whole vectors go to
- * memory with non-temporal stores, which skip the read of each output line
- * that a plain store costs (benchmarks/RESULTS.md, "Streaming stores").
- * The first values up to a vector-aligned y and the last partial vector
- * are plain stores. */
-#if CHAN_CAN_STREAM
-#if CNORM_PATH_VEC_BYTES >= 32   /* the path's vectors (Clang defines no __AVX__ there) */
-#define CHAN_STREAM_VEC CNORM_PATH_VEC_BYTES
-#else
-#define CHAN_STREAM_VEC 16
-#endif
-typedef T SFX(vec) __attribute__((vector_size(CHAN_STREAM_VEC), aligned(CHAN_STREAM_VEC)));
-#define CV ((int64_t)(CHAN_STREAM_VEC / sizeof(T)))
-
-static inline SFX(vec) SFX(vload)(const T *p)
-{
-    SFX(vec) v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static inline void SFX(vstream)(T *p, SFX(vec) v)
-{
-#if CNORM_PATH_VEC_BYTES >= 64
-    if (sizeof(T) == 4)
-        _mm512_stream_ps((float *)p, (__m512)v);
-    else
-        _mm512_stream_pd((double *)p, (__m512d)v);
-#elif CNORM_PATH_VEC_BYTES >= 32
-    if (sizeof(T) == 4)
-        _mm256_stream_ps((float *)p, (__m256)v);
-    else
-        _mm256_stream_pd((double *)p, (__m256d)v);
-#elif defined(__SSE2__)
-    if (sizeof(T) == 4)
-        _mm_stream_ps((float *)p, (__m128)v);
-    else
-        _mm_stream_pd((double *)p, (__m128d)v);
-#else
-    memcpy(p, &v, sizeof v);
-#endif
-}
-
-/* Values before y + i is vector-aligned (or len). */
-static inline int64_t SFX(stream_head)(const T *y, int64_t len)
-{
-    int64_t off = (int64_t)((uintptr_t)y % CHAN_STREAM_VEC);
-    return off % (int64_t)sizeof(T) ? len   /* misaligned T: no streaming */
-                                   : cnorm_min64(len, (CHAN_STREAM_VEC - off) % CHAN_STREAM_VEC
-                                                          / (int64_t)sizeof(T));
-}
-
+ * larger than the caches (CHAN_STREAM_BYTES): whole vectors stream
+ * (stream_impl.h), the values before the first vector-aligned y and after
+ * the last whole vector are plain stores. */
+#if CNORM_CAN_STREAM
 static void SFX(run_affine_stream)(const T *restrict x, T *restrict y, int64_t len, T m, T a,
                                    T b)
 {
-    int64_t i = SFX(stream_head)(y, len), v;
+    const int64_t i = SFX(stream_head)(y, len), vl = SFX(vec_len)();
+    int64_t v;
     SFX(run_affine_oop)(x, y, i, m, a, b, (T)-INFINITY);
-    for (v = i; v + CV <= len; v += CV)
+    for (v = i; v + vl <= len; v += vl)
         SFX(vstream)(y + v, (SFX(vload)(x + v) - m) * a + b);
     SFX(run_affine_oop)(x + v, y + v, len - v, m, a, b, (T)-INFINITY);
 }
@@ -112,14 +65,13 @@ static void SFX(run_affine_stream)(const T *restrict x, T *restrict y, int64_t l
 static void SFX(run_bwd_stream)(const T *restrict dy, const T *restrict x, T *restrict dx,
                                 int64_t len, T m, T a, T k1, T k3)
 {
-    int64_t i = SFX(stream_head)(dx, len), v;
+    const int64_t i = SFX(stream_head)(dx, len), vl = SFX(vec_len)();
+    int64_t v;
     SFX(run_bwd_oop)(dy, x, dx, i, m, a, k1, k3);
-    for (v = i; v + CV <= len; v += CV)
+    for (v = i; v + vl <= len; v += vl)
         SFX(vstream)(dx + v, (SFX(vload)(dy + v) + a * (SFX(vload)(x + v) - m)) * k1 + k3);
     SFX(run_bwd_oop)(dy + v, x + v, dx + v, len - v, m, a, k1, k3);
 }
-#undef CV
-#undef CHAN_STREAM_VEC
 #else
 static void SFX(run_affine_stream)(const T *restrict x, T *restrict y, int64_t len, T m, T a,
                                    T b)
@@ -280,7 +232,7 @@ static void SFX(apply_runs)(const SFX(chan_pass) *j, int64_t r0, int64_t r1, int
             c -= G->C;
     }
     if (j->stream)   /* this thread's streamed stores, visible before its task ends */
-        chan_sfence();
+        cnorm_sfence();
 }
 
 /* Interleaved x[o0, o1): whole super-rows of w positions with
