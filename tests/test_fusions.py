@@ -299,6 +299,46 @@ def test_sum_out_in_place_and_out_on_the_other_input(where, shape):
     np.testing.assert_array_equal(y, y_ref)
 
 
+def _unaligned_like(a, byte_offset):
+    """An uninitialized array of a's shape and dtype starting byte_offset bytes
+    past a 64-byte boundary."""
+    raw = np.empty(a.nbytes + 128, np.uint8)
+    start = (-raw.ctypes.data) % 64 + byte_offset
+    return raw[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
+
+
+# Sums of at least 8 MiB are streamed from a row buffer; every alignment of
+# s (vector-aligned, one element past, not aligned to the element), s in
+# place of either input, y over the other, and two threads must give the
+# bits of np.add followed by layer_norm.
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("where", ["new", "x", "residual"])
+@pytest.mark.parametrize("offset", [0, "element", 1])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_large_sums_equal_the_unfused_call(dtype, where, offset, threads, restore_threads):
+    K = 768
+    M = (9 << 20) // (K * np.dtype(dtype).itemsize) + 3
+    x, r = _data((M, K), dtype)
+    w, b = _params(K, dtype)
+    s_exact = x + r
+    cnorm.set_num_threads(threads)
+    y_ref, mean_ref, rstd_ref = cnorm.layer_norm(s_exact, K, w, b)
+    byte_offset = np.dtype(dtype).itemsize if offset == "element" else offset
+    xi, ri = _unaligned_like(x, byte_offset), _unaligned_like(r, byte_offset)
+    xi[...], ri[...] = x, r
+    if where == "new":
+        target, other = _unaligned_like(x, byte_offset), None
+    else:
+        target, other = (xi, ri) if where == "x" else (ri, xi)
+    y, s, mean, rstd = cnorm.add_layer_norm(xi, ri, K, w, b, sum_out=target, out=other)
+    assert s is target
+    np.testing.assert_array_equal(s, s_exact)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(mean, mean_ref)
+    np.testing.assert_array_equal(rstd, rstd_ref)
+    assert_close(y[-5:], ref.layer_norm(s_exact[-5:], (K,), w, b)[0])
+
+
 def test_add_norm_bad_arguments():
     x = np.ones((3, 8))
     with pytest.raises(ValueError, match="share memory"):

@@ -20,6 +20,7 @@
 #include <string.h>
 #include "common.h"
 #include "row_narrow.h"
+#include "stream.h"
 
 /* Most chunks a backward call splits its rows into: enough for load balance,
  * few enough that the partial gradient sums stay small to merge. */
@@ -51,6 +52,17 @@
  * blocks took the fused call from 1.30-1.36x the time of np.add +
  * layer_norm to 1.14-1.25x, the larger blocks best). */
 #define ROW_ADD_BLOCK_BYTES ((int64_t)128 * 1024)
+/* ... except that a sum of at least ROW_ADD_STREAM_BYTES, in rows of at
+ * most ROW_ADD_ROW_BYTES, is streamed to memory (stream.h) from an L1
+ * buffer that each row's forward then reads.  s is the residual stream: a
+ * model reads it again only at the next residual add, after a whole
+ * sublayer, and x, residual, s and y of such sizes (32 MiB and more
+ * together) would not keep it in cache meanwhile; a plain store reads each
+ * line of s first.  Measured, one thread, float32, ratio to np.add +
+ * layer_norm: (32,128,768) 0.95-0.96 to 0.77-0.78, (128,128,768) 0.89-0.91
+ * to 0.69-0.70 (benchmarks/RESULTS.md, "Residual add: streamed sums"). */
+#define ROW_ADD_STREAM_BYTES ((int64_t)8 << 20)
+#define ROW_ADD_ROW_BYTES 8192
 
 /* Backward rows longer than this (bytes), too few for two chunks of
  * ROW_FLUSH_ROWS rows, are split by columns (row_backward_split). */
@@ -71,6 +83,13 @@
 static int row_splits(int64_t M, int64_t K, int64_t S, int64_t elsize)
 {
     return S == 1 && K * elsize > ROW_SPLIT_BYTES && M < 2 * ROW_FLUSH_ROWS;
+}
+
+/* Whether a residual add + norm streams its sum (ROW_ADD_STREAM_BYTES). */
+static int row_add_streams(int64_t M, int64_t K, int64_t elsize)
+{
+    return CNORM_CAN_STREAM && K * elsize <= ROW_ADD_ROW_BYTES
+           && M * K * elsize >= ROW_ADD_STREAM_BYTES;
 }
 
 int cnorm_row_backward_rows_fit(int64_t K)

@@ -6,9 +6,28 @@ typedef struct {
     const T *x, *residual, *weight, *bias;
     T *y, *sum, *mean, *rstd;
     int64_t M, K, rows;   /* rows: per task */
-    int center;
+    int center, stream_sum;   /* stream_sum: row_add_streams */
     double eps;
 } SFX(row_add_job);
+
+/* Rows m0 to m1 of a residual add whose sum streams (row_add_streams):
+ * each row's sum goes into an L1 buffer, from there to s, and the row's
+ * forward reads the buffer, as s is not in cache. */
+static void SFX(row_add_streamed)(const SFX(row_add_job) *j, int64_t m0, int64_t m1)
+{
+    T buf[ROW_ADD_ROW_BYTES / sizeof(T)];
+    const int64_t K = j->K;
+    for (int64_t m = m0; m < m1; m++) {
+        const T *x = j->x + m * K, *r = j->residual + m * K;
+        for (int64_t k = 0; k < K; k++)
+            buf[k] = x[k] + r[k];
+        SFX(stream_copy)(buf, j->sum + m * K, K);
+        SFX(row_forward_one)(buf, K, 1, j->center, j->eps, CNORM_ACT_NONE, j->weight,
+                             j->bias, j->y + m * K, j->mean ? j->mean + m : NULL,
+                             j->rstd ? j->rstd + m : NULL);
+    }
+    cnorm_sfence();   /* this thread's streamed stores, visible before its task ends */
+}
 
 /* Residual-add task t: sum = x + residual for its block of rows in one
  * loop, then each row's forward from sum while the block is in L2.  One
@@ -19,6 +38,10 @@ static void SFX(row_add_task)(const void *job, int64_t t)
 {
     const SFX(row_add_job) *j = job;
     const int64_t K = j->K, m0 = t * j->rows, m1 = cnorm_min64(j->M, m0 + j->rows);
+    if (j->stream_sum) {
+        SFX(row_add_streamed)(j, m0, m1);
+        return;
+    }
     const T *x = j->x + m0 * K, *r = j->residual + m0 * K;
     T *s = j->sum + m0 * K;
     for (int64_t k = 0; k < (m1 - m0) * K; k++)
@@ -41,7 +64,7 @@ static int SFX(cnorm_row_add_forward)(const T *x, const T *residual, int64_t M, 
     const int64_t by_bytes = ROW_ADD_BLOCK_BYTES / (K * (int64_t)sizeof(T));
     const int64_t rows = cnorm_max64(1, cnorm_min64(by_bytes, cnorm_cdiv64(M, nt)));
     const SFX(row_add_job) job = {x, residual, weight, bias, y, sum, mean, rstd, M, K, rows,
-                                  center, eps};
+                                  center, row_add_streams(M, K, sizeof(T)), eps};
     cnorm_parallel(nt, cnorm_cdiv64(M, rows), SFX(row_add_task), &job);
     return CNORM_OK;
 }

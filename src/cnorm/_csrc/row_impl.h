@@ -4,6 +4,7 @@
  * purpose. */
 
 #include "activation_impl.h"
+#include "stream_impl.h"
 
 #include "row_stats_impl.h"
 #include "row_forward_impl.h"
