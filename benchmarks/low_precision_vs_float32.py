@@ -26,7 +26,8 @@ except ImportError:
     torch = None
 
 CASES = {   # name: (shape, channel axis; None: layer norm over the last dim, "ln-backward"
-            # its backward; "train", "backward" (axis 1), "train-1", "backward-1" (axis -1))
+            # its backward; "train", "backward" (axis 1), "train-1", "backward-1" (axis -1);
+            # ("far", axis) inference with running means of 1e3, which 2-byte data centre on)
     "batch_norm_infer (32,64,56,56)": ((32, 64, 56, 56), 1),
     "batch_norm_train (32,64,56,56)": ((32, 64, 56, 56), "train"),
     "batch_norm_train (4,3,512,512)": ((4, 3, 512, 512), "train"),
@@ -41,6 +42,9 @@ CASES = {   # name: (shape, channel axis; None: layer norm over the last dim, "l
     "batch_norm_backward (32,56,56,64) axis=-1": ((32, 56, 56, 64), "backward-1"),
     "batch_norm_infer (4,3,512,512)": ((4, 3, 512, 512), 1),
     "batch_norm_infer (32,56,56,64) axis=-1": ((32, 56, 56, 64), -1),
+    "batch_norm_infer (32,56,56,64) axis=-1 mean 1e3": ((32, 56, 56, 64), ("far", -1)),
+    "batch_norm_infer (32,64,8,8)": ((32, 64, 8, 8), 1),
+    "batch_norm_infer (32,64,8,8) mean 1e3": ((32, 64, 8, 8), ("far", 1)),
     "layer_norm (32,128,768)": ((32, 128, 768), None),
     "layer_norm_backward (32,128,768)": ((32, 128, 768), "ln-backward"),
 }
@@ -61,8 +65,10 @@ def call(x, axis):
         a = -1 if axis == "backward-1" else 1
         _, mean, invstd = cnorm.batch_norm_train(x, axis=a)
         return lambda: cnorm.batch_norm_backward(x, x, mean, invstd, axis=a, out=out)  # dy = x
+    far = isinstance(axis, tuple)
+    axis = axis[1] if far else axis
     C = x.shape[axis]
-    rm, rv = np.zeros(C, np.float32), np.ones(C, np.float32)
+    rm, rv = np.full(C, 1e3 if far else 0.0, np.float32), np.ones(C, np.float32)
     return lambda: cnorm.batch_norm_infer(x, rm, rv, axis=axis, out=out)
 
 
@@ -79,7 +85,7 @@ def torch_call(x32, dtype, axis):
         y = F.layer_norm(t, (t.shape[-1],))
         dy = t.detach().clone()
         return lambda: torch.autograd.grad(y, t, dy, retain_graph=True)
-    if axis in (-1, "train-1", "backward-1"):   # channels-last: a channels_last NCHW tensor
+    if axis in (-1, "train-1", "backward-1", ("far", -1)):   # a channels_last NCHW tensor
         t = t.permute(0, 3, 1, 2)
     C = t.shape[1]
     rm, rv = torch.zeros(C), torch.ones(C)

@@ -381,29 +381,54 @@ def test_chunked_kernels_equal_float32_rounded_once(dtype):
                                          ((3, 700, 20), 1), ((1, 2**15 + 3, 32), 1),
                                          ((7, 2, 30), 2), ((2, 2**20 + 5), 1)])
 @pytest.mark.parametrize("activation", [None, "relu", "silu"])
-def test_batch_norm_infer_any_layout(dtype, shape, axis, activation):
+@pytest.mark.parametrize("offset", ["near 0", "far", "one far channel"])
+def test_batch_norm_infer_any_layout(dtype, shape, axis, activation, offset):
+    # Data far from 0 (mean 1e3, std 1; in every channel or in one) takes
+    # y = act((x - running_mean) * scale + bias), scale = weight /
+    # sqrt(running_var + eps), within one ulp where x * scale + shift
+    # cancels; data near 0 may take either form.
+    from cnorm._kernels import channel_standardize
+    from cnorm.activation import activation_code
+    from cnorm.functional import channel_view
     from cnorm.lowp import downcast
 
-    x = data(shape, dtype, seed=6)
     C = shape[axis]
+    view = [1] * len(shape)
+    view[axis] = C
+    centre = np.zeros(C)
+    if offset == "far":
+        centre[:] = 1e3
+    elif offset == "one far channel":
+        centre[-1] = 1e3
     rng = np.random.default_rng(7)
-    rm = rng.normal(size=C).astype(np.float32)
+    x = (rng.normal(0.0, 1.0, shape) + centre.reshape(view)).astype(dtype)
+    rm = (centre + rng.normal(0.0, 0.3, C)).astype(np.float32)
     rv = rng.uniform(0.5, 3.0, C).astype(np.float32)
     w, b = f32_params(C)
     y = cnorm.batch_norm_infer(x, rm, rv, w, b, axis=axis, activation=activation)
+    scale = (w / np.sqrt(rv.astype(np.float64) + 1e-5)).reshape(view)
+    x64 = x.astype(np.float64)
     if activation is None:
-        # plus float32's rounding of x * scale + shift, which cancels where
-        # y is near 0 (about 1 in 10**5 values beyond 1 ulp of y's dtype)
-        view = [1] * x.ndim
-        view[axis] = C
-        scale = (w / np.sqrt(rv.astype(np.float64) + 1e-5)).reshape(view)
-        shift = b.reshape(view) - rm.reshape(view) * scale
-        slack = 4 * 2.0**-24 * (np.abs(x.astype(np.float64) * scale) + np.abs(shift))
-        within_one_ulp(y, ref.bn_infer(x, rm, rv, w, b, axis=axis), dtype, slack)
-    y32 = cnorm.batch_norm_infer(x.astype(np.float32), rm, rv, w, b, axis=axis,
-                                 activation=activation)
-    assert _same_values(y, _rounded_like(y32, dtype)).all()
-    np.testing.assert_array_equal(y.view(np.uint16), downcast(y32, dtype).view(np.uint16))
+        # plus float32's rounding of the terms, which cancel where y is near
+        # 0 (rare: |y| far below |bias|): (x - running_mean) * scale and the
+        # bias, or x * scale and bias - running_mean * scale
+        if offset == "near 0":
+            terms = np.abs(x64 * scale) + np.abs(b.reshape(view) - rm.reshape(view) * scale)
+        else:
+            terms = np.abs((x64 - rm.reshape(view)) * scale) + np.abs(b.reshape(view))
+        within_one_ulp(y, ref.bn_infer(x, rm, rv, w, b, axis=axis), dtype, 4 * 2.0**-24 * terms)
+    # the float32 centred pass, or (near 0) the float32 kernel, rounded once
+    x32 = np.ascontiguousarray(x.astype(np.float32))
+    centred32 = np.empty_like(x32)
+    channel_standardize(x32, *channel_view(x32, axis), rm, scale.ravel().astype(np.float32), b,
+                        centred32, activation_code(activation))
+    passes = [centred32]
+    if offset == "near 0":
+        passes.append(cnorm.batch_norm_infer(x32, rm, rv, w, b, axis=axis,
+                                             activation=activation))
+    assert any(_same_values(y, _rounded_like(y32, dtype)).all() for y32 in passes)
+    assert any(np.array_equal(y.view(np.uint16), downcast(y32, dtype).view(np.uint16))
+               for y32 in passes)
     inplace = x.copy()
     cnorm.batch_norm_infer(inplace, rm, rv, w, b, axis=axis, activation=activation, out=inplace)
     np.testing.assert_array_equal(inplace.view(np.uint16), y.view(np.uint16))

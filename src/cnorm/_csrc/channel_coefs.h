@@ -3,7 +3,8 @@
  * channel c: y = (x - mt) * scale + shift from the channel's count, mean
  * and m2 and its mean rounded to the element type, mt.  Inference: y = x *
  * scale + shift from the running statistics (weight 1 and bias 0 where
- * absent). */
+ * absent); float16/bfloat16 may take y = (x - running_mean) * scale + bias
+ * instead (lowp.c). */
 #ifndef CNORM_CHANNEL_COEFS_H
 #define CNORM_CHANNEL_COEFS_H
 
@@ -12,6 +13,9 @@
 void cnorm_bn_train_coefs(int64_t c, double count, double mean, double m2, double mt,
                           double w, double b, double eps, const cnorm_renorm *rn,
                           double *scale, double *shift);
+/* Inference: scale = w / sqrt(running_var + eps); the uncentred shift is
+ * b - running_mean * scale (the centred one is b). */
+double cnorm_bn_infer_scale(double running_var, double w, double eps);
 void cnorm_bn_infer_coefs(double running_mean, double running_var, double w, double b,
                           double eps, double *scale, double *shift);
 

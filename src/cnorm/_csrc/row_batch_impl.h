@@ -131,7 +131,8 @@ typedef struct {
 } SFX(row_affine_job);
 
 /* Affine task m: row m, centred and scaled by center, scale and shift
- * [m % cycle] (cycle > 0), or scaled by scale[k] per column (cycle == 0). */
+ * [m % cycle] (cycle > 0), or by center[k], scale[k] and shift[k] per
+ * column (cycle == 0). */
 static void SFX(row_affine_task)(const void *job, int64_t m)
 {
     const SFX(row_affine_job) *j = job;
@@ -140,25 +141,25 @@ static void SFX(row_affine_task)(const void *job, int64_t m)
     const T lower = SFX(act_lower)(j->act);
     const int silu = j->act == CNORM_ACT_SILU;
     if (j->cycle > 0)
-        SFX(row_normalize)(x, j->K, j->center ? j->center[m % j->cycle] : 0, 0,
+        SFX(row_normalize)(x, j->K, j->center ? j->center[m % j->cycle] : 0, NULL, 0,
                            j->scale[m % j->cycle], NULL, NULL, j->shift[m % j->cycle], lower,
                            silu, y);
     else
-        SFX(row_normalize)(x, j->K, 0, 0, 1, j->scale, j->shift, 0, lower, silu, y);
+        SFX(row_normalize)(x, j->K, 0, j->center, 0, 1, j->scale, j->shift, 0, lower, silu, y);
 }
 
 /* M rows of K values: y = act((x - center) * scale + shift), where row m
  * takes the scalars center, scale and shift [m % cycle] (cycle > 0: the
- * planes of a planar (N, C, S) view, cycle = C; center NULL means 0), or
- * every row the K-vectors scale and shift with no centre (cycle == 0,
- * center NULL: samples of a channels-last view, or of small planes with
- * the coefficients expanded).  y may equal x.  Rows in parallel. */
+ * planes of a planar (N, C, S) view, cycle = C), or every row the
+ * K-vectors center, scale and shift (cycle == 0: samples of a
+ * channels-last view, or of small planes with the coefficients expanded);
+ * center NULL means 0.  y may equal x.  Rows in parallel. */
 static int SFX(cnorm_row_affine)(const ST *x, int64_t M, int64_t K, int64_t cycle,
                                  const T *center, const T *scale, const T *shift,
                                  int activation, ST *y)
 {
-    if (!cnorm_activation_valid(activation) || M < 0 || K < 1 || cycle < 0 ||
-        (cycle == 0 && center) || !scale || !shift || !x || !y)
+    if (!cnorm_activation_valid(activation) || M < 0 || K < 1 || cycle < 0 || !scale ||
+        !shift || !x || !y)
         return CNORM_EINVAL;
     const SFX(row_affine_job) job = {x, center, scale, shift, y, K, cycle, activation};
     cnorm_parallel(cnorm_threads_for(M * K, M), M, SFX(row_affine_task), &job);

@@ -11,12 +11,12 @@ static void SFX(row_normalize_runs)(const ST *x, int64_t K, int64_t S, T mean, T
                                     ST *y)
 {
     if (S == 1) {
-        SFX(row_normalize)(x, K, mean, delta, rstd, w, b, 0, lower, silu, y);
+        SFX(row_normalize)(x, K, mean, NULL, delta, rstd, w, b, 0, lower, silu, y);
         return;
     }
     for (int64_t p = 0; p < K / S; p++) {
         const T a = w ? rstd * w[p] : rstd;   /* one scale per run: delta goes into c */
-        SFX(row_normalize)(x + p * S, S, mean, 0, a, NULL, NULL,
+        SFX(row_normalize)(x + p * S, S, mean, NULL, 0, a, NULL, NULL,
                            (T)((b ? (double)b[p] : 0.0) - (double)delta * (double)a), lower,
                            silu, y + p * S);
     }

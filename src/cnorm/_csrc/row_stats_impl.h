@@ -86,24 +86,29 @@ ROW_TILE double SFX(row_sum_squares)(const ST *x, int64_t n)
  * block of ROW_BLOCK at a time; w == NULL means 1 and b == NULL means the
  * scalar c.  y may equal x.  mean is the row mean rounded to T and delta
  * what that rounding lost: x - mean is exact for x near the mean, so
- * |mean| >> std costs no precision.
+ * |mean| >> std costs no precision.  Given mc (per-column means, for
+ * batch-norm inference on samples), mc[k] replaces mean, and w and b are
+ * not NULL.
  *
  * Here and in row_dx, row_dx_cols each NULL case has its own loop: GCC 13
  * if-converts a loop-invariant `b ? b[k] : c` into a masked vector load
  * from b, which on Intel costs a microcode assist per vector when b is
  * NULL (measured on a Xeon, layer norm without bias and RMS norm with
  * weight: 4x slower on the AVX-512 path, 38x on AVX2). */
-ROW_TILE void SFX(row_normalize)(const ST *x, int64_t n, T mean, T delta, T a,
-                                 const T *w, const T *b, T c, T lower, int silu, ST *y)
+ROW_TILE void SFX(row_normalize)(const ST *x, int64_t n, T mean, const T *restrict mc, T delta,
+                                 T a, const T *w, const T *b, T c, T lower, int silu, ST *y)
 {
     T buf[ROW_BUF];
     for (int64_t k0 = 0; k0 < n; k0 += ROW_STORE_BLOCK) {
         const int64_t nb = cnorm_min64(ROW_STORE_BLOCK, n - k0);
         const LT *xb = LOAD_BLOCK(x + k0, buf, nb);
-        const T *wb = w ? w + k0 : NULL, *bb = b ? b + k0 : NULL;
+        const T *wb = w ? w + k0 : NULL, *bb = b ? b + k0 : NULL, *mb = mc ? mc + k0 : NULL;
         T *yb = OUT_BLOCK(y + k0, buf);
         int64_t k;
-        if (wb && bb)
+        if (mb)
+            for (k = 0; k < nb; k++)
+                yb[k] = SFX(at_least)(((LOAD(xb[k]) - mb[k]) - delta) * a * wb[k] + bb[k], lower);
+        else if (wb && bb)
             for (k = 0; k < nb; k++)
                 yb[k] = SFX(at_least)(((LOAD(xb[k]) - mean) - delta) * a * wb[k] + bb[k], lower);
         else if (wb)
