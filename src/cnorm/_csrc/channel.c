@@ -182,15 +182,10 @@ void cnorm_bn_train_coefs(int64_t c, double count, double mean, double m2, doubl
         *shift -= *scale * (mean - mt);
 }
 
-double cnorm_bn_infer_scale(double running_var, double w, double eps)
-{
-    return w / sqrt(running_var + eps);
-}
-
 void cnorm_bn_infer_coefs(double running_mean, double running_var, double w, double b,
                           double eps, double *scale, double *shift)
 {
-    *scale = cnorm_bn_infer_scale(running_var, w, eps);
+    *scale = w / sqrt(running_var + eps);
     *shift = b - running_mean * *scale;
 }
 

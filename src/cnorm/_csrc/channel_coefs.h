@@ -13,9 +13,6 @@
 void cnorm_bn_train_coefs(int64_t c, double count, double mean, double m2, double mt,
                           double w, double b, double eps, const cnorm_renorm *rn,
                           double *scale, double *shift);
-/* Inference: scale = w / sqrt(running_var + eps); the uncentred shift is
- * b - running_mean * scale (the centred one is b). */
-double cnorm_bn_infer_scale(double running_var, double w, double eps);
 void cnorm_bn_infer_coefs(double running_mean, double running_var, double w, double b,
                           double eps, double *scale, double *shift);
 

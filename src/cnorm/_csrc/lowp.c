@@ -379,13 +379,16 @@ static int bn_forward_infer_lowp(int bfloat16, const uint16_t *x, int64_t N, int
     float *scale = (float *)(((uintptr_t)tables + 63) & ~(uintptr_t)63);
     float *shift = scale + stride, *center = centred ? shift + stride : NULL;
     for (int64_t c = 0; c < C; c++) {
-        const double a = cnorm_bn_infer_scale(running_var[c], weight ? weight[c] : 1.0, eps);
-        const double b = bias ? bias[c] : 0.0;
+        double a, b;
+        cnorm_bn_infer_coefs(running_mean[c], running_var[c], weight ? weight[c] : 1.0,
+                             bias ? bias[c] : 0.0, eps, &a, &b);
+        if (centred)
+            b = bias ? bias[c] : 0.0;
         for (int64_t r = 0; r < reps; r++)
             for (int64_t s = 0; s < per; s++) {
                 const int64_t k = (r * C + c) * per + s;
                 scale[k] = (float)a;
-                shift[k] = (float)(centred ? b : b - running_mean[c] * a);
+                shift[k] = (float)b;
                 if (centred)
                     center[k] = running_mean[c];
             }
