@@ -200,6 +200,20 @@ def test_silu_accuracy_and_special_values():
         assert np.isnan(r[0]) and r[1] == np.inf and r[2] == 0 and r[3] == 0
 
 
+def test_relu_backward_passes_the_gradient_of_nan_as_pytorch():
+    """relu' is 0 only where z <= 0 (torch's threshold_backward): a NaN
+    pre-activation passes dy, so dbias counts it."""
+    x = np.array([[1.0, 2.0, 4.0], [np.nan, 0.0, 1.0]])
+    b = np.full(3, 0.5)
+    _, m, r = cnorm.layer_norm(x, 3, None, b, activation="relu")
+    db = cnorm.layer_norm_backward(np.ones_like(x), x, m, r, 3, activation="relu", bias=b)[2]
+    np.testing.assert_array_equal(db, [1.0, 2.0, 2.0])   # row 0: z of 1 is -1.22 + 0.5 < 0
+    xb = np.array([[np.nan, 1.0], [2.0, 3.0], [4.0, 5.0]])[:, :, None]
+    _, m, inv = cnorm.batch_norm_train(xb, activation="relu")
+    db = cnorm.batch_norm_backward(np.ones_like(xb), xb, m, inv, activation="relu")[2]
+    np.testing.assert_array_equal(db, [3.0, 1.0])   # channel 0 all NaN; channel 1: z > 0 once
+
+
 LAYERS = [
     (lambda a: cnorm.BatchNorm(6, activation=a, dtype=np.float64), "batch_norm_train"),
     (lambda a: cnorm.LayerNorm(10, activation=a, dtype=np.float64), "layer_norm"),

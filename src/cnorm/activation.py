@@ -24,10 +24,13 @@ def activation_code(activation: object) -> int:
 
 def activation_grad(dy: Array, z: Array, activation: str | None) -> Array:
     """dL/dz = dy * act'(z), in z's buffer (z: the recomputed pre-activation,
-    a scratch array of x's dtype and shape).  relu' is 1 where z > 0 (0 at
-    0, as PyTorch); silu'(z) = s * (1 + z * (1 - s)), s = sigmoid(z)."""
+    a scratch array of x's dtype and shape).  relu' is 0 where z <= 0 and
+    1 elsewhere, NaN included (PyTorch's threshold_backward: the gradient
+    passes where the output, max(z, 0), is not <= 0); silu'(z) = s * (1 + z
+    * (1 - s)), s = sigmoid(z)."""
     if activation == "relu":
-        np.greater(z, 0, out=z)     # 1.0 / 0.0 in z's dtype
+        np.less_equal(z, 0, out=z)  # 1.0 / 0.0 in z's dtype, then 0.0 / 1.0
+        np.subtract(1, z, out=z)
         z *= dy
         return z
     with np.errstate(over="ignore"):
