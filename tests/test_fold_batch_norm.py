@@ -141,3 +141,9 @@ def test_fold_into_needs_running_statistics():
         cnorm.BatchNorm(3, track_running_stats=False).fold_into(np.ones((3, 2)))
     with pytest.raises(ValueError, match="bias"):
         cnorm.BatchNorm(3).fold_into(np.ones((3, 2)), np.ones(4))
+
+
+@pytest.mark.parametrize("shape,axis", [((5, 3), 0), ((2, 5, 3, 3), 1), ((4, 3), -1)])
+def test_fold_into_names_weight_when_its_channels_differ(shape, axis):
+    with pytest.raises(ValueError, match=r"^weight must have this layer's 4 output channels"):
+        cnorm.BatchNorm(4).fold_into(np.ones(shape, np.float32), axis=axis)

@@ -909,6 +909,12 @@ class BatchNorm(_RunningStats, _Layer):
         """
         if not self.track_running_stats:
             raise ValueError("fold_into needs running statistics (track_running_stats=True)")
+        w = np.asarray(weight)
+        if w.ndim > 0:   # else fold_batch_norm's own message
+            a = normalize_axis(axis, w.ndim)
+            if w.shape[a] != self.num_features:
+                raise ValueError(f"weight must have this layer's {self.num_features} output "
+                                 f"channels on axis {a}, got shape {w.shape}")
         return fold_batch_norm(weight, bias, cast(FloatArray, self.running_mean),
                                cast(FloatArray, self.running_var), self.weight, self.bias,
                                eps=self.eps, axis=axis)
