@@ -462,7 +462,7 @@ unexpected_keys=['extra'])
             if value.shape != current.shape:
                 raise ValueError(f"state_dict[{name!r}] must have shape {current.shape}, "
                                  f"got {value.shape}")
-            if value.dtype.kind not in "fiu":
+            if value.dtype.kind not in "fiu" and not is_low_dtype(value.dtype):   # bfloat16: "V"
                 raise TypeError(f"state_dict[{name!r}] must be numeric, got {value.dtype}")
             if name == "num_batches_tracked":
                 converted[name] = _batch_counter(value)
