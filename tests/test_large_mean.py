@@ -45,10 +45,8 @@ OPS = {  # forward, its reference, backward from the saved values, its reference
     "batch_norm": (
         lambda x: cnorm.batch_norm_train(x, W8, W8), lambda x: ref.bn_train(x, W8, W8),
         lambda dy, x, s: cnorm.batch_norm_backward(dy, x, s[1], s[2], W8),
-        None),
+        lambda dy, x: ref.bn_backward(dy, x, *ref.bn_train(x)[1:], W8)),
 }
-# batch_norm_backward's formula is that of its arguments: its reference gets
-# the same saved (float32) mean and invstd.
 
 
 @pytest.mark.parametrize("mean", MEANS)
@@ -59,11 +57,90 @@ def test_forward_and_backward_at_large_mean(op, mean):
     dy = data((5, 8, 7, 11), 0.0, seed=1)
     saved = forward(x)
     close(saved[0], forward_ref(x)[0], "y")
-    wants = (ref.bn_backward(dy, x, saved[1], saved[2], W8) if backward_ref is None
-             else backward_ref(dy, x))
-    for got, want, name in zip(backward(dy, x, saved), wants,
+    for got, want, name in zip(backward(dy, x, saved), backward_ref(dy, x),
                                ["dx", "dweight", "dbias"]):
         close(got, want, name)
+
+
+def _activation_and_grad(z, dy, activation):
+    """act(z) and dy * act'(z) in float64."""
+    dy = dy.astype(np.float64)
+    if activation == "relu":
+        return np.maximum(z, 0), dy * (z > 0)
+    if activation == "silu":
+        s = 1 / (1 + np.exp(-z))
+        return z * s, dy * s * (1 + z * (1 - s))
+    return z, dy
+
+
+@pytest.mark.parametrize("activation", [None, "relu", "silu"])
+@pytest.mark.parametrize("mean", [1e3, -1e4])
+def test_batch_norm_backward_takes_a_mean_that_is_not_xs_own_as_given(mean, activation):
+    """The backward recovers the rounding of x's own saved mean only: a
+    mean further away (another process's batch, another array) is the
+    formula's argument, as in PyTorch."""
+    x = data((16, 8, 5), mean)
+    dy = data((16, 8, 5), 0.0, seed=1)
+    _, m, inv = cnorm.batch_norm_train(x, W8)
+    other = (m + np.float32(0.25)).astype(np.float32)
+    got = cnorm.batch_norm_backward(dy, x, other, inv, W8, activation=activation)
+    xd = x.astype(np.float64)
+    z = (xd - other[None, :, None]) * inv[None, :, None] * W8[None, :, None]
+    dz = _activation_and_grad(z, dy, activation)[1]
+    for g, w, name in zip(got, ref.bn_backward(dz, x, other, inv, W8), ["dx", "dweight", "dbias"]):
+        close(g, w, name)
+
+
+@pytest.mark.parametrize("activation", ["relu", "silu"])
+@pytest.mark.parametrize("op", ["layer_norm", "group_norm", "instance_norm", "batch_norm",
+                                "masked_batch_norm"])
+def test_backward_with_activation_at_large_mean(op, activation):
+    """The backward's recomputed pre-activation is the forward's: centred on
+    the exact mean, not on the saved float32 one (off by up to 5e-4 at mean
+    1e4, which flips relu's mask where |z| is below that)."""
+    x = data((16, 8, 9, 9), 1e4)
+    dy = data((16, 8, 9, 9), 0.0, seed=1)
+    xd = x.astype(np.float64)
+    mask = np.ones((16, 1, 9, 9), bool)
+    mask[:3, :, :2] = False
+    if op == "layer_norm":
+        axes = (1, 2, 3)
+    elif op in ("group_norm", "instance_norm"):
+        groups = 4 if op == "group_norm" else 8
+        xd = xd.reshape(16, groups, -1)
+        axes = (2,)
+    else:
+        axes = (0, 2, 3)
+    keep = mask if op == "masked_batch_norm" else np.ones(x.shape, bool)
+    xk = np.broadcast_to(keep, x.shape).reshape(xd.shape)
+    count = xk.sum(axes, keepdims=True)
+    mu = np.where(xk, xd, 0).sum(axes, keepdims=True) / count
+    var = (np.where(xk, xd - mu, 0) ** 2).sum(axes, keepdims=True) / count
+    z = ((xd - mu) / np.sqrt(var + 1e-5)).reshape(x.shape)
+    want_y, want_dz = _activation_and_grad(z, dy, activation)
+    if op == "layer_norm":
+        y, m, r = cnorm.layer_norm(x, (8, 9, 9), activation=activation)
+        got = cnorm.layer_norm_backward(dy, x, m, r, (8, 9, 9), activation=activation)
+        want = ref.layer_norm_backward(want_dz, x, (8, 9, 9))
+    elif op in ("group_norm", "instance_norm"):
+        y, m, r = cnorm.group_norm(x, groups, activation=activation)
+        got = cnorm.group_norm_backward(dy, x, m, r, groups, activation=activation)
+        want = ref.group_norm_backward(want_dz, x, groups)
+    else:
+        kw = {"mask": mask} if op == "masked_batch_norm" else {}
+        y, m, inv = cnorm.batch_norm_train(x, activation=activation, **kw)
+        got = cnorm.batch_norm_backward(dy, x, m, inv, activation=activation, **kw)
+        if kw:   # masked: the reference's sums run over every position, n over the kept
+            n = count.reshape(-1)[0]
+            zf = z.reshape(x.shape)
+            db, dw = want_dz.sum((0, 2, 3)), (want_dz * zf).sum((0, 2, 3))
+            corr = (db[None, :, None, None] + zf * dw[None, :, None, None]) / n
+            rstd = 1 / np.sqrt(var.reshape(1, -1, 1, 1) + 1e-5)
+            want = ((want_dz - mask * corr) * rstd,)
+        else:
+            want = ref.bn_backward(want_dz, x, mu.reshape(-1), 1 / np.sqrt(var.reshape(-1) + 1e-5))
+    close(y, want_y, "y")
+    close(got[0], want[0], "dx")
 
 
 @pytest.mark.parametrize("mean", MEANS)

@@ -808,6 +808,37 @@ def test_masked_batch_norm_layer_in_low_precision(dtype):
 
 
 @pytest.mark.parametrize("dtype", LOW, ids=IDS)
+def test_masked_batch_norm_within_one_ulp_at_mean_1e3(dtype):
+    """The masked forward normalizes with its float64 mean, as the unmasked
+    one: the saved float32 mean's rounding (up to 3e-5 at 1e3) stays out."""
+    x = data((60, 8, 50), dtype, 1e3, seed=34)
+    w, b = f32_params(8)
+    mask = np.random.default_rng(35).random((60, 1, 50)) < 0.8
+    y = cnorm.batch_norm_train(x, w, b, mask=mask)[0]
+    xd = x.astype(np.float64)
+    keep = np.broadcast_to(mask, x.shape)
+    n = keep.sum((0, 2))
+    mu = np.where(keep, xd, 0).sum((0, 2)) / n
+    var = (np.where(keep, xd - mu[:, None], 0) ** 2).sum((0, 2)) / n
+    xhat = (xd - mu[:, None]) / np.sqrt(var[:, None] + 1e-5)
+    within_one_ulp(y, xhat * w[:, None] + b[:, None], dtype)
+    within_one_ulp(cnorm.batch_norm_train(x, mask=mask)[0], xhat, dtype)
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
+def test_layers_load_a_state_dict_of_their_own_dtype(dtype):
+    for make in (lambda: cnorm.LayerNorm(8, dtype=dtype), lambda: cnorm.BatchNorm(8, dtype=dtype),
+                 lambda: cnorm.RMSNorm(8, dtype=dtype)):
+        src, dst = make(), make()
+        src.weight[:] = np.linspace(0.5, 2, 8)
+        state = {k: np.asarray(v).astype(dtype) if k != "num_batches_tracked" else v
+                 for k, v in src.state_dict().items()}
+        dst.load_state_dict(state)
+        np.testing.assert_array_equal(dst.weight, src.weight.astype(dtype).astype(np.float32))
+        assert dst.weight.dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=IDS)
 def test_row_forwards_and_inference_same_bits_for_1_2_4_threads(dtype):
     # rows and planes go to threads whole: any split gives the same bits
     x = data((6, 8, 40, 40), dtype, 2.0, seed=13)

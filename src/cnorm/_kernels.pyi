@@ -22,6 +22,10 @@ def build_compiler() -> str: ...
 def simd_path() -> str: ...
 def same_buffer(a: _Array, b: _Array) -> bool: ...
 
+# |mean| * invstd above which batch-norm backwards recover the saved mean's
+# rounding from x (functional.channel_mean_residual).
+OFF_CENTRE: float
+
 # ---- checked kernel calls (write into the arrays they are given) -------------
 
 def bn_forward_train(

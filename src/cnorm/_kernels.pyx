@@ -4,7 +4,7 @@
 # contiguity, alignment, sizes), releases the GIL and calls the kernel through cnorm.kernels.
 cimport numpy as cnp
 from libc.float cimport DBL_EPSILON, FLT_EPSILON
-from libc.math cimport sqrt
+from libc.math cimport fabs, sqrt
 from libc.stdint cimport int64_t, uint16_t
 
 from cnorm cimport _dispatch as kernel
@@ -639,6 +639,30 @@ cdef inline bint _vector(object a, int t, int64_t n, bint optional):
             and cnp.PyArray_DIM(<cnp.ndarray>a, 0) == n)
 
 
+# |mean| * invstd above which the rounding of a saved float32/float64 mean
+# moves x_hat by more than 8 ulp of its own: batch-norm backwards then
+# recover the lost part from x (functional.channel_mean_residual).
+cdef double _OFF_CENTRE = 8.0
+OFF_CENTRE = _OFF_CENTRE
+
+
+cdef bint _off_centre(cnp.ndarray mean, cnp.ndarray invstd, int64_t C, int t):
+    """Some channel of plain vectors mean, invstd of type t (float32 or
+    float64) has |mean| * invstd > OFF_CENTRE (NaN: no)."""
+    cdef int64_t c
+    cdef double m, i
+    for c in range(C):
+        if t == cnp.NPY_FLOAT32:
+            m = (<float*>cnp.PyArray_DATA(mean))[c]
+            i = (<float*>cnp.PyArray_DATA(invstd))[c]
+        else:
+            m = (<double*>cnp.PyArray_DATA(mean))[c]
+            i = (<double*>cnp.PyArray_DATA(invstd))[c]
+        if fabs(m) * i > _OFF_CENTRE:
+            return True
+    return False
+
+
 cdef inline bint _good_eps(object eps):
     if type(eps) is not float:
         return False
@@ -819,6 +843,8 @@ def bn_backward_fast(dy, x, mean, invstd, weight, bias, axis, out):
     cdef int64_t C = ncs[1]
     if not (_vector(mean, pt, C, False) and _vector(invstd, pt, C, False)
             and _vector(weight, pt, C, True) and _vector(bias, pt, C, True)):
+        return None
+    if not two_byte and _off_centre(<cnp.ndarray>mean, <cnp.ndarray>invstd, C, t):
         return None
     dx = _output(out, da, t, None)   # dx may be dy, never x (restrict in the kernels)
     if dx is None or not _clear(dx, out, (xa, mean, invstd, weight)):

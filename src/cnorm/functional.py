@@ -334,31 +334,64 @@ def masked_batch_statistics(x: ArrayLike, weight: ArrayLike | None, bias: ArrayL
     xc = as_contiguous(x)
     y = kernel_output(out, xc)
     scale = invstd.astype(np.float64) * (1.0 if weight is None else weight)
-    shift = np.zeros(C, x.dtype) if bias is None else bias
-    _kernels.channel_standardize(xc, N, C, S, mean, scale.astype(x.dtype), shift, y, act)
+    # centred on the float64 mean: the saved mean's rounding goes into the shift
+    shift = (0.0 if bias is None else bias) - scale * (moments.mean - mean)
+    _kernels.channel_standardize(xc, N, C, S, mean, scale.astype(x.dtype), shift.astype(x.dtype),
+                                 y, act)
     return finish_output(y, out), moments.mean, var, count
+
+
+def channel_mean_residual(x: Array, view: tuple[int, int, int], mean: FloatArray,
+                          invstd: FloatArray, mask: NDArray[np.bool_] | None = None
+                          ) -> NDArray[np.float64] | None:
+    """Per channel, what rounding the saved mean to x's dtype lost (the
+    float64 mean of x, or of its masked-in positions (channel_mask), less
+    mean), for a backward to centre x_hat as the forward did; None where it
+    cannot matter: no channel with |mean| * invstd > OFF_CENTRE.  0 in a
+    channel whose saved mean is not x's own rounded (more than an ulp away:
+    statistics over several processes, or of other data), which the
+    backward then takes as given."""
+    far = np.abs(mean.astype(np.float64)) * invstd > _kernels.OFF_CENTRE
+    if not far.any():
+        return None
+    N, C, S = view
+    if mask is None:
+        mu, m2 = np.empty(C), np.empty(C)
+        _kernels.channel_moments(x, N, C, S, mu, m2)
+    else:
+        mu = Moments.of(x.reshape(N, C, S), 1, mask=mask.reshape(N, 1, S)).mean
+    delta = mu - mean
+    own = far & (np.abs(delta) <= np.spacing(np.abs(mean)))
+    return np.where(own, delta, 0.0)
 
 
 def channel_preactivation_grad(dy: Array, x: Array, view: tuple[int, int, int], mean: FloatArray,
                                invstd: FloatArray, weight: FloatArray | None,
-                               bias: FloatArray | None, activation: str | None) -> Array:
-    """dy * act'(z) with z = (x - mean) * invstd * weight + bias recomputed
-    (one kernel pass), in a new array."""
+                               bias: FloatArray | None, activation: str | None,
+                               delta: NDArray[np.float64] | None = None) -> Array:
+    """dy * act'(z) with z = (x - mean - delta) * invstd * weight + bias
+    recomputed (one kernel pass; delta: channel_mean_residual, None for 0),
+    in a new array."""
     N, C, S = view
     z = np.empty_like(x)
     scale = invstd.astype(np.float64) * (1.0 if weight is None else weight)
-    shift = np.zeros(C, x.dtype) if bias is None else bias
-    _kernels.channel_standardize(x, N, C, S, mean, scale.astype(x.dtype), shift, z)
+    shift = np.zeros(C) if bias is None else bias.astype(np.float64)
+    if delta is not None:
+        shift = shift - scale * delta
+    _kernels.channel_standardize(x, N, C, S, mean, scale.astype(x.dtype), shift.astype(x.dtype),
+                                 z)
     return activation_grad(dy, z, activation)
 
 
 def masked_input_gradient(dy: Array, x: Array, view: tuple[int, int, int], mean: FloatArray,
                           invstd: FloatArray, weight: FloatArray | None,
                           sum_dy: NDArray[np.float64], sum_dy_xhat: NDArray[np.float64],
-                          count: int, dx: Array, mask: NDArray[np.bool_]) -> Array:
+                          count: int, dx: Array, mask: NDArray[np.bool_],
+                          delta: NDArray[np.float64] | None = None) -> Array:
     """dx = weight * invstd * (dy - mask * (sum_dy + x_hat * sum_dy_xhat) / count)
     in x's dtype, into dx (C-contiguous, x's shape): masked batch norm's
-    input gradient (mask: x's shape with size 1 on the channel axis)."""
+    input gradient (mask: x's shape with size 1 on the channel axis; x_hat
+    = (x - mean - delta) * invstd, delta: channel_mean_residual or None)."""
     N, C, S = view
     if N * S == 0:
         return dx
@@ -368,6 +401,8 @@ def masked_input_gradient(dy: Array, x: Array, view: tuple[int, int, int], mean:
     t = x.dtype
     d = dx.reshape(N, C, S)
     np.subtract(x.reshape(N, C, S), mean.reshape(col), out=d)
+    if delta is not None:
+        d -= delta.astype(t).reshape(col)
     d *= (-inv * sum_dy_xhat / count).astype(t).reshape(col)
     d -= (sum_dy / count).astype(t).reshape(col)
     d *= mask.reshape(N, 1, S)
@@ -611,13 +646,17 @@ def batch_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, invstd: Ar
     bias = _param_for(bias, "bias", (C,), x, dtype)
     check_out(out, x)
     xc, dyc = as_contiguous(x), as_contiguous(dy)
-    if act:
-        dyc = channel_preactivation_grad(dyc, xc, (N, C, S), mean, invstd, weight, bias,
-                                         activation)
     if mask is not None:
         m, count = channel_mask(mask, x, axis)
         if count == 0:
             raise ValueError("mask selects no position: the forward had no statistics")
+    # The forward centred on its float64 mean: the rounding of the saved one,
+    # recovered from x, centres x_hat here too.
+    delta = None if low else channel_mean_residual(xc, (N, C, S), mean, invstd,
+                                                   None if mask is None else m)
+    if act:
+        dyc = channel_preactivation_grad(dyc, xc, (N, C, S), mean, invstd, weight, bias,
+                                         activation, delta)
     # Masked: the kernel's sums are the masked gradient's too, its dx (which
     # counts every position) is replaced; a fresh buffer, as dx may be dy.
     dx = (kernel_output(out, dyc, params=(xc, mean, invstd, weight)) if mask is None
@@ -628,11 +667,18 @@ def batch_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, invstd: Ar
         _kernels.bn_backward_low(dyc.view(np.uint16), xc.view(np.uint16), N, C, S, mean, invstd,
                                  weight, dx.view(np.uint16), sum_dy, sum_dy_xhat,
                                  x.dtype.kind != "f")
+    elif delta is not None and mask is None:   # sums around mean, then dx around mean + delta
+        _kernels.bn_backward(dyc, xc, N, C, S, mean, invstd, weight, None, sum_dy, sum_dy_xhat)
+        sum_dy_xhat -= invstd * delta * sum_dy
+        _kernels.bn_backward_dx(dyc, xc, N, C, S, mean, invstd, weight,
+                                sum_dy - invstd * delta * sum_dy_xhat, sum_dy_xhat, N * S, dx)
     else:
         _kernels.bn_backward(dyc, xc, N, C, S, mean, invstd, weight, dx, sum_dy, sum_dy_xhat)
     if mask is not None:
+        if delta is not None:
+            sum_dy_xhat -= invstd * delta * sum_dy
         masked_input_gradient(dyc, xc, (N, C, S), mean, invstd, weight, sum_dy, sum_dy_xhat,
-                              count, dx, m)
+                              count, dx, m, delta)
     dweight = None if weight is None else sum_dy_xhat.astype(dtype)
     return finish_output(dx, out), dweight, sum_dy.astype(dtype)
 
@@ -760,9 +806,16 @@ def _row_dz(dy: Array, x: Array, view: tuple[int, int, int, int], mean: FloatArr
             activation: str | None) -> Array:
     """dy * act'(z) with z = x_hat * weight + bias recomputed per row (row m
     uses parameter row m % G, each parameter repeated over S values), in a
-    new array."""
+    new array.  x_hat is centred as the forward's: on the saved mean, less
+    the row mean of x - mean, which keeps what rounding the mean lost (for
+    |mean| >> std it moves x_hat, and relu's mask, by far more than
+    float32's rounding)."""
     M, K, G, S = view
-    z = x.reshape(M, K).copy() if mean is None else x.reshape(M, K) - mean.reshape(M, 1)
+    if mean is None:
+        z = x.reshape(M, K).copy()
+    else:
+        z = x.reshape(M, K) - mean.reshape(M, 1)
+        z -= np.mean(z, axis=1, dtype=np.float64, keepdims=True).astype(z.dtype)
     z *= rstd.reshape(M, 1)
     rows = z.reshape(M // G, G, K)
     if weight is not None:

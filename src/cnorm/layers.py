@@ -1167,10 +1167,11 @@ class BatchRenorm(BatchNorm):
             dy = as_float_array(dy, "dy")
             same_shape(dy, x, "dy")
             bias = 0.0 if self.bias is None else self.bias
+            view = F.channel_view(x, self.axis)
             dy = F.channel_preactivation_grad(
-                as_contiguous(dy), x, F.channel_view(x, self.axis), mean, invstd,
-                (weight * r).astype(x.dtype), (d * weight + bias).astype(x.dtype),
-                self.activation)
+                as_contiguous(dy), x, view, mean, invstd, (weight * r).astype(x.dtype),
+                (d * weight + bias).astype(x.dtype), self.activation,
+                F.channel_mean_residual(x, view, mean, invstd))
         dx, dweight_bn, dbias = F.batch_norm_backward(dy, x, mean, invstd,
                                                       (weight * r).astype(x.dtype),
                                                       axis=self.axis)
