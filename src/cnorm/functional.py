@@ -609,8 +609,10 @@ def batch_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, invstd: Ar
     over every position, as every position was normalized).  With an activation, dy is first
     replaced by ``dy * act'(z)``, ``z = x_hat * weight + bias``.  The results are the
     gradients PyTorch's autograd gives for ``torch.nn.functional.batch_norm(...,
-    training=True)``.  float16 and bfloat16 inputs are computed in float32; dx is rounded back
-    to x's dtype.
+    training=True)``.  When mean is x's own, rounded to x's dtype (within an ulp of x's float64
+    mean, or of its masked-in positions'), and far from 0 (``|mean| * invstd > 8``), x_hat is
+    centred on x's float64 mean, as the forward normalized; any other mean is used as given.
+    float16 and bfloat16 inputs are computed in float32; dx is rounded back to x's dtype.
 
     Examples
     --------
@@ -831,8 +833,8 @@ def _cast(a: NDArray[np.float64] | None, dtype: np.dtype[Any]) -> FloatArray | N
 
 def _row_backward_in_float32(x: ArrayLike, dy: ArrayLike, activation: Activation) -> bool:
     """Whether a row backward of float16/bfloat16 data goes through
-    run_in_float32: with an activation, or dy and x of different dtypes
-    (the 2-byte kernel takes neither)."""
+    run_in_float32: with an activation (the 2-byte kernel has none), or dy
+    and x of different dtypes (which run_in_float32 refuses, naming dy)."""
     low = is_low_precision(x) or is_low_precision(dy)
     return low and (activation is not None or np.asarray(dy).dtype != np.asarray(x).dtype)
 
