@@ -207,11 +207,11 @@ def batch_norm_train(x: ArrayLike, weight: ArrayLike | None = None, bias: ArrayL
     y : ndarray
         x's shape and dtype (`out` when given).
     mean : ndarray
-        Shape (C,): the batch mean of each channel, computed in float64 and rounded to x's
-        dtype (float32 for float16/bfloat16 x).
+        Shape (C,): the batch mean of each channel, blocks of x's dtype merged in float64,
+        rounded to x's dtype (float32 for float16/bfloat16 x).
     invstd : ndarray
-        Shape (C,), mean's dtype: ``1 / sqrt(var + eps)`` with the biased batch variance,
-        computed in float64 and rounded.
+        Shape (C,), mean's dtype: ``1 / sqrt(var + eps)`` with the biased batch variance (its
+        blocks' sums as the mean's), computed in float64 and rounded.
 
     Raises
     ------
