@@ -276,7 +276,7 @@ def batch_norm_train(x: ArrayLike, weight: ArrayLike | None = None, bias: ArrayL
     >>> np.allclose(mean, s.transpose(1, 0, 2)[:, mask[:, 0]].mean(axis=1))
     True
     """
-    act = activation_code(activation)
+    act = 0 if activation is None else activation_code(activation)   # None: no call
     if mask is None:
         result = _kernels.bn_train_fast(x, weight, bias, eps, axis, out, act)
         if result is not None:
@@ -492,7 +492,7 @@ def batch_norm_infer(x: ArrayLike, running_mean: ArrayLike, running_var: ArrayLi
     >>> np.allclose(y, np.maximum((xt - rm) / np.sqrt(rv), 0))
     True
     """
-    act = activation_code(activation)
+    act = 0 if activation is None else activation_code(activation)   # None: no call
     if not act:
         y = _kernels.bn_infer_fast(x, running_mean, running_var, weight, bias, eps, axis, out)
         if y is not None:
@@ -630,7 +630,7 @@ def batch_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, invstd: Ar
     >>> cnorm.batch_norm_backward(dy, x, mean, invstd)[1] is None
     True
     """
-    act = activation_code(activation)
+    act = 0 if activation is None else activation_code(activation)   # None: no call
     if mask is None and not act:
         result = _kernels.bn_backward_fast(dy, x, mean, invstd, weight, bias, axis, out)
         if result is not None:
@@ -781,7 +781,7 @@ def _row_backward(dy: Array, x: Array, M: int, K: int, G: int, S: int,
     parameters (x's, or float32 for float16/bfloat16 x and dy, which take
     the 2-byte kernel: no activation then)."""
     dtype = x.dtype if dtype is None else dtype
-    act = activation_code(activation)
+    act = 0 if activation is None else activation_code(activation)   # None: no call
     mean = _param_for(mean, "mean", stat_shape, x, dtype, optional=not center)
     rstd = _param_for(rstd, "rstd", stat_shape, x, dtype, optional=False)
     bias = _param_for(bias, "bias", param_shape, x, dtype)
@@ -929,7 +929,7 @@ def layer_norm(x: ArrayLike, normalized_shape: ShapeLike, weight: ArrayLike | No
     >>> cnorm.layer_norm(x, (5, 8))[1].shape
     (2,)
     """
-    act = activation_code(activation)
+    act = 0 if activation is None else activation_code(activation)   # None: no call
     result = _kernels.row_norm_fast(x, normalized_shape, weight, bias, eps, out, True, act)
     if result is not None:
         return result
@@ -1137,7 +1137,7 @@ def group_norm(x: ArrayLike, num_groups: SupportsIndex, weight: ArrayLike | None
     >>> np.allclose(y, ref.reshape(x.shape), atol=1e-5)
     True
     """
-    act = activation_code(activation)
+    act = 0 if activation is None else activation_code(activation)   # None: no call
     x, dtype = _data_input(x)
     N, C, S, G = _group_view(x, num_groups)
     weight = _param_for(weight, "weight", (C,), x, dtype)
@@ -1336,7 +1336,7 @@ def instance_norm(x: ArrayLike, weight: ArrayLike | None = None, bias: ArrayLike
     >>> np.allclose(y, (x - m) / np.sqrt(v + 1e-5), atol=1e-5)
     True
     """
-    act = activation_code(activation)
+    act = 0 if activation is None else activation_code(activation)   # None: no call
     x, dtype = _data_input(x)
     N, C, S = _instance_view(x)
     weight = _param_for(weight, "weight", (C,), x, dtype)
@@ -1531,7 +1531,7 @@ def rms_norm(x: ArrayLike, normalized_shape: ShapeLike, weight: ArrayLike | None
     >>> np.allclose(rstd, 1 / np.sqrt((x**2).mean(-1) + np.finfo(np.float32).eps))
     True
     """
-    act = activation_code(activation)
+    act = 0 if activation is None else activation_code(activation)   # None: no call
     result = _kernels.row_norm_fast(x, normalized_shape, weight, None, eps, out, False, act)
     if result is not None:
         return result[0], result[2]
