@@ -25,8 +25,8 @@ py=${PYTHON:-python3}
 echo "== build"
 $py -m pip install --no-build-isolation --no-deps -q . >/tmp/cnorm-build.log 2>&1 \
     || { tail -30 /tmp/cnorm-build.log; exit 1; }
-gcc -O3 -fopenmp -Iinclude -Isrc/cnorm/_csrc src/cnorm/_csrc/channel.c \
-    src/cnorm/_csrc/config.c benchmarks/passes.c -o /tmp/cnorm-passes -lm || exit 1
+gcc -O3 -fopenmp -Iinclude -Isrc/cnorm/_csrc src/cnorm/_csrc/[a-z]*.c \
+    benchmarks/passes.c -o /tmp/cnorm-passes -lm || exit 1
 cd /tmp || exit 1   # import the installed package, not the source tree
 $py -c "import cnorm; cnorm.show_config()" | tee -a "$out/machine.txt"
 
@@ -44,8 +44,9 @@ for path in baseline avx2 avx512; do
     grep -E '^cnorm|^batch_norm_train 32|^layer_norm 32' "$out/simd_$path.txt"
 done
 
-echo "== passes of the channel kernels, one thread"
+echo "== passes of the kernels, one thread"
 {
     /tmp/cnorm-passes 32 64 3136 100352 64 1 48 64 12544
     /tmp/cnorm-passes --evict 8 256 196 1 256 1568 1 64 49
+    /tmp/cnorm-passes --rows 4096 768 1 1 --rows 1024 6272 32 3136 --rows 512 3136 64 3136
 } 2>&1 | tee "$out/passes.txt"
