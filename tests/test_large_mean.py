@@ -91,6 +91,22 @@ def test_batch_norm_backward_takes_a_mean_that_is_not_xs_own_as_given(mean, acti
         close(g, w, name)
 
 
+@pytest.mark.parametrize("activation", [None, "relu", "silu"])
+@pytest.mark.parametrize("mean", [1e2, -1e4])
+def test_row_backward_takes_a_mean_that_is_not_the_rows_own_as_given(mean, activation):
+    """As batch norm's: only a row's own rounded mean is corrected."""
+    x = data((6, 300), mean)
+    dy = data((6, 300), 0.0, seed=1)
+    _, m, r = cnorm.layer_norm(x, 300, W77[:1].repeat(300), W77[:1].repeat(300))
+    other = (m + np.float32(0.01)).astype(np.float32)
+    w = W77[:1].repeat(300)
+    got = cnorm.layer_norm_backward(dy, x, other, r, 300, w, activation=activation, bias=w)
+    xhat = (x.astype(np.float64) - other[:, None]) * r[:, None]
+    g = _activation_and_grad(xhat * w + w, dy, activation)[1] * w
+    want = r[:, None] * (g - g.mean(1, keepdims=True) - xhat * (g * xhat).mean(1, keepdims=True))
+    close(got[0], want, "dx")
+
+
 @pytest.mark.parametrize("activation", ["relu", "silu"])
 @pytest.mark.parametrize("op", ["layer_norm", "group_norm", "instance_norm", "batch_norm",
                                 "masked_batch_norm"])

@@ -809,15 +809,17 @@ def _row_dz(dy: Array, x: Array, view: tuple[int, int, int, int], mean: FloatArr
     """dy * act'(z) with z = x_hat * weight + bias recomputed per row (row m
     uses parameter row m % G, each parameter repeated over S values), in a
     new array.  x_hat is centred as the forward's: on the saved mean, less
-    the row mean of x - mean, which keeps what rounding the mean lost (for
-    |mean| >> std it moves x_hat, and relu's mask, by far more than
-    float32's rounding)."""
+    the row mean of x - mean where that is within an ulp of mean (the mean
+    is the row's own, rounded: for |mean| >> std its rounding moves x_hat,
+    and relu's mask, by far more than float32's), as the kernels do."""
     M, K, G, S = view
     if mean is None:
         z = x.reshape(M, K).copy()
     else:
         z = x.reshape(M, K) - mean.reshape(M, 1)
-        z -= np.mean(z, axis=1, dtype=np.float64, keepdims=True).astype(z.dtype)
+        delta = np.mean(z, axis=1, dtype=np.float64, keepdims=True)
+        own = np.abs(delta) <= np.spacing(np.abs(mean.reshape(M, 1)))
+        z -= np.where(own, delta, 0.0).astype(z.dtype)
     z *= rstd.reshape(M, 1)
     rows = z.reshape(M // G, G, K)
     if weight is not None:

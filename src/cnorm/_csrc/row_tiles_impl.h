@@ -5,7 +5,9 @@
 /* What rounding the saved mean of a row to T lost, mean(x) - mean, for
  * backward to use the forward's x_hat: computed (one more pass over the row,
  * in cache) only where it is visible, |mean| * rstd > 1 in float32; else 0.
- * A row with a NaN or Inf gives NaN, which backward propagates anyway. */
+ * 0 too where it exceeds an ulp of mean: that mean is not the row's own
+ * rounded (a caller's), and backward takes it as given.  A row with a NaN
+ * or Inf gives NaN, which backward propagates anyway. */
 static T SFX(row_mean_residual)(const T *x, int64_t n, T mean, T rstd)
 {
     if (sizeof(T) >= sizeof(double) || !(fabs((double)mean) * (double)rstd > 1.0))
@@ -17,7 +19,8 @@ static T SFX(row_mean_residual)(const T *x, int64_t n, T mean, T rstd)
         CNORM_LANE_SUM(part, cnorm_min64(ROW_BLOCK, n - i0), k, xb[k] - mean);
         total += part;
     }
-    return (T)(total / (double)n);
+    const double delta = total / (double)n, m = fabs((double)mean);
+    return fabs(delta) > (double)nextafterf((float)m, INFINITY) - m ? (T)0 : (T)delta;
 }
 
 /* Sums over n values of g = dy * w[k] (w == NULL: dy) and of g * x_hat,
