@@ -10,6 +10,7 @@ from public_calls import calls, flatten
 
 SWAPPED = {np.float32: np.dtype(">f4") if np.little_endian else np.dtype("<f4"),
            np.float64: np.dtype(">f8") if np.little_endian else np.dtype("<f8")}
+SWAPPED_LOW = np.dtype(">f2") if np.little_endian else np.dtype("<f2")
 
 
 NAMES = list(calls(np.float32))
@@ -44,3 +45,15 @@ def test_swapped_out_is_refused_untouched(dtype):
         with pytest.raises(ValueError, match="out"):
             call(out)
         assert np.all(out == 7.0), name
+
+
+def test_swapped_two_byte_parameters_are_their_values():
+    """A float16 weight or bias of either byte order is x's dtype."""
+    x = np.random.default_rng(2).standard_normal((4, 6, 5)).astype(np.float16)
+    w = np.linspace(0.5, 1.5, 6).astype(np.float16)
+    k = np.linspace(0.5, 1.5, 5).astype(np.float16)
+    for call in (lambda a: cnorm.batch_norm_train(x, a(w), a(w))[0],
+                 lambda a: cnorm.layer_norm(x, 5, a(k), a(k))[0],
+                 lambda a: cnorm.group_norm(x, 2, a(w), a(w))[0]):
+        np.testing.assert_array_equal(call(lambda a: a.astype(SWAPPED_LOW)).view(np.uint16),
+                                      call(lambda a: a).view(np.uint16))

@@ -58,10 +58,11 @@ def upcast(a):
 def widen_param(p, name, low):
     """A parameter or statistic of float16/bfloat16 data: in the data's dtype
     `low`, float32 (exact); another 2-byte float, TypeError naming it; anything
-    else as it is (float32/float64 are checked by the caller)."""
+    else as it is (float32/float64 are checked by the caller).  Byte order
+    does not matter."""
     if not is_low_precision(p):
         return p
-    if p.dtype != low:
+    if p.dtype.newbyteorder("=") != low.newbyteorder("="):
         raise TypeError(f"{name} must have dtype float32, float64 or that of x ({low}), "
                         f"got {p.dtype}")
     return upcast(p)
