@@ -700,13 +700,16 @@ def _is_dask(X: object) -> TypeGuard[da.Array]:
 
 
 def _check_2d(shape: tuple[Any, ...]) -> None:
+    """scikit-learn's check_array errors, in its words (its estimator checks
+    match them)."""
     if len(shape) != 2:
-        raise ValueError(f"Expected 2D array, got an array of shape {tuple(shape)} instead: "
-                         "reshape your data with X.reshape(-1, 1) for a single feature or "
-                         "X.reshape(1, -1) for a single sample.")
-    if shape[0] == 0 or shape[1] == 0:
-        raise ValueError(f"Found array with shape {tuple(shape)}: at least one sample and one "
-                         "feature are required.")
+        raise ValueError(f"Expected 2D array, got an array of shape {tuple(shape)} instead. "
+                         "Reshape your data either using X.reshape(-1, 1) if your data has a "
+                         "single feature or X.reshape(1, -1) if it contains a single sample.")
+    for axis, what in ((0, "sample"), (1, "feature")):
+        if shape[axis] == 0:
+            raise ValueError(f"Found array with 0 {what}(s) (shape={tuple(shape)}) while a "
+                             "minimum of 1 is required.")
 
 
 def _as_2d_floats(X: ArrayLike) -> _Floats:
@@ -719,11 +722,14 @@ def _as_2d_floats(X: ArrayLike) -> _Floats:
     if arr.dtype == np.object_:   # numbers held as objects (a list of Decimals, a
         try:                      # pandas object column): float64, as scikit-learn
             arr = arr.astype(np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"X must hold real numbers, got dtype object ({exc})") from None
+        except (TypeError, ValueError) as exc:   # the type scikit-learn raises
+            raise type(exc)(f"X must hold real numbers, got dtype object ({exc})") from None
     if is_low_dtype(arr.dtype):   # float16, bfloat16 (by name: ml_dtypes stays optional)
         _check_2d(arr.shape)
         return arr
+    if arr.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported: X must hold real numbers, got dtype "
+                         f"{arr.dtype}")
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"X must hold real numbers, got dtype {arr.dtype}")
     _check_2d(arr.shape)
