@@ -235,3 +235,18 @@ def test_mask_of_another_dtype_is_refused_as_batch_norm_refuses_it(dtype, mask_d
         errors.append((type(info.value), str(info.value)))
     assert errors[0][1].endswith(f"got {mask_dtype}")
     assert errors[1:] == errors[:1] * 2
+
+
+def test_weighted_constant_features_have_no_variance():
+    """A corrected second pass: the weighted mean of a constant feature is
+    the constant, so its m2 is 0 (scikit-learn's scale_ of 1), whatever the
+    weights."""
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        n = int(rng.integers(1, 6))
+        x = np.full((n, 3), rng.standard_normal() * 10.0 ** int(rng.integers(-5, 9)))
+        m = cnorm.Moments.of(x, axis=-1, sample_weight=rng.random(n))
+        np.testing.assert_array_equal(m.m2, 0.0)
+        np.testing.assert_array_equal(m.mean, x[0])
+    scaler = cnorm.StandardScaler().fit(np.full((3, 1), 1e8), sample_weight=[0.2, 0.1, 0.05])
+    np.testing.assert_array_equal(scaler.scale_, [1.0])

@@ -253,7 +253,8 @@ class Moments:
     @classmethod
     def _of_weighted(cls, x: NDArray[np.floating[Any]], a: int,
                      weights: Callable[[int, int], NDArray[np.float64]]) -> Moments:
-        """Two-pass float64 moments per chunk of axis 0, merged in order."""
+        """Corrected two-pass float64 moments per chunk of axis 0, merged in
+        order."""
         others = tuple(i for i in range(x.ndim) if i != a)
         total = cls.empty(x.shape[a])
         if x.shape[0] == 0:
@@ -274,6 +275,10 @@ class Moments:
             count = w.sum(axis=others)
             with np.errstate(invalid="ignore", divide="ignore"):
                 mean = np.where(count > 0, (w * xc).sum(axis=others) / count, 0.0)
+                # a second pass corrects the mean's rounding, which would
+                # give a constant feature a variance (and scale_ far from 1)
+                shift = (w * (xc - np.expand_dims(mean, others))).sum(axis=others)
+                mean += np.where(count > 0, shift / count, 0.0)
             centred = xc - np.expand_dims(mean, others)
             m2 = (w * centred * centred).sum(axis=others)
             with np.errstate(over="ignore"):
