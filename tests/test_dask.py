@@ -123,3 +123,18 @@ def test_scaler_rejects_infinity_in_dask_arrays(params):
     x[7, 2] = np.nan                      # NaN is kept
     z = scaler.transform(da.from_array(x, chunks=(100, 6))).compute()
     np.testing.assert_array_equal(np.isnan(z), np.isnan(x))
+
+
+def test_transform_of_empty_blocks():
+    """Chunks of no rows (boolean selections make them) transform to no rows."""
+    x = _data()
+    scaler = cnorm.StandardScaler().fit(x)
+    d = da.from_array(x, chunks=(100, 6))
+    kept = d[d[:, 0] > 12.0]   # unknown chunk sizes, some of them 0
+    np.testing.assert_array_equal(scaler.transform(kept).compute(),
+                                  scaler.transform(x[x[:, 0] > 12.0]))
+    np.testing.assert_array_equal(scaler.inverse_transform(kept).compute(),
+                                  scaler.inverse_transform(x[x[:, 0] > 12.0]))
+    explicit = da.from_array(x[:3], chunks=((1, 0, 2), (6,)))
+    np.testing.assert_array_equal(scaler.transform(explicit).compute(), scaler.transform(x[:3]))
+    assert scaler.transform(d[d[:, 0] > 1e9]).compute().shape == (0, 6)

@@ -668,8 +668,7 @@ class StandardScaler:
             _check_2d(X.shape)
             self._check_features(X.shape[1], False)
             dtype = X.dtype if _keeps_dtype(X.dtype) else np.dtype(np.float64)
-            return X.rechunk({1: -1}).map_blocks(_apply_coefficients, *coefficients, True,
-                                                 dtype=dtype)
+            return X.rechunk({1: -1}).map_blocks(_apply_block, *coefficients, dtype=dtype)
         X = _as_2d_floats(X)
         self._check_features(X.shape[1], False)
         return _apply_coefficients(X, *coefficients, copy or not X.flags.writeable)
@@ -819,6 +818,14 @@ def _apply_coefficients(X: ArrayLike, center: _F64, scale: _F64, shift: _F64, co
     _reject_infinity(X)
     return _standardize(X, center.astype(X.dtype), scale.astype(X.dtype),
                         shift.astype(X.dtype), copy)
+
+
+def _apply_block(X: NDArray[Any], center: _F64, scale: _F64, shift: _F64) -> _Floats:
+    """_apply_coefficients on one block of a dask array, into a new array; a
+    block of no rows (a chunk of 0, a boolean selection) stays empty."""
+    if X.ndim == 2 and X.shape[0] == 0 and X.shape[1] > 0:
+        return np.empty(X.shape, X.dtype if _keeps_dtype(X.dtype) else np.float64)
+    return _apply_coefficients(X, center, scale, shift, True)
 
 
 def _standardize(X: _Floats, center: _Floats, scale: _Floats, shift: _Floats, copy: bool
