@@ -225,3 +225,12 @@ def test_batch_norm_layers_name_x_for_inputs_under_two_dims(make, x, training):
         layer.eval()
     with pytest.raises(ValueError, match=r"^x must have at least 2 dimensions"):
         layer(x)
+
+
+@pytest.mark.parametrize("shape", [True, (True,), (2, False)])
+def test_a_bool_is_not_a_normalized_shape(shape):
+    x = np.ones((3, 2, 1), np.float32)
+    for call in (lambda: cnorm.layer_norm(x, shape), lambda: cnorm.rms_norm(x, shape),
+                 lambda: cnorm.LayerNorm(shape)):
+        with pytest.raises(TypeError, match="normalized_shape"):
+            call()

@@ -692,7 +692,9 @@ def _normalized_shape(normalized_shape: Any, x: Array) -> tuple[tuple[int, ...],
     """(leading shape, normalized shape) of x; the trailing dims must match
     (normalized_shape: unchecked, as the caller got it)."""
     shape = (normalized_shape,) if np.ndim(normalized_shape) == 0 else tuple(normalized_shape)
-    try:  # operator.index: 16.7 and "16" are not sizes
+    try:  # operator.index: 16.7 and "16" are not sizes; nor is True (the layers agree)
+        if any(isinstance(d, (bool, np.bool_)) for d in shape):
+            raise TypeError
         shape = tuple(operator.index(d) for d in shape)
     except TypeError:
         raise TypeError(f"normalized_shape must be an int or a tuple of ints, got "
