@@ -144,3 +144,23 @@ def test_non_strict_load_still_refuses_a_wrong_shape_and_loads_nothing():
     with pytest.raises(ValueError, match="shape"):
         layer.load_state_dict({"weight": np.full(3, 2.0), "bias": np.ones(4)}, strict=False)
     assert np.all(layer.weight == 1) and np.all(layer.bias == 0)
+
+
+@pytest.mark.parametrize("make", LAYERS.values(), ids=LAYERS)
+@pytest.mark.parametrize("momentum,error", [(float("nan"), ValueError), (5.0, ValueError),
+                                            ("a", TypeError), (True, TypeError)])
+def test_reassigned_momentum_is_checked_before_the_step(make, momentum, error):
+    layer = make()
+    layer(batch())
+    before = np.array(layer.running_mean, copy=True)
+    layer.momentum = momentum
+    with pytest.raises(error, match="momentum"):
+        layer(batch())
+    assert np.array_equal(layer.running_mean, before) and layer.num_batches_tracked == 1
+
+
+@pytest.mark.parametrize("make", LAYERS.values(), ids=LAYERS)
+@pytest.mark.parametrize("state", [None, [1, 2], "weight"])
+def test_load_state_dict_of_a_non_mapping_is_a_type_error(make, state):
+    with pytest.raises(TypeError, match="^state_dict must be a mapping"):
+        make().load_state_dict(state)

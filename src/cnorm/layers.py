@@ -428,7 +428,8 @@ class _Layer:
             shape (whatever `strict`); a ``num_batches_tracked`` that is not
             an integer in [0, 2**63).
         TypeError
-            A value that is not numeric (bool, complex, strings, objects).
+            state_dict not a mapping; a value that is not numeric (bool,
+            complex, strings, objects).
 
         Examples
         --------
@@ -447,6 +448,9 @@ class _Layer:
         IncompatibleKeys(missing_keys=['bias', 'running_mean', 'running_var'], \
 unexpected_keys=['extra'])
         """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict must be a mapping of names to arrays, got "
+                            f"{type(state_dict).__name__}")
         expected = self.state_dict()
         optional = {"num_batches_tracked"} & set(expected)   # PyTorch fills it in when absent
         missing = [name for name in expected if name not in state_dict and name not in optional]
@@ -664,7 +668,8 @@ class _RunningStats(_Layer):
         running_mean, running_var = cast(FloatArray, self.running_mean), cast(FloatArray,
                                                                               self.running_var)
         count = cast(int, self.num_batches_tracked) + 1
-        f = 1.0 / count if self.momentum is None else self.momentum
+        momentum = check_momentum(self.momentum)   # reassignable: checked as the constructor
+        f = 1.0 / count if momentum is None else momentum
         new = _kernels.running_average(running_mean, running_var, mean, var, f, var_scale)
         if new is None:   # buffers reassigned to other types or layouts, or f not a float
             for name, buffer in (("running_mean", running_mean), ("running_var", running_var)):
