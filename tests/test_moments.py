@@ -179,6 +179,21 @@ def test_bad_data_and_merge():
         Moments([-1.0], [0.0], [0.0])
     with pytest.raises(ValueError, match="shape"):
         Moments.from_array(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="m2"):
+        Moments.from_array(np.array([[2.0], [0.0], [-1.0]]))
+    assert np.isnan(Moments([2.0], [np.nan], [np.nan]).var()).all()
+
+
+def test_sum_of_parts_is_their_merge():
+    x = np.random.default_rng(3).standard_normal((30, 4))
+    parts = [Moments.of(x[i:i + 7]) for i in range(0, 30, 7)]
+    total = sum(parts)
+    whole = Moments.of(x)
+    np.testing.assert_array_equal(total.count, whole.count)
+    np.testing.assert_allclose(total.m2, whole.m2, rtol=1e-13)
+    assert sum(parts[:1]) is not parts[0]
+    with pytest.raises(TypeError):
+        1 + parts[0]
 
 
 def _low_dtypes():

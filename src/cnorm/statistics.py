@@ -107,7 +107,8 @@ class Moments:
         mean : array_like
             Mean per feature, of the shape of `count`.
         m2 : array_like
-            Sum of squared deviations per feature, of the shape of `count`.
+            Sum of squared deviations per feature, of the shape of `count`, >= 0
+            (or NaN).
         """
         arrays = [np.array(a, dtype=np.float64, ndmin=1) for a in (count, mean, m2)]
         for name, a in zip(("count", "mean", "m2"), arrays):
@@ -117,6 +118,8 @@ class Moments:
         count = arrays[0]
         if not np.all(np.isfinite(count) & (count >= 0)):
             raise ValueError("count must be finite and >= 0")
+        if np.any(arrays[2] < 0):   # NaN passes: the moments of NaN data
+            raise ValueError("m2 must be >= 0")
         self.count, self.mean, self.m2 = arrays
 
     # ---- construction ---------------------------------------------------
@@ -422,6 +425,11 @@ class Moments:
         if not isinstance(other, Moments):
             return NotImplemented
         return self.merge(other)
+
+    def __radd__(self, other: object) -> Moments:
+        if type(other) is int and other == 0:   # sum(parts) starts from 0
+            return Moments(self.count, self.mean, self.m2)
+        return NotImplemented
 
     # ---- plain-array round trip ------------------------------------------
 
