@@ -810,18 +810,22 @@ def _row_dz(dy: Array, x: Array, view: tuple[int, int, int, int], mean: FloatArr
             activation: str | None) -> Array:
     """dy * act'(z) with z = x_hat * weight + bias recomputed per row (row m
     uses parameter row m % G, each parameter repeated over S values), in a
-    new array.  x_hat is centred as the forward's: on the saved mean, less
-    the row mean of x - mean where that is within an ulp of mean (the mean
-    is the row's own, rounded: for |mean| >> std its rounding moves x_hat,
-    and relu's mask, by far more than float32's), as the kernels do."""
+    new array.  x_hat is centred as the forward's, as the kernels centre it:
+    on the saved mean, less the row mean of x - mean in rows where
+    |mean| * rstd > 1 and that is within an ulp of mean (the mean is the
+    row's own, rounded: for |mean| >> std its rounding moves x_hat, and
+    relu's mask, by far more than float32's)."""
     M, K, G, S = view
     if mean is None:
         z = x.reshape(M, K).copy()
     else:
-        z = x.reshape(M, K) - mean.reshape(M, 1)
-        delta = np.mean(z, axis=1, dtype=np.float64, keepdims=True)
-        own = np.abs(delta) <= np.spacing(np.abs(mean.reshape(M, 1)))
-        z -= np.where(own, delta, 0.0).astype(z.dtype)
+        m = mean.reshape(M, 1)
+        z = x.reshape(M, K) - m
+        far = np.abs(m.astype(np.float64)) * rstd.reshape(M, 1) > 1.0
+        if far.any():
+            delta = np.mean(z, axis=1, dtype=np.float64, keepdims=True)
+            own = far & (np.abs(delta) <= np.spacing(np.abs(m)))
+            z -= np.where(own, delta, 0.0).astype(z.dtype)
     z *= rstd.reshape(M, 1)
     rows = z.reshape(M // G, G, K)
     if weight is not None:
