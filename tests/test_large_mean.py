@@ -187,3 +187,23 @@ def test_rows_whose_first_values_are_far_from_the_mean(lead, mean, length):
     want_r = 1 / np.sqrt(xd.var(axis=1) + 1e-5)
     assert np.abs(r / want_r - 1).max() < 4e-7
     close(y, ref.layer_norm(x, length)[0], "y")
+
+
+@pytest.mark.parametrize("shape,axis", [((1000, 3), -1), ((100000, 3), -1), ((2, 64, 2), 1),
+                                        ((1, 3, 100000), 1), ((20, 3, 1000), 1),
+                                        ((300, 5, 7), 1)])
+def test_float64_moments_far_from_0_keep_float64_precision(shape, axis):
+    """Blocks and pieces merge their means less the column's first value:
+    float64 at mean 1e8, std 1 keeps m2 to 1e-13, as NumPy's two passes
+    (merging means rounded to float64 kept 1e-10)."""
+    x = np.random.default_rng(8).standard_normal(shape) + 1e8
+    others = tuple(i for i in range(x.ndim) if i != axis % x.ndim)
+    xl = x.astype(np.longdouble)
+    mean = xl.mean(axis=others, keepdims=True)
+    want_m2 = ((xl - mean) ** 2).sum(axis=others).astype(np.float64)
+    m = cnorm.Moments.of(x, axis=axis)
+    assert np.abs(m.m2 / want_m2 - 1).max() < 1e-13
+    assert np.abs(m.mean - mean.reshape(-1).astype(np.float64)).max() <= 1.5e-8   # ulp(1e8)
+    _, _, invstd = cnorm.batch_norm_train(x, axis=axis, eps=1e-300)
+    var = want_m2 / (x.size // x.shape[axis])
+    assert np.abs(1 / invstd**2 / var - 1).max() < 1e-13

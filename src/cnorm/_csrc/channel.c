@@ -67,19 +67,22 @@ static void chan_sum_group(const chan_geom *G, int64_t g, double *pa, double *pb
 }
 
 /* Channel c's moments from its merged columns (interleaved: S columns of
- * N values each, merged in s order). */
+ * N values each, merged in s order), whose means are kept less base[s]
+ * (column_base, channel_stats_impl.h): merged relative to base[0]. */
 static void chan_channel_moments(const chan_geom *G, int64_t c, const double *pmean,
-                                 const double *pm2, double *mean, double *m2)
+                                 const double *pm2, const double *base, double *mean,
+                                 double *m2)
 {
     if (G->planar) {
-        *mean = pmean[c];
+        *mean = base[0] + pmean[c];
         *m2 = pm2[c];
     } else {
         double n = 0.0, m = 0.0, s2 = 0.0;
         int64_t s;
         for (s = 0; s < G->S; s++)
-            cnorm_merge(&n, &m, &s2, (double)G->N, pmean[c * G->S + s], pm2[c * G->S + s]);
-        *mean = m;
+            cnorm_merge(&n, &m, &s2, (double)G->N, pmean[c * G->S + s] + (base[s] - base[0]),
+                        pm2[c * G->S + s]);
+        *mean = base[0] + m;
         *m2 = s2;
     }
 }

@@ -87,7 +87,11 @@ static void SFX(merge_tiles)(const SFX(chan_reduction) *j, int moments)
 static void SFX(channel_result)(const chan_geom *G, const T *x, const chan_scratch *s,
                                 int64_t c, double *mean, double *m2)
 {
-    chan_channel_moments(G, c, s->a, s->b, mean, m2);
+    double base[CHAN_TILE_MAX];   /* interleaved: S < one strip, below CHAN_TILE_MAX */
+    const int64_t w = G->planar ? 1 : G->S, k0 = G->planar ? c : c * G->S;
+    for (int64_t i = 0; i < w; i++)
+        base[i] = SFX(column_base)(G, x, k0 + i);
+    chan_channel_moments(G, c, s->a, s->b, base, mean, m2);
     if (sizeof(T) == sizeof(double) && (!isfinite(*mean) || isnan(*m2)))
         (void)cnorm_moments_scaled((const double *)(const void *)x + c * G->S, G->N, G->K,
                                    G->S, mean, m2);

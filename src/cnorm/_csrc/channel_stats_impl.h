@@ -169,23 +169,38 @@ static int SFX(m2_unsafe)(double m2, double nb, double s1)
            || (m2 < nb * ((double)FLT_MIN / FLT_EPSILON) && (m2 != 0.0 || s1 != 0.0));
 }
 
+/* What column k's block means are kept relative to: its first value (row
+ * 0's; a planar channel's first run's), the same for every block and piece,
+ * so that merges subtract offsets of the data's spread rather than means
+ * rounded to double (float64 at mean 1e8, std 1: m2 kept 1e-10 of its
+ * precision that way); 0 where that value is not finite. */
+static double SFX(column_base)(const chan_geom *G, const T *x, int64_t k)
+{
+    const double v = (double)x[G->planar ? k * G->S : k];
+    return isfinite(v) ? v : 0.0;
+}
+
 /* Moments of group g's columns over chunk q, block by block: one pass sums
  * deviations d = x - c from the block's first row and d^2; then
  * m2 = sum d^2 - (sum d)^2 / n loses at most 3 bits where
  * sum d^2 <= 8 m2 (c within 2.6 std of the mean).  Where it is not (or
  * values are non-finite), the exact second pass, the block now in L1:
  * squared deviations from the block mean rounded to T, corrected for that
- * rounding.  Blocks merge into the piece's (n, mean, m2) in double.
+ * rounding.  Blocks merge into the piece's (n, mean, m2) in double, the
+ * mean less column_base.
  * Returns n. */
 static double SFX(piece_moments_tiles)(const chan_geom *G, const T *x, int64_t g,
                                        int64_t q, double *mean, double *m2)
 {
     T acc[CHAN_PMAX], acc2[CHAN_PMAX], ctr[CHAN_PMAX];
-    double s1[CHAN_TILE_MAX], bm[CHAN_TILE_MAX], bm2[CHAN_TILE_MAX], n = 0.0;
+    double s1[CHAN_TILE_MAX], bm[CHAN_TILE_MAX], bm2[CHAN_TILE_MAX], off[CHAN_TILE_MAX];
+    double base[CHAN_TILE_MAX], n = 0.0;
     int64_t k0, kw, pg, np, b, k;
     int64_t b1 = cnorm_min64(G->nblk, (q + 1) * G->cblk);
     chan_group(G, g, &k0, &kw, &pg);
     np = kw == 1 ? CL : pg;
+    for (k = 0; k < kw; k++)
+        base[k] = SFX(column_base)(G, x, k0 + k);
     for (b = q * G->cblk; b < b1; b++) {
         int onepass = 1;
         chan_block B = chan_block_at(G, g, b);
@@ -202,6 +217,7 @@ static double SFX(piece_moments_tiles)(const chan_geom *G, const T *x, int64_t g
         for (k = 0; k < kw; k++) {
             double v = bm2[k];
             bm[k] = ctr[k] + s1[k] * inb;
+            off[k] = ((double)ctr[k] - base[k]) + s1[k] * inb;
             bm2[k] = v - s1[k] * (s1[k] * inb);
             onepass &= bm2[k] >= v * 0.125;
         }
@@ -219,12 +235,14 @@ static double SFX(piece_moments_tiles)(const chan_geom *G, const T *x, int64_t g
         }
         for (k = 0; k < kw; k++) {
             int wide = SFX(m2_unsafe)(bm2[k], nb, s1[k]);
-            if (wide && !isfinite(bm[k]))   /* float32 sums overflowed, or NaN/Inf */
+            if (wide && !isfinite(bm[k])) {   /* float32 sums overflowed, or NaN/Inf */
                 bm[k] = SFX(block_mean_wide)(x, &B, kw, k, nb);
+                off[k] = bm[k] - base[k];
+            }
             if (wide && isfinite(bm[k]))
                 bm2[k] = SFX(block_m2_wide)(x, &B, kw, k, bm[k]);
         }
-        cnorm_merge_cols(n, mean, m2, nb, bm, bm2, kw);
+        cnorm_merge_cols(n, mean, m2, nb, off, bm2, kw);
         n += nb;
     }
     return n;
@@ -237,14 +255,16 @@ static double SFX(piece_moments_tiles)(const chan_geom *G, const T *x, int64_t g
 static double SFX(piece_moments_planar)(const chan_geom *G, const T *x, int64_t g,
                                         int64_t q, double *mean, double *m2)
 {
+    const double base = SFX(column_base)(G, x, g);
     double n = 0.0;
     int64_t b, b1 = cnorm_min64(G->nblk, (q + 1) * G->cblk);
     for (b = q * G->cblk; b < b1; b++) {
         chan_block B = chan_block_at(G, g, b);
         const T *xb = x + B.off, c = xb[0];
-        double nb = (double)(B.runs * B.len), inb = 1.0 / nb, s1, v, bm, bm2;
+        double nb = (double)(B.runs * B.len), inb = 1.0 / nb, s1, v, bm, bm2, off;
         SFX(block_sums)(xb, B.runs, B.ld, B.len, c, &s1, &v);
         bm = c + s1 * inb;
+        off = ((double)c - base) + s1 * inb;
         bm2 = v - s1 * (s1 * inb);
         if (!(bm2 >= v * 0.125)) {   /* rare: the exact second pass */
             const T ct = (T)bm;
@@ -254,18 +274,21 @@ static double SFX(piece_moments_planar)(const chan_geom *G, const T *x, int64_t 
                 bm2 = 0.0;
         }
         if (SFX(m2_unsafe)(bm2, nb, s1)) {
-            if (!isfinite(bm))
+            if (!isfinite(bm)) {
                 bm = SFX(block_mean_wide)(x, &B, 1, 0, nb);
+                off = bm - base;
+            }
             if (isfinite(bm))
                 bm2 = SFX(block_m2_wide)(x, &B, 1, 0, bm);
         }
-        cnorm_merge_cols(n, mean, m2, nb, &bm, &bm2, 1);
+        cnorm_merge_cols(n, mean, m2, nb, &off, &bm2, 1);
         n += nb;
     }
     return n;
 }
 
-/* Moments of group g over chunk q into mean and m2 (kw columns); returns
+/* Moments of group g over chunk q into mean (less column_base) and m2 (kw
+ * columns); returns
  * the count per column. */
 static double SFX(piece_moments)(const chan_geom *G, const T *x, int64_t g, int64_t q,
                                  double *mean, double *m2)
