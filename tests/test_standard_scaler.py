@@ -510,3 +510,12 @@ def test_low_precision_as_scikit_learn(low, params, sklearn):
     for scaler in (ours, ref):
         with pytest.raises(ValueError, match="infinity"):
             scaler.transform(X)
+
+
+def test_numeric_strings_are_read_as_float64_as_scikit_learn():
+    X = np.array([["1", "2.5"], ["3", "4"], ["-2", "0"]])
+    scaler = cnorm.StandardScaler().fit(X)
+    np.testing.assert_allclose(scaler.mean_, X.astype(np.float64).mean(axis=0))
+    assert scaler.transform(X).dtype == np.float64
+    with pytest.raises(ValueError, match="real numbers"):
+        cnorm.StandardScaler().fit(np.array([["a", "1"], ["2", "3"]]))

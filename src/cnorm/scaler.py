@@ -718,11 +718,11 @@ def _as_2d_floats(X: ArrayLike) -> _Floats:
         raise TypeError("cnorm.StandardScaler takes dense arrays; a sparse matrix needs "
                         "scikit-learn's StandardScaler(with_mean=False)")
     arr = np.asarray(X)
-    if arr.dtype == np.object_:   # numbers held as objects (a list of Decimals, a
-        try:                      # pandas object column): float64, as scikit-learn
+    if arr.dtype == np.object_ or arr.dtype.kind in "US":   # numbers held as objects (a
+        try:   # list of Decimals, a pandas object column) or strings: float64, as scikit-learn
             arr = arr.astype(np.float64)
         except (TypeError, ValueError) as exc:   # the type scikit-learn raises
-            raise type(exc)(f"X must hold real numbers, got dtype object ({exc})") from None
+            raise type(exc)(f"X must hold real numbers, got dtype {arr.dtype} ({exc})") from None
     if is_low_dtype(arr.dtype):   # float16, bfloat16 (by name: ml_dtypes stays optional)
         _check_2d(arr.shape)
         return arr
