@@ -43,14 +43,14 @@ def launch(ranks, scenario):
 
 
 @pytest.mark.parametrize("ranks", [1, 2, 3])
-@pytest.mark.parametrize("scenario", ["equal", "unequal", "empty"])
+@pytest.mark.parametrize("scenario", ["equal", "unequal", "empty", "far"])
 def test_training_equals_batch_norm_on_the_concatenation(ranks, scenario):
     if scenario != "equal" and ranks == 1:
         pytest.skip("one rank holds the whole batch")
     launch(ranks, scenario)
 
 
-@pytest.mark.parametrize("scenario", ["mismatch", "bad_input"])
+@pytest.mark.parametrize("scenario", ["mismatch", "bad_input", "bad_buffer"])
 def test_errors_reach_every_rank_without_a_hang(scenario):
     launch(2, scenario)
 

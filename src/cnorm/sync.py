@@ -23,7 +23,7 @@ from cnorm import functional as F
 from cnorm._typing import Activation, Array, FloatArray
 from cnorm._validate import as_contiguous, as_float_array, same_shape
 from cnorm.activation import activation_code
-from cnorm.layers import BatchNorm
+from cnorm.layers import BatchNorm, _check_running_buffer
 from cnorm.lowp import is_low_precision
 from cnorm.statistics import Moments
 
@@ -306,6 +306,13 @@ class SyncBatchNorm(BatchNorm):
             # BatchNorm's own checks of weight, bias and eps, which the
             # functional forward would otherwise make on this rank alone
             self._check_training_state(np.dtype(np.float32) if low else checked.dtype)
+            if self.track_running_stats:   # reassigned buffers: refused before the collectives
+                for name in ("running_mean", "running_var"):
+                    buffer = getattr(self, name)
+                    _check_running_buffer(buffer, name, (self.num_features,))
+                    if not buffer.flags.writeable:
+                        raise ValueError(f"{name} is read-only: the training forward updates "
+                                         "it in place")
         except (TypeError, ValueError) as error:
             problem = error
         self._agree(problem, x_dtype)
@@ -381,7 +388,7 @@ class SyncBatchNorm(BatchNorm):
 
     # No mask= either: the statistics span the ranks' whole batches.
     def _forward_train(self, x: Array) -> tuple[  # type: ignore[override]
-            Array, tuple[Array, FloatArray, FloatArray, float]]:
+            Array, tuple[Array, FloatArray, FloatArray, float, NDArray[np.float64]]]:
         N, C, S = F.channel_view(x, self.axis)
         mean_local = np.empty(C, np.float64)
         m2_local = np.empty(C, np.float64)
@@ -398,28 +405,36 @@ class SyncBatchNorm(BatchNorm):
         mean, invstd = F.saved_statistics(total.mean, var, self.eps, x.dtype)
         self._update_running(total.mean, var, self._running_var_scale(count))
         weight = np.ones(C) if self.weight is None else self.weight.astype(np.float64)
-        bias = np.zeros(C) if self.bias is None else self.bias
+        bias = np.zeros(C) if self.bias is None else self.bias.astype(np.float64)
+        # centred on the merged float64 mean, as BatchNorm: what rounding it
+        # to x's dtype lost (the same on every rank) goes into the shift and
+        # is kept for backward
+        delta = total.mean - mean
+        scale = weight * invstd
         y = np.empty_like(x)
-        _kernels.channel_standardize(x, N, C, S, mean, (weight * invstd).astype(x.dtype),
-                                     bias.astype(x.dtype), y, activation_code(self.activation))
-        return y, (x, mean, invstd, count)
+        _kernels.channel_standardize(x, N, C, S, mean, scale.astype(x.dtype),
+                                     (bias - scale * delta).astype(x.dtype), y,
+                                     activation_code(self.activation))
+        return y, (x, mean, invstd, count, delta)
 
     def _backward(self, dy: ArrayLike, saved: tuple[Any, ...]
                   ) -> tuple[Array, FloatArray | None, FloatArray | None]:
-        x, mean, invstd, count = saved
+        x, mean, invstd, count, delta = saved
         N, C, S = F.channel_view(x, self.axis)
         dyc = as_contiguous(dy)
         weight = None if self.weight is None else self.weight.astype(x.dtype)
         if self.activation is not None:
             bias = None if self.bias is None else self.bias.astype(x.dtype)
             dyc = F.channel_preactivation_grad(dyc, x, (N, C, S), mean, invstd, weight, bias,
-                                               self.activation)
+                                               self.activation, delta)
         sums = np.empty((2, C), np.float64)
         _kernels.bn_backward(dyc, x, N, C, S, mean, invstd, weight, None, sums[0], sums[1])
         sum_dy, sum_dy_xhat = self._gather_rows(sums).sum(axis=0)
+        # x_hat around mean + delta, as the forward (batch_norm_backward's algebra)
+        sum_dy_xhat -= invstd * delta * sum_dy
         dx = np.empty_like(x)
-        _kernels.bn_backward_dx(dyc, x, N, C, S, mean, invstd, weight, sum_dy, sum_dy_xhat,
-                                count, dx)
+        _kernels.bn_backward_dx(dyc, x, N, C, S, mean, invstd, weight,
+                                sum_dy - invstd * delta * sum_dy_xhat, sum_dy_xhat, count, dx)
         if not self.affine:
             return dx, None, None
         return dx, sum_dy_xhat.astype(x.dtype), sum_dy.astype(x.dtype)
