@@ -40,6 +40,21 @@ def test_plot_without_matplotlib_is_refused_first(monkeypatch, capsys, tmp_path)
     assert "layer_norm" not in captured.out   # nothing was measured
 
 
+@pytest.mark.parametrize("bad", [["--json", "{missing}/r.json"], ["--json", "{tmp}"],
+                                 ["--plot", "{missing}/r.png"], ["--plot", "{tmp}/r.txt"],
+                                 ["--threads", "1,3000000000"],
+                                 ["--shapes", "99999999999999999999999x2"]])
+def test_bad_outputs_and_sizes_are_refused_before_measuring(bad, capsys, tmp_path):
+    if bad[0] == "--plot" and importlib.util.find_spec("matplotlib") is None:
+        pytest.skip("no matplotlib")
+    args = [a.format(missing=tmp_path / "missing", tmp=tmp_path) for a in bad]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*TINY, *args])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert bad[0] in captured.err and "layer_norm" not in captured.out
+
+
 def test_bench_leaves_torch_as_it_was():
     torch = pytest.importorskip("torch")
     threads = torch.get_num_threads()

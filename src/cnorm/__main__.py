@@ -4,7 +4,9 @@ Without a command it runs the main job: the self-check, then (if it passed)
 the benchmark table with default settings.
 """
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from cnorm import _selfcheck
 from cnorm.bench import engine as _bench
@@ -17,8 +19,8 @@ def _positive_ints(text):
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"thread counts must be >= 1, got {text!r}")
+    if not values or min(values) < 1 or max(values) > 2**31 - 1:
+        raise argparse.ArgumentTypeError(f"thread counts must be in [1, 2**31), got {text!r}")
     return values
 
 
@@ -82,9 +84,17 @@ def _bench_command(parser, args):
         parser.error("--repeat must be >= 1")
     if args.plot and not _plot.available():   # before minutes of measuring
         parser.error(_plot.NEEDS)
+    for option, path in (("--json", args.json), ("--plot", args.plot)):
+        if path is not None and (Path(path).is_dir() or not Path(path).parent.is_dir()):
+            parser.error(f"{option} {path}: not a file in an existing directory")
+    if args.plot and not _plot.supports(args.plot):
+        parser.error(f"--plot {args.plot}: matplotlib cannot write that format")
     regimes = ("warm", "cold") if args.regime == "both" else (args.regime,)
-    results = _bench.bench(cases, args.threads, args.dtype, quick=args.quick,
-                           rounds=args.repeat, json_path=args.json, regimes=regimes)
+    try:
+        results = _bench.bench(cases, args.threads, args.dtype, quick=args.quick,
+                               rounds=args.repeat, json_path=args.json, regimes=regimes)
+    except MemoryError:
+        parser.error("not enough memory for the cases' arrays")
     if args.plot:
         _plot.plot_ratios(results, args.plot)
         print(f"wrote {args.plot}")
@@ -105,4 +115,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:   # the reader (| head) left: no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

@@ -144,7 +144,10 @@ def parse_shape(text):
     if len(dims) < 2 or not all(d.isdigit() and int(d) > 0 for d in dims):
         raise ValueError(f"a shape is two or more positive dims joined by 'x', e.g. "
                          f"32x64x56x56; got {text!r}")
-    return tuple(int(d) for d in dims)
+    shape = tuple(int(d) for d in dims)
+    if math.prod(shape) > 2**40:   # 8 TB of float64: beyond any machine's memory
+        raise ValueError(f"shape {text!r} has more than 2**40 elements")
+    return shape
 
 
 # ---- data -----------------------------------------------------------------

@@ -14,6 +14,17 @@ def available():
     return True
 
 
+def supports(path):
+    """Whether matplotlib writes path's format (by its suffix; none: PNG)."""
+    suffix = path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else "png"
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    return suffix in Figure().canvas.get_supported_filetypes()
+
+
 def plot_ratios(results, path):
     """Horizontal bars, one group per (case, threads), one bar per contender
     measured (log scale; 1 is the copy)."""
