@@ -146,3 +146,20 @@ def test_optional_pointer_table_names_real_parameters():
 def test_renorm_fields_are_required(field, suffix):
     assert _valid_call(f"cnorm_bn_forward_train_{suffix}", null_renorm_field=field) == \
         CNORM_EINVAL
+
+
+@pytest.mark.parametrize("name", sorted(n for n in KERNELS if "_row_" in n))
+def test_row_kernels_check_sizes_with_no_rows(name):
+    """M == 0 lets every pointer be NULL, not the other sizes be wrong."""
+    fn, parsed = _kernel(name, KERNELS[name])
+    names = [n for _, n in parsed]
+    for bad in ({"K": -10}, {"K": 0}, {"S": 0}, {"G": 0}, {"K": 10, "S": 3}):
+        if not set(bad) <= set(names):
+            continue
+        args = _arguments(parsed, None)
+        for key, value in {"M": 0, **bad}.items():
+            args[names.index(key)] = value
+        assert fn(*args) == CNORM_EINVAL, (name, bad)
+    args = _arguments(parsed, None)
+    args[names.index("M")] = 0
+    assert fn(*args) == 0, name   # K = 4 (G = S = 4 where present: K % S == 0)

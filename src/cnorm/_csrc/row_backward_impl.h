@@ -64,7 +64,9 @@ static int SFX(cnorm_row_backward)(const ST *dy, const ST *x, int64_t M, int64_t
                                    int64_t S, int center, const T *mean, const T *rstd,
                                    const T *weight, ST *dx, double *dweight, double *dbias)
 {
-    if (M == 0) {
+    if (M == 0) {   /* no rows: sums of nothing, the sizes still checked */
+        if (!row_valid(1, K, G, S))
+            return CNORM_EINVAL;
         row_zero_grads(K, G, S, dweight, dbias);
         return CNORM_OK;
     }

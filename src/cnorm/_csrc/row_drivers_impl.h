@@ -56,8 +56,8 @@ static int SFX(cnorm_row_add_forward)(const T *x, const T *residual, int64_t M, 
                                       int center, double eps, const T *weight,
                                       const T *bias, T *y, T *sum, T *mean, T *rstd)
 {
-    if (M == 0)
-        return CNORM_OK;
+    if (M == 0)   /* no rows: no pointer is read, the sizes still checked */
+        return row_valid(1, K, 1, 1) ? CNORM_OK : CNORM_EINVAL;
     if (!row_valid(M, K, 1, 1) || !x || !residual || !y || !sum || y == sum)
         return CNORM_EINVAL;
     const int nt = cnorm_threads_for(M * K, M);

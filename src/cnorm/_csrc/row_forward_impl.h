@@ -75,8 +75,8 @@ static int SFX(cnorm_row_forward)(const ST *x, int64_t M, int64_t K, int64_t G, 
 {
     if (!cnorm_activation_valid(activation))
         return CNORM_EINVAL;
-    if (M == 0)
-        return CNORM_OK;
+    if (M == 0)   /* no rows: no pointer is read, the sizes still checked */
+        return row_valid(1, K, G, S) ? CNORM_OK : CNORM_EINVAL;
     if (!row_valid(M, K, G, S) || !x || !y)
         return CNORM_EINVAL;
     const SFX(row_fwd_job) job = {x, weight, bias, y, mean, rstd, M, K, G, S, center,
