@@ -58,6 +58,9 @@ def test_errors_reach_every_rank_without_a_hang(scenario):
 def test_bad_comm_and_no_pickling():
     with pytest.raises(TypeError, match="comm"):
         cnorm.SyncBatchNorm(3, comm=object())
+    from mpi4py import MPI
+    with pytest.raises(ValueError, match="COMM_NULL"):
+        cnorm.SyncBatchNorm(3, comm=MPI.COMM_NULL)
     layer = cnorm.SyncBatchNorm(3)   # COMM_WORLD of a single process
     with pytest.raises(TypeError, match="state_dict"):
         import pickle

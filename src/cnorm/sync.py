@@ -137,7 +137,8 @@ class SyncBatchNorm(BatchNorm):
         not an integer (a bool is not one); eps or momentum not a real
         number; dtype not float32, float64, float16 or bfloat16.
     ValueError
-        The arguments BatchNorm refuses with ValueError: num_features < 1 or
+        comm is MPI.COMM_NULL; the arguments BatchNorm refuses with
+        ValueError: num_features < 1 or
         more than an array of the parameter dtype can hold; eps negative,
         NaN or infinite; momentum outside [0, 1]; activation not None,
         "relu" or "silu".  (eps=0 is accepted, and refused by a training
@@ -201,6 +202,8 @@ class SyncBatchNorm(BatchNorm):
         if not isinstance(comm, MPI.Comm):
             raise TypeError(f"comm must be an mpi4py communicator (mpi4py.MPI.Comm), got "
                             f"{type(comm).__name__}")
+        if comm == MPI.COMM_NULL:   # no ranks: the first collective would fail inside MPI
+            raise ValueError("comm must be a communicator with ranks, got MPI.COMM_NULL")
         self.comm: MPI.Comm = comm
 
     _accepts_mask = False
