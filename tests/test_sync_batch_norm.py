@@ -55,6 +55,10 @@ def test_errors_reach_every_rank_without_a_hang(scenario):
     launch(2, scenario)
 
 
+def test_a_batch_empty_on_every_rank_is_batch_norms_empty_batch():
+    launch(2, "all_empty")
+
+
 def test_bad_comm_and_no_pickling():
     with pytest.raises(TypeError, match="comm"):
         cnorm.SyncBatchNorm(3, comm=object())

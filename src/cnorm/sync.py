@@ -284,8 +284,8 @@ class SyncBatchNorm(BatchNorm):
             x of a wrong shape, weight or bias of a wrong shape, or eps
             that batch-norm training refuses (0, negative, NaN), as
             BatchNorm (the message names the rank); ranks disagreeing on
-            the layer or x's dtype; fewer than two values per channel over
-            all ranks.
+            the layer or x's dtype; exactly one value per channel over all
+            ranks (none: an empty y and the counter stepped, as BatchNorm).
 
         Examples
         --------
@@ -401,12 +401,15 @@ class SyncBatchNorm(BatchNorm):
         for part in parts:   # rank order: the same bits on every rank
             total = total.merge(Moments(*part))
         count = float(total.count[0])
-        if count < 2:
-            raise ValueError(f"training needs more than one value per channel over all ranks, "
-                             f"got {count:.0f}")
-        var = total.m2 / count
+        if count == 1:
+            raise ValueError("training needs more than one value per channel over all ranks, "
+                             "got 1")
+        var = total.m2 / max(count, 1.0)   # no values anywhere: mean 0 and var 0, as BatchNorm
         mean, invstd = F.saved_statistics(total.mean, var, self.eps, x.dtype)
-        self._update_running(total.mean, var, self._running_var_scale(count))
+        if count:
+            self._update_running(total.mean, var, self._running_var_scale(count))
+        elif self.track_running_stats:   # an empty batch: counted, statistics kept (BatchNorm)
+            self.num_batches_tracked = cast(int, self.num_batches_tracked) + 1
         weight = np.ones(C) if self.weight is None else self.weight.astype(np.float64)
         bias = np.zeros(C) if self.bias is None else self.bias.astype(np.float64)
         # centred on the merged float64 mean, as BatchNorm: what rounding it
@@ -436,8 +439,9 @@ class SyncBatchNorm(BatchNorm):
         # x_hat around mean + delta, as the forward (batch_norm_backward's algebra)
         sum_dy_xhat -= invstd * delta * sum_dy
         dx = np.empty_like(x)
-        _kernels.bn_backward_dx(dyc, x, N, C, S, mean, invstd, weight,
-                                sum_dy - invstd * delta * sum_dy_xhat, sum_dy_xhat, count, dx)
+        if count:   # else every rank's batch is empty, and so is dx
+            _kernels.bn_backward_dx(dyc, x, N, C, S, mean, invstd, weight,
+                                    sum_dy - invstd * delta * sum_dy_xhat, sum_dy_xhat, count, dx)
         if not self.affine:
             return dx, None, None
         return dx, sum_dy_xhat.astype(x.dtype), sum_dy.astype(x.dtype)

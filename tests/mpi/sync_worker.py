@@ -90,6 +90,15 @@ def main(scenario):
         expect_error_everywhere(lambda: layer(x), "rank 0")
         expect_error_everywhere(lambda: layer.backward(x), "forward",   # nothing saved
                                 RuntimeError)
+    elif scenario == "all_empty":   # no rank holds a value: as BatchNorm on an empty batch
+        layer, single = cnorm.SyncBatchNorm(C), cnorm.BatchNorm(C)
+        x = np.zeros((0, C, 4), np.float32)
+        assert layer(x).shape == single(x).shape == x.shape
+        assert layer.num_batches_tracked == single.num_batches_tracked == 1
+        assert layer.backward(x).shape == x.shape
+        np.testing.assert_array_equal(layer.grad_weight, single.backward(x) is not None and
+                                      single.grad_weight)
+        np.testing.assert_array_equal(layer.running_mean, single.running_mean)
     elif scenario == "bad_buffer":   # the last rank reassigned a running buffer
         layer = cnorm.SyncBatchNorm(C)
         if rank == size - 1:
