@@ -365,6 +365,16 @@ def channel_mean_residual(x: Array, view: tuple[int, int, int], mean: FloatArray
     return np.where(own, delta, 0.0)
 
 
+def recentre_sums(sum_dy: NDArray[np.float64], sum_dy_xhat: NDArray[np.float64],
+                  invstd: FloatArray, delta: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The backward's sums taken around mean, moved to mean + delta
+    (channel_mean_residual): sum_dy_xhat in place; returns the sum_dy that
+    bn_backward_dx, which centres on mean, takes to give dx around mean +
+    delta (its constant absorbs -a * delta)."""
+    sum_dy_xhat -= invstd * delta * sum_dy
+    return sum_dy - invstd * delta * sum_dy_xhat
+
+
 def channel_preactivation_grad(dy: Array, x: Array, view: tuple[int, int, int], mean: FloatArray,
                                invstd: FloatArray, weight: FloatArray | None,
                                bias: FloatArray | None, activation: str | None,
@@ -671,14 +681,14 @@ def batch_norm_backward(dy: ArrayLike, x: ArrayLike, mean: ArrayLike, invstd: Ar
                                  x.dtype.kind != "f")
     elif delta is not None and mask is None:   # sums around mean, then dx around mean + delta
         _kernels.bn_backward(dyc, xc, N, C, S, mean, invstd, weight, None, sum_dy, sum_dy_xhat)
-        sum_dy_xhat -= invstd * delta * sum_dy
         _kernels.bn_backward_dx(dyc, xc, N, C, S, mean, invstd, weight,
-                                sum_dy - invstd * delta * sum_dy_xhat, sum_dy_xhat, N * S, dx)
+                                recentre_sums(sum_dy, sum_dy_xhat, invstd, delta), sum_dy_xhat,
+                                N * S, dx)
     else:
         _kernels.bn_backward(dyc, xc, N, C, S, mean, invstd, weight, dx, sum_dy, sum_dy_xhat)
     if mask is not None:
         if delta is not None:
-            sum_dy_xhat -= invstd * delta * sum_dy
+            recentre_sums(sum_dy, sum_dy_xhat, invstd, delta)
         masked_input_gradient(dyc, xc, (N, C, S), mean, invstd, weight, sum_dy, sum_dy_xhat,
                               count, dx, m, delta)
     dweight = None if weight is None else sum_dy_xhat.astype(dtype)

@@ -525,6 +525,11 @@ def _check_running_buffer(buffer: object, name: str, shape: tuple[int, ...]) -> 
         raise ValueError(f"{name} must have shape {shape}, got {buffer.shape}")
 
 
+def _check_writable_running(buffer: NDArray[Any], name: str) -> None:
+    if not buffer.flags.writeable:
+        raise ValueError(f"{name} is read-only: the training forward updates it in place")
+
+
 def _batch_counter(value: NDArray[Any]) -> int:
     """num_batches_tracked of a state dict as a Python int in int64's range."""
     v = value.item()
@@ -623,6 +628,7 @@ class _RunningStats(_Layer):
 
     _state_names = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
+    num_features: int
     running_mean: FloatArray | None
     running_var: FloatArray | None
     num_batches_tracked: int | None
@@ -658,6 +664,15 @@ class _RunningStats(_Layer):
             state["num_batches_tracked"] = np.array(self.num_batches_tracked, np.int64)
         return state
 
+    def _check_running_buffers(self) -> None:
+        """The running buffers (reassigned ones too) as a step updates them:
+        float arrays of shape (num_features,), writable; for a caller that
+        must refuse them before its own work (collectives, clipping)."""
+        for name in ("running_mean", "running_var"):
+            buffer = getattr(self, name)
+            _check_running_buffer(buffer, name, (self.num_features,))
+            _check_writable_running(buffer, name)
+
     def _update_running(self, mean: NDArray[np.float64], var: NDArray[np.float64],
                         var_scale: float = 1.0) -> None:
         """One step of the running averages (float64 arithmetic), running_var
@@ -676,9 +691,8 @@ class _RunningStats(_Layer):
                 _check_running_buffer(buffer, name, mean.shape)
             new = ((1.0 - f) * running_mean.astype(np.float64) + f * mean,
                    (1.0 - f) * running_var.astype(np.float64) + f * (var * var_scale))
-        if not (running_mean.flags.writeable and running_var.flags.writeable):
-            name = "running_mean" if not running_mean.flags.writeable else "running_var"
-            raise ValueError(f"{name} is read-only: the training forward updates it in place")
+        _check_writable_running(running_mean, "running_mean")
+        _check_writable_running(running_var, "running_var")
         new_mean, new_var = new
         # Commit: stores only, no Python-level call between them, so a
         # KeyboardInterrupt lands before or after the whole update.
@@ -1151,8 +1165,7 @@ class BatchRenorm(BatchNorm):
             Array, tuple[Array, FloatArray, FloatArray, NDArray[np.float64], NDArray[np.float64]]]:
         count = self._channels(x)
         rmax, dmax = self._clip_limits()
-        for name in ("running_mean", "running_var"):   # read before the update: checked first
-            _check_running_buffer(getattr(self, name), name, (self.num_features,))
+        self._check_running_buffers()   # read before the update: checked first
         y, mean, var, r, d = F.batch_renorm_statistics(
             x, self.weight, self.bias, self.eps, self.axis, None,
             cast(FloatArray, self.running_mean).astype(np.float64),

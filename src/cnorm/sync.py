@@ -23,7 +23,7 @@ from cnorm import functional as F
 from cnorm._typing import Activation, Array, FloatArray
 from cnorm._validate import as_contiguous, as_float_array, same_shape
 from cnorm.activation import activation_code
-from cnorm.layers import BatchNorm, _check_running_buffer
+from cnorm.layers import BatchNorm
 from cnorm.lowp import is_low_precision
 from cnorm.statistics import Moments
 
@@ -310,12 +310,7 @@ class SyncBatchNorm(BatchNorm):
             # functional forward would otherwise make on this rank alone
             self._check_training_state(np.dtype(np.float32) if low else checked.dtype)
             if self.track_running_stats:   # reassigned buffers: refused before the collectives
-                for name in ("running_mean", "running_var"):
-                    buffer = getattr(self, name)
-                    _check_running_buffer(buffer, name, (self.num_features,))
-                    if not buffer.flags.writeable:
-                        raise ValueError(f"{name} is read-only: the training forward updates "
-                                         "it in place")
+                self._check_running_buffers()
         except (TypeError, ValueError) as error:
             problem = error
         self._agree(problem, x_dtype)
@@ -436,12 +431,11 @@ class SyncBatchNorm(BatchNorm):
         sums = np.empty((2, C), np.float64)
         _kernels.bn_backward(dyc, x, N, C, S, mean, invstd, weight, None, sums[0], sums[1])
         sum_dy, sum_dy_xhat = self._gather_rows(sums).sum(axis=0)
-        # x_hat around mean + delta, as the forward (batch_norm_backward's algebra)
-        sum_dy_xhat -= invstd * delta * sum_dy
+        dx_sum_dy = F.recentre_sums(sum_dy, sum_dy_xhat, invstd, delta)   # as the forward
         dx = np.empty_like(x)
         if count:   # else every rank's batch is empty, and so is dx
-            _kernels.bn_backward_dx(dyc, x, N, C, S, mean, invstd, weight,
-                                    sum_dy - invstd * delta * sum_dy_xhat, sum_dy_xhat, count, dx)
+            _kernels.bn_backward_dx(dyc, x, N, C, S, mean, invstd, weight, dx_sum_dy,
+                                    sum_dy_xhat, count, dx)
         if not self.affine:
             return dx, None, None
         return dx, sum_dy_xhat.astype(x.dtype), sum_dy.astype(x.dtype)
